@@ -1,0 +1,3 @@
+from staticreg.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The command line: parse flags, load the Config, call one function. No logic here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from staticreg import __version__
+
+_PATH = click.Path(path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="staticreg")
+def cli() -> None:
+    """Turn a folder of npm tarballs into a static npm registry."""
+
+
+@cli.command("build")
+@click.argument("input_dir", required=False, type=_PATH)
+@click.option("-o", "--output", "output_dir", type=_PATH, help="Folder to write the registry to.")
+@click.option("--base-url", help="URL the registry will be served at, e.g. https://npm.example.com/.")
+@click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file (default: ./staticreg.yml if present).")
+@click.option("--keep-going", is_flag=True, default=None, help="Build without the tarballs that have problems; list them in the report.")
+@click.option("--site/--no-site", default=None, help="Write the browsable HTML site (default: on).")
+@click.option("--index-html/--no-index-html", default=None, help="Also write documents as index.html, for hosts with no configuration (default: on).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), help="Parallel readers (default: one per core).")
+@click.option("--report", "report_file", type=_PATH, help="Where to write the build report (default: OUTPUT.report.json).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def build_command(config_file, quiet, **flags) -> None:
+    """Build a static registry from the tarballs in INPUT_DIR."""
+    from staticreg.build import build
+    from staticreg.config import load_config
+
+    config = load_config(config_file, **flags)
+    report = build(config, show_progress=not quiet)
+    for problem in report.rejected:
+        click.echo(f"rejected: {problem}", err=True)
+    for problem in report.warnings:
+        click.echo(f"warning: {problem}", err=True)
+    if not quiet:
+        rejected = f", {len(report.rejected)} rejected" if report.rejected else ""
+        click.echo(
+            f"Built {report.packages} package{'s' if report.packages != 1 else ''} "
+            f"({report.versions} version{'s' if report.versions != 1 else ''}) from {report.tarballs} "
+            f"tarball{'s' if report.tarballs != 1 else ''}{rejected} into {config.output_dir} "
+            f"in {report.timings['total']:.2f} s. Report: {config.report_path}"
+        )
+
+
+@cli.command("serve")
+@click.argument("input_dir", required=False, type=_PATH)
+@click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file (default: ./staticreg.yml if present).")
+@click.option("--port", type=click.IntRange(0, 65535), default=4873, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--base-url", help="URL clients use (default: the address served).")
+def serve_command(input_dir, config_file, port, base_url) -> None:
+    """Build the registry from INPUT_DIR and serve it on 127.0.0.1."""
+    from staticreg.config import load_config
+    from staticreg.serve import serve
+
+    config = load_config(
+        config_file, require_base_url=False, input_dir=input_dir, base_url=base_url, output_dir=Path(".staticreg-serve")
+    )
+    serve(config, "127.0.0.1", port)
+
+
+@cli.group("server-config")
+def server_config_group() -> None:
+    """Print a web server configuration that serves a built registry."""
+
+
+@server_config_group.command("nginx")
+@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="nginx listen address.")
+@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
+@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@click.option("--standalone", is_flag=True, help="A whole nginx.conf with its own pid, logs and temp files.")
+@click.option("--state-dir", type=_PATH, help="With --standalone: folder for nginx's pid, logs and temp files.")
+@click.option("--user", help="With --standalone, when run as root: the user nginx's workers run as.")
+@click.option("--foreground", is_flag=True, help="With --standalone: daemon off.")
+def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir, user, foreground) -> None:
+    """nginx: JSON types, Accept negotiation, cache headers, %2f."""
+    from staticreg import server_config
+
+    click.echo(
+        server_config.nginx(
+            root, listen=listen, prefix=prefix, document_max_age=document_max_age,
+            standalone=standalone, state_dir=state_dir, user=user, daemon=not foreground,
+        ),
+        nl=False,
+    )  # fmt: skip
+
+
+def main() -> None:
+    try:
+        cli(prog_name="staticreg")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,72 @@
+"""The JSON documents clients read, as plain dicts, and their exact bytes. No I/O."""
+
+from __future__ import annotations
+
+import json
+
+from staticreg.model import HOISTED_FIELDS, Package, Version
+
+MAX_README_CHARS = 64 * 1024
+
+# Per-version fields of the abbreviated ("corgi") document: the public registry's
+# list plus the few that pnpm and bun also read.
+ABBREVIATED_VERSION_FIELDS = (
+    "name", "version", "deprecated", "dependencies", "optionalDependencies", "devDependencies",
+    "bundleDependencies", "peerDependencies", "peerDependenciesMeta", "bin", "directories", "dist",
+    "engines", "cpu", "os", "libc", "funding", "acceptDependencies", "_hasShrinkwrap", "hasInstallScript",
+)  # fmt: skip
+
+
+def packument(package: Package) -> dict:
+    """The full package document: what `npm install` and yarn berry read."""
+    latest = package.latest
+    doc: dict = {"_id": package.name, "name": package.name}
+    for key in HOISTED_FIELDS:
+        if key in latest.manifest:
+            doc[key] = latest.manifest[key]
+    doc["dist-tags"] = package.dist_tags
+    doc["versions"] = {v: entry.manifest for v, entry in package.versions.items()}
+    doc["time"] = {"created": package.created, "modified": package.modified}
+    doc["time"].update((v, entry.time) for v, entry in package.versions.items())
+    doc["modified"] = package.modified
+    readme, readme_file = latest.record.readme, latest.record.readme_filename
+    if readme is not None:
+        doc["readme"] = readme[:MAX_README_CHARS]
+        doc["readmeFilename"] = readme_file
+    return doc
+
+
+def abbreviated(package: Package) -> dict:
+    """The corgi document: what npm's other paths, pnpm, yarn 1 and bun ask for."""
+    return {
+        "name": package.name,
+        "modified": package.modified,
+        "dist-tags": package.dist_tags,
+        "versions": {
+            v: {k: entry.manifest[k] for k in ABBREVIATED_VERSION_FIELDS if k in entry.manifest}
+            for v, entry in package.versions.items()
+        },
+    }
+
+
+def version_document(entry: Version) -> dict:
+    return entry.manifest
+
+
+def dist_tags_document(package: Package) -> dict:
+    return package.dist_tags
+
+
+PING_DOCUMENT: dict = {}
+
+
+def dumps(doc: object) -> bytes:
+    """Compact, deterministic JSON. <, > and & are escaped (still valid JSON) so a
+    document served as HTML by a zero-config host cannot inject markup; lone
+    surrogates from package.json come out as JSON escapes."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    text = (
+        text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    )  # fmt: skip
+    return text.encode("utf-8", errors="backslashreplace")

@@ -1,0 +1,33 @@
+"""The errors a user can cause and fix. Anything else that escapes is a bug."""
+
+from __future__ import annotations
+
+import click
+
+
+class StaticregError(click.ClickException):
+    """Base of every error that is the user's to fix: printed without a traceback, exit 1."""
+
+    exit_code = 1
+
+
+class ConfigError(StaticregError):
+    """The configuration file or the command line is wrong."""
+
+
+class TarballError(StaticregError):
+    """One input tarball cannot be used. `path` names it, `reason` says why."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class BuildError(StaticregError):
+    """The build was refused; `problems` lists every reason, one line each."""
+
+    def __init__(self, summary: str, problems: list[str] | tuple[str, ...] = ()):
+        self.problems = list(problems)
+        lines = [summary] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))

@@ -1,0 +1,306 @@
+"""From tarball records to the registry's packages: pure functions, no I/O.
+
+`normalize_manifest` turns one tarball's package.json into a version manifest the
+way `npm publish` and the public npm registry do. `build_registry` groups the
+versions into packages, sets dist-tags, deprecations and publish times, and
+returns every problem it found instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Iterable, Mapping
+
+from staticreg import layout, names
+from staticreg.config import Config, Override
+from staticreg.reader import TarballRecord
+from staticreg.semver import parse_range, satisfies
+
+DEPENDENCY_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+# Hoisted from the latest version to the top of the package document, as the public registry does.
+HOISTED_FIELDS = (
+    "description", "keywords", "author", "maintainers", "contributors",
+    "repository", "homepage", "bugs", "license",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that stops a tarball (or a setting) from being used."""
+
+    source: str  # a tarball path relative to the input folder, or "staticreg.yml:12"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class Version:
+    name: str
+    version: str
+    manifest: dict  # normalised, with dist
+    record: TarballRecord
+    time: str = ""  # ISO 8601, milliseconds, Z
+    time_source: str = ""  # "config", "remembered", "mtime"
+
+
+@dataclass
+class Package:
+    name: str
+    versions: dict[str, Version]  # in semver order, lowest first
+    dist_tags: dict[str, str]
+    created: str
+    modified: str
+
+    @property
+    def latest(self) -> Version:
+        return self.versions[self.dist_tags["latest"]]
+
+
+@dataclass
+class Registry:
+    packages: dict[str, Package]  # sorted by name
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    duplicates: list[Problem] = field(default_factory=list)
+
+    @property
+    def version_count(self) -> int:
+        return sum(len(p.versions) for p in self.packages.values())
+
+
+def iso_time(when: datetime) -> str:
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _normalize_dependencies(manifest: dict, warnings: list[str]) -> None:
+    for key in DEPENDENCY_FIELDS:
+        if key not in manifest:
+            continue
+        value = manifest[key]
+        if isinstance(value, list):
+            # 2010-era tarballs have arrays here; pnpm drops such versions.
+            manifest[key] = {d: "*" for d in value if isinstance(d, str) and d}
+            if value:
+                warnings.append(f"{key} is a list; read it as {{name: \"*\"}}")
+            continue
+        if not isinstance(value, dict):
+            del manifest[key]
+            warnings.append(f"{key} is not an object; left out")
+            continue
+        bad = [k for k, v in value.items() if not isinstance(v, str)]
+        if bad:
+            manifest[key] = {k: v for k, v in value.items() if isinstance(v, str)}
+            warnings.append(f"{key}: left out entries whose range is not text: {', '.join(sorted(bad))}")
+
+
+def _normalize_bundle(manifest: dict) -> None:
+    if "bundledDependencies" in manifest:
+        legacy = manifest.pop("bundledDependencies")
+        manifest.setdefault("bundleDependencies", legacy)
+    if "bundleDependencies" not in manifest:
+        return
+    value = manifest["bundleDependencies"]
+    if value is True:
+        manifest["bundleDependencies"] = list(manifest.get("dependencies") or {})
+    elif isinstance(value, dict):
+        manifest["bundleDependencies"] = list(value)
+    elif isinstance(value, list):
+        manifest["bundleDependencies"] = [d for d in value if isinstance(d, str)]
+    else:
+        del manifest["bundleDependencies"]
+
+
+def has_install_script(manifest: dict, has_binding_gyp: bool) -> bool:
+    scripts = manifest.get("scripts") if isinstance(manifest.get("scripts"), dict) else {}
+    if any(scripts.get(s) for s in INSTALL_SCRIPTS):
+        return True
+    # npm runs `node-gyp rebuild` for a binding.gyp when no install script is given.
+    return has_binding_gyp and manifest.get("gypfile") is not False
+
+
+def normalize_manifest(record: TarballRecord, base_url: str) -> tuple[str, str, dict, list[str]]:
+    """(name, version, version manifest, warnings); raises names.NameProblem or layout.UnsafePath."""
+    raw = record.manifest
+    warnings = names.check_name(raw.get("name"))
+    name = raw["name"]
+    layout.package_dir(name)
+    version = names.clean_version(raw.get("version"))
+    if version != raw["version"]:
+        warnings.append(f"version {raw['version']!r} read as {version!r}")
+    manifest = {k: v for k, v in raw.items() if not k.startswith("_")}
+    manifest["name"] = name
+    manifest["version"] = version
+    manifest.pop("readme", None)
+    manifest.pop("readmeFilename", None)
+    manifest.pop("dist", None)
+    if "deprecated" in manifest and not (isinstance(manifest["deprecated"], str) and manifest["deprecated"]):
+        del manifest["deprecated"]
+    _normalize_dependencies(manifest, warnings)
+    _normalize_bundle(manifest)
+    manifest["_id"] = f"{name}@{version}"
+    manifest["hasInstallScript"] = has_install_script(manifest, record.has_binding_gyp)
+    manifest["_hasShrinkwrap"] = record.has_shrinkwrap
+    manifest["dist"] = {
+        "integrity": record.integrity,
+        "shasum": record.shasum,
+        "tarball": layout.tarball_url(base_url, name, version),
+        "fileCount": record.file_count,
+        "unpackedSize": record.unpacked_size,
+    }
+    return name, version, manifest, warnings
+
+
+_FILENAME = re.compile(r"^(?P<stem>.+?)-v?\d+\.\d+\.\d+.*\.(tgz|tar\.gz|tar)$")
+
+
+def filename_warning(source: str, name: str) -> str | None:
+    """Warn when a file is named after another package (other names are fine)."""
+    match = _FILENAME.match(PurePosixPath(source).name)
+    if not match:
+        return None
+    stem = match.group("stem")
+    expected = {name, name.rpartition("/")[2], name.lstrip("@").replace("/", "-")}
+    if stem in expected:
+        return None
+    return f"the file name suggests package {stem!r} but package.json says {name!r}"
+
+
+def pick_latest(versions: Iterable[str]) -> str:
+    ordered = sorted(versions, key=names.version_key)
+    stable = [v for v in ordered if not names.is_prerelease(v)]
+    return (stable or ordered)[-1]
+
+
+def publish_time(
+    key: str, record: TarballRecord, overrides: Mapping[str, datetime], remembered: Mapping[str, str], now: datetime
+) -> tuple[str, str]:
+    """The publish time of name@version and where it came from; never in the future."""
+    if key in overrides:
+        return iso_time(overrides[key]), "config"
+    if key in remembered:
+        return remembered[key], "remembered"
+    mtime = datetime.fromtimestamp(record.mtime, tz=timezone.utc)
+    return iso_time(min(mtime, now)), "mtime"
+
+
+def build_registry(
+    records: Iterable[TarballRecord],
+    config: Config,
+    remembered: Mapping[str, str],
+    now: datetime,
+) -> Registry:
+    """Group records into packages. Problems are collected, never raised."""
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    duplicates: list[Problem] = []
+    by_key: dict[tuple[str, str], Version] = {}
+    conflicts: dict[tuple[str, str], list[str]] = {}
+
+    for record in sorted(records, key=lambda r: r.source):
+        warnings += [Problem(record.source, w) for w in record.warnings]
+        try:
+            name, version, manifest, notes = normalize_manifest(record, config.base_url)
+        except (names.NameProblem, layout.UnsafePath) as exc:
+            problems.append(Problem(record.source, str(exc)))
+            continue
+        warnings += [Problem(record.source, n) for n in notes]
+        hint = filename_warning(record.source, name)
+        if hint:
+            warnings.append(Problem(record.source, hint))
+        key = (name, version)
+        if key in by_key:
+            first = by_key[key].record
+            if first.integrity == record.integrity:
+                duplicates.append(Problem(record.source, f"same bytes as {first.source}; used once"))
+            else:
+                conflicts.setdefault(key, [first.source]).append(record.source)
+            continue
+        by_key[key] = Version(name, version, manifest, record)
+
+    for (name, version), sources in conflicts.items():
+        del by_key[(name, version)]
+        for source in sources:
+            others = ", ".join(s for s in sources if s != source)
+            problems.append(
+                Problem(source, f"{name}@{version} is also in {others} with different bytes; keep one of them")
+            )
+
+    grouped: dict[str, dict[str, Version]] = {}
+    for (name, version), entry in by_key.items():
+        grouped.setdefault(name, {})[version] = entry
+
+    folded: dict[str, list[str]] = {}
+    for name in grouped:
+        folded.setdefault(name.lower(), []).append(name)
+    for clash in (sorted(v) for v in folded.values() if len(v) > 1):
+        for name in clash:
+            for entry in grouped.pop(name).values():
+                problems.append(
+                    Problem(
+                        entry.record.source,
+                        f"package names {', '.join(repr(n) for n in clash)} differ only in case; "
+                        "they would collide on case-insensitive disks",
+                    )
+                )
+
+    overrides = {f"{o.name}@{o.version}": o for o in config.publish_times}
+    override_times = {k: o.time for k, o in overrides.items()}
+    for key, override in overrides.items():
+        if override.time > now:
+            problems.append(Problem(override.where, f"publish_times.{key}: the time is in the future"))
+        elif override.name in grouped and override.version not in grouped[override.name]:
+            warnings.append(Problem(override.where, f"publish_times.{key}: no such version in the input"))
+
+    packages: dict[str, Package] = {}
+    for name in sorted(grouped):
+        entries = grouped[name]
+        ordered = {v: entries[v] for v in sorted(entries, key=names.version_key)}
+        for version, entry in ordered.items():
+            entry.time, entry.time_source = publish_time(
+                f"{name}@{version}", entry.record, override_times, remembered, now
+            )
+        times = [e.time for e in ordered.values()]
+        packages[name] = Package(
+            name=name,
+            versions=ordered,
+            dist_tags={"latest": pick_latest(ordered)},
+            created=min(times),
+            modified=max(times),
+        )
+
+    _apply_dist_tags(packages, config.dist_tags, problems)
+    _apply_deprecations(packages, config.deprecations, warnings)
+    for package in packages.values():
+        package.dist_tags = dict(sorted(package.dist_tags.items(), key=lambda kv: (kv[0] != "latest", kv[0])))
+    return Registry(packages=packages, problems=problems, warnings=warnings, duplicates=duplicates)
+
+
+def _apply_dist_tags(packages: dict[str, Package], overrides: Iterable[Override], problems: list[Problem]) -> None:
+    for o in overrides:
+        package = packages.get(o.name)
+        if package is None:
+            problems.append(Problem(o.where, f"dist_tags: there is no package {o.name!r} in the input"))
+        elif o.version not in package.versions:
+            problems.append(
+                Problem(o.where, f"dist_tags: {o.name} has no version {o.version} for tag {o.tag!r}")
+            )
+        else:
+            package.dist_tags[o.tag] = o.version
+
+
+def _apply_deprecations(packages: dict[str, Package], overrides: Iterable[Override], warnings: list[Problem]) -> None:
+    for o in overrides:
+        package = packages.get(o.name)
+        spec = parse_range(o.range)
+        matched = [v for v in package.versions if satisfies(v, spec)] if package else []
+        if not matched:
+            warnings.append(Problem(o.where, f"deprecations: {o.name}@{o.range} matches no version in the input"))
+        for version in matched:
+            package.versions[version].manifest["deprecated"] = o.message

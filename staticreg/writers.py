@@ -1,0 +1,37 @@
+"""Write the registry's documents for a model into a staging folder."""
+
+from __future__ import annotations
+
+from staticreg import documents, layout
+from staticreg.config import Config
+from staticreg.model import Package, Registry
+from staticreg.output import Staging
+
+
+def write_documents(registry: Registry, staging: Staging, config: Config) -> None:
+    staging.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
+    if config.index_html:
+        staging.write(layout.NOJEKYLL, b"")  # GitHub Pages: serve folders starting with _ as they are
+    for package in registry.packages.values():
+        write_package(package, staging, config)
+
+
+def write_package(package: Package, staging: Staging, config: Config) -> None:
+    name = package.name
+    full = layout.packument_path(name)
+    staging.write(full, documents.dumps(documents.packument(package)))
+    staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package)))
+    staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
+    paths = [full]
+    for version, entry in package.versions.items():
+        path = layout.version_document_path(name, version)
+        staging.write(path, documents.dumps(documents.version_document(entry)))
+        paths.append(path)
+    for tag, version in package.dist_tags.items():
+        if tag not in package.versions:
+            path = layout.version_document_path(name, tag)
+            staging.write(path, documents.dumps(documents.version_document(package.versions[version])))
+            paths.append(path)
+    if config.index_html:
+        for path in paths:
+            staging.link(path, layout.zero_config_copy(path))
