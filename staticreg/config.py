@@ -89,11 +89,11 @@ _KEYS = {
 class _Problems:
     def __init__(self, file_label: str):
         self.file_label = file_label
-        self.items: list[str] = []
+        self.items: list[tuple[int, str]] = []
 
     def add(self, line: int | None, key: str, message: str) -> None:
         where = f"{self.file_label}:{line}" if line else self.file_label
-        self.items.append(f"{where}: {key}: {message}")
+        self.items.append((line or 0, f"{where}: {key}: {message}"))
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
@@ -228,7 +228,7 @@ def load_config(config_file: Path | None = None, require_base_url: bool = True, 
         if not isinstance(value, str) or not value:
             problems.add(lines.get(key), key, "expected a path")
             return None
-        return base / value
+        return Path(os.path.normpath(base / value))
 
     def bool_setting(key: str, default: bool) -> bool:
         value = get(key, default)
@@ -297,7 +297,7 @@ def load_config(config_file: Path | None = None, require_base_url: bool = True, 
         count = len(problems.items)
         raise ConfigError(
             f"{count} configuration problem{'s' if count > 1 else ''}:\n"
-            + "\n".join(f"  {p}" for p in problems.items)
+            + "\n".join(f"  {text}" for _, text in sorted(problems.items, key=lambda item: item[0]))
         )
     return config
 

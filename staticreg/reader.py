@@ -171,14 +171,14 @@ def _check_member(member: tarfile.TarInfo, root: str | None) -> tuple[str, str]:
             f"member {name!r} is under './': npm, pnpm, yarn 1 and bun would install the files "
             "one folder too deep; repack it with npm pack",
         )
+    if len(parts) == 1 and not member.isdir():
+        raise TarballError("", f"member {name!r} is not inside a folder; clients would drop it")
     if root is not None and parts[0] != root:
         raise TarballError(
             "",
             f"the tarball has more than one top-level folder ({root!r} and {parts[0]!r}); "
             "clients strip the first folder of every member, so repack it with npm pack",
         )
-    if len(parts) == 1 and not member.isdir():
-        raise TarballError("", f"member {name!r} is not inside a folder; clients would drop it")
     if member.ischr() or member.isblk() or member.isfifo():
         raise TarballError("", f"member {name!r} is a device or a fifo")
     inner = "/".join(parts[1:])

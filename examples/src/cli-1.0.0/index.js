@@ -1,0 +1,3 @@
+const greet = require("@demo/greet");
+const { shout } = require("demo-utils");
+exports.greetLoudly = (name) => shout(greet(name));

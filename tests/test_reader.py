@@ -1,0 +1,232 @@
+import base64
+import gzip
+import hashlib
+import os
+import tarfile
+
+import pytest
+
+from conftest import file_member, make_tarball, tar_bytes
+from staticreg import reader
+from staticreg.errors import TarballError
+
+MANIFEST = {"name": "demo", "version": "1.0.0"}
+
+
+def read(path, copy_to=None):
+    return reader.read_tarball(path, path.name, copy_to)
+
+
+def link_member(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def special_member(name, kind):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    return info, None
+
+
+def test_reads_manifest_hashes_and_counts(tarballs, tmp_path):
+    path = make_tarball(tarballs, MANIFEST, {"index.js": "x", "lib/a.js": "yy", "README.md": "# Demo"})
+    copy = tmp_path / "copy.tgz"
+    record = read(path, copy)
+    data = path.read_bytes()
+    assert record.manifest == MANIFEST
+    assert record.shasum == hashlib.sha1(data).hexdigest()
+    assert record.integrity == "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    assert record.size == len(data)
+    assert copy.read_bytes() == data
+    assert record.file_count == 4
+    assert record.unpacked_size == len(b'{\n  "name": "demo",\n  "version": "1.0.0"\n}') + 1 + 2 + 6
+    assert record.readme == "# Demo"
+    assert record.readme_filename == "README.md"
+    assert not record.has_binding_gyp and not record.has_shrinkwrap
+    assert record.mtime == os.stat(path).st_mtime
+
+
+def test_plain_tar_is_accepted_and_hashed_as_is(tarballs):
+    path = make_tarball(tarballs, MANIFEST, compress=False)
+    record = read(path)
+    assert record.manifest["name"] == "demo"
+    assert record.shasum == hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_any_single_root_folder_name_works_and_decoys_are_ignored(tarballs):
+    decoys = {
+        "lib/support/package.json": '{"name": "nested", "version": "9.9.9"}',
+        "._package.json": "\x00\x05\x16\x07 AppleDouble",
+    }
+    path = make_tarball(tarballs, MANIFEST, decoys, root="1289345009202-0.32962723495438695")
+    assert read(path).manifest == MANIFEST
+
+
+def test_bom_is_stripped(tarballs):
+    path = make_tarball(tarballs, b"\xef\xbb\xbf" + b'{"name": "demo", "version": "1.0.0"}', filename="bom.tgz")
+    assert read(path).manifest == MANIFEST
+
+
+def test_binding_gyp_and_shrinkwrap_at_the_root_are_noticed(tarballs):
+    path = make_tarball(tarballs, MANIFEST, {"binding.gyp": "{}", "npm-shrinkwrap.json": "{}"})
+    record = read(path)
+    assert record.has_binding_gyp and record.has_shrinkwrap
+
+
+def test_nested_binding_gyp_does_not_count(tarballs):
+    path = make_tarball(tarballs, MANIFEST, {"deps/binding.gyp": "{}"})
+    assert not read(path).has_binding_gyp
+
+
+def test_readme_prefers_markdown_and_is_capped(tarballs, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_README_BYTES", 10)
+    path = make_tarball(tarballs, MANIFEST, {"readme.txt": "plain", "Readme.markdown": "m" * 50, "README.md": "x" * 50})
+    record = read(path)
+    assert record.readme_filename == "README.md"
+    assert record.readme == "x" * 10
+
+
+def test_links_inside_the_package_give_a_warning(tarballs):
+    path = make_tarball(tarballs, MANIFEST, {"lib/a.js": "a"}, extra=[link_member("package/index.js", "lib/a.js")])
+    assert "link" in read(path).warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ([file_member("/etc/passwd", b"x")], "absolute path"),
+        ([file_member("package/../../evil", b"x")], "'..'"),
+        ([file_member("./package/index.js", b"x")], "under './'"),
+        ([file_member("other/index.js", b"x")], "more than one top-level folder"),
+        ([file_member("toplevel.js", b"x")], "not inside a folder"),
+        ([link_member("package/evil", "../../etc/passwd")], "points outside"),
+        ([link_member("package/evil", "/etc/passwd")], "points outside"),
+        ([link_member("package/evil", "../other/x", tarfile.LNKTYPE)], "points outside"),
+        ([special_member("package/dev", tarfile.CHRTYPE)], "device or a fifo"),
+        ([special_member("package/fifo", tarfile.FIFOTYPE)], "device or a fifo"),
+    ],
+)
+def test_unsafe_or_broken_members_are_refused(tarballs, extra, reason):
+    path = make_tarball(tarballs, MANIFEST, extra=extra)
+    with pytest.raises(TarballError, match=reason) as info:
+        read(path)
+    assert info.value.path == path.name
+
+
+def test_dot_slash_package_root_is_refused(tarballs):
+    path = make_tarball(tarballs, MANIFEST, root="./package")
+    with pytest.raises(TarballError, match="under './'"):
+        read(path)
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_package_json_as_a_link_is_refused(tarballs, kind):
+    path = make_tarball(
+        tarballs, None, {"real.json": '{"name":"demo","version":"1.0.0"}'},
+        extra=[link_member("package/package.json", "real.json" if kind == tarfile.SYMTYPE else "package/real.json", kind)],
+        filename="link.tgz",
+    )  # fmt: skip
+    with pytest.raises(TarballError, match="package.json is a link"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"text"', "not a JSON object"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply|not valid JSON"),
+        (b'{"name": "demo", "version": NaN}', "not valid JSON"),
+    ],
+)
+def test_bad_package_json_is_refused(tarballs, content, reason):
+    path = make_tarball(tarballs, content, filename="bad.tgz")
+    with pytest.raises(TarballError, match=reason):
+        read(path)
+
+
+def test_missing_package_json(tarballs):
+    path = make_tarball(tarballs, None, {"index.js": "x"}, filename="nojson.tgz")
+    with pytest.raises(TarballError, match="no package.json"):
+        read(path)
+
+
+def test_huge_package_json_is_refused_before_reading(tarballs, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_PACKAGE_JSON_BYTES", 100)
+    path = make_tarball(tarballs, {"name": "demo", "version": "1.0.0", "pad": "x" * 200})
+    with pytest.raises(TarballError, match="larger than"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"hello, this is not a tarball at all" * 20, "not a valid tar"),
+        (b"\x1f\x8b\x08\x00garbage", "gzip|tar"),
+    ],
+)
+def test_not_a_tarball(tarballs, data, reason):
+    path = tarballs / "x.tgz"
+    path.write_bytes(data)
+    with pytest.raises(TarballError, match=reason):
+        read(path)
+
+
+def test_truncated_gzip_is_refused(tarballs):
+    good = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
+    data = good.read_bytes()
+    for cut in (len(data) // 2, len(data) - 4):
+        path = tarballs / f"cut-{cut}.tgz"
+        path.write_bytes(data[:cut])
+        with pytest.raises(TarballError, match="truncated|tar|gzip"):
+            read(path)
+
+
+def test_trailing_garbage_after_gzip_is_a_warning(tarballs):
+    path = make_tarball(tarballs, MANIFEST)
+    path.write_bytes(path.read_bytes() + b"GARBAGE")
+    record = read(path)
+    assert any("after the end of the gzip" in w for w in record.warnings)
+    assert record.shasum == hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def test_gzip_bomb_is_refused_quickly(tarballs, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_UNPACKED_BYTES", 10 * 1024**2)
+    raw = tar_bytes([file_member("package/package.json", b'{"name":"demo","version":"1.0.0"}'),
+                     file_member("package/zeros", b"\0" * (50 * 1024**2))])  # fmt: skip
+    path = tarballs / "bomb.tgz"
+    path.write_bytes(gzip.compress(raw, compresslevel=9))
+    assert path.stat().st_size < 200_000
+    with pytest.raises(TarballError, match="expands to more than"):
+        read(path)
+
+
+def test_too_many_members_is_refused(tarballs, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_MEMBERS", 50)
+    path = make_tarball(tarballs, MANIFEST, {f"f{i}.js": "" for i in range(60)})
+    with pytest.raises(TarballError, match="more than 50 members"):
+        read(path)
+
+
+def test_a_folder_named_like_a_tarball(tarballs):
+    folder = tarballs / "x.tgz"
+    folder.mkdir()
+    with pytest.raises(TarballError, match="folder"):
+        read(folder)
+
+
+def test_unreadable_file(tarballs, monkeypatch):
+    # Root reads any file whatever its mode, so the refusal is injected where open() is called.
+    path = make_tarball(tarballs, MANIFEST)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reader, "open", refuse, raising=False)
+    with pytest.raises(TarballError, match="permission denied"):
+        read(path)
