@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tarball
+from tests.conftest import make_tarball
 from staticreg import times
 from staticreg.build import build
 from staticreg.errors import BuildError

@@ -1,7 +1,7 @@
 import json
 
 from staticreg import documents
-from test_model import record, registry
+from tests.test_model import record, registry
 
 
 def package(**kw):

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from conftest import file_member, make_tarball, tar_bytes
+from tests.conftest import file_member, make_tarball, tar_bytes
 from staticreg import reader
 from staticreg.errors import TarballError
 

@@ -1,0 +1,188 @@
+"""npm installs from a registry that staticreg built, served by real nginx and by
+python -m http.server on 127.0.0.1, with no other registry reachable."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.npm import Npm, make_project, pack
+from tests.e2e.servers import fetch, free_port, start_http_server, start_nginx
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "packages"
+OLD = 1_600_000_000
+CORGI_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+PROJECT_DEPS = {"demo-cli": "^1.0.0", "@fixture/hello": "^1.0.0", "fixture-pre": "next"}
+
+
+def make_input(folder: Path, scratch: Path) -> Path:
+    """The examples plus packages this test packs itself with npm pack."""
+    folder.mkdir(parents=True)
+    for tarball in EXAMPLES.glob("*.tgz"):
+        shutil.copy2(tarball, folder)
+    shutil.copy2(EXAMPLES / "staticreg-times.json", folder)
+    pack(scratch / "hello", folder,
+         {"name": "@fixture/hello", "version": "1.0.0", "bin": {"fixture-hello": "cli.js"},
+          "dependencies": {"demo-utils": "1.0.0"}},
+         {"cli.js": "#!/usr/bin/env node\nconsole.log(require('demo-utils').shout('fixture'))\n"})  # fmt: skip
+    for version in ("1.0.0", "2.0.0-beta.1"):
+        pack(scratch / f"pre-{version}", folder, {"name": "fixture-pre", "version": version},
+             {"index.js": f"module.exports = '{version}'\n"})  # fmt: skip
+    for tarball in folder.glob("fixture-*.tgz"):
+        os.utime(tarball, (OLD, OLD))
+    return folder
+
+
+def build(input_dir: Path, output: Path, base_url: str, scratch: Path) -> None:
+    config = scratch / f"staticreg-{output.name}.yml"
+    config.write_text(f"""
+input: {input_dir}
+output: {output}
+base_url: {base_url}
+dist_tags:
+  demo-utils:
+    next: "2.0.0-beta.1"
+  fixture-pre:
+    next: "2.0.0-beta.1"
+deprecations:
+  "demo-utils@1.0.0": "demo-utils 1.0.0 has a bug in shout(); use 1.1.0 or later"
+""")
+    result = subprocess.run([sys.executable, "-m", "staticreg", "build", "-c", str(config)],
+                            capture_output=True, text=True, cwd=scratch)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def input_dir(scratch) -> Path:
+    return make_input(scratch / "input", scratch / "src")
+
+
+@pytest.fixture(scope="module")
+def nginx(scratch, input_dir):
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/"
+    output = scratch / "registry"
+    build(input_dir, output, base_url, scratch)
+    server = start_nginx(output, scratch / "nginx", port)
+    yield server, output
+    server.stop()
+
+
+def resolved_version(name: str, from_dir: Path) -> str:
+    """The version Node itself loads for `name` from `from_dir`, whatever the layout."""
+    script = f"require(require.resolve({json.dumps(name + '/package.json')}, {{paths: [{json.dumps(str(from_dir))}]}})).version"
+    return subprocess.run(["node", "-p", script], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def check_installed(project: Path, result: subprocess.CompletedProcess) -> None:
+    modules = project / "node_modules"
+    assert resolved_version("demo-cli", project) == "1.0.0"
+    assert resolved_version("demo-utils", modules / "demo-cli") == "1.2.0"  # ^1.1.0: highest stable
+    assert resolved_version("@demo/greet", modules / "demo-cli") == "1.0.0"  # scoped
+    assert resolved_version("fixture-pre", project) == "2.0.0-beta.1"  # a prerelease reached by its tag
+    assert resolved_version("demo-utils", modules / "@fixture/hello") == "1.0.0"  # exact, deprecated
+    bin_out = subprocess.run([str(modules / ".bin/demo-hello"), "npm"], capture_output=True, text=True)
+    assert bin_out.stdout.strip() == "HELLO, NPM!!"
+    assert "deprecated demo-utils@1.0.0: demo-utils 1.0.0 has a bug in shout()" in result.stderr
+
+
+def test_npm_installs_from_nginx(nginx, scratch):
+    server, _ = nginx
+    npm = Npm(scratch / "npm-nginx", server.url())
+    project = make_project(scratch / "project-nginx", PROJECT_DEPS)
+    result = npm.run("install", "--no-audit", cwd=project)
+    check_installed(project, result)
+    lock = json.loads((project / "package-lock.json").read_text())
+    resolved = [p["resolved"] for k, p in lock["packages"].items() if k]
+    assert resolved and all(r.startswith(server.url()) for r in resolved)
+    log = server.log.read_text()
+    assert "GET /@demo%2fgreet " in log and "GET /@demo/greet/-/greet-1.0.0.tgz " in log
+
+
+def test_npm_view_shows_what_hashlib_computes(nginx, scratch):
+    server, _ = nginx
+    npm = Npm(scratch / "npm-view", server.url())
+    view = json.loads(npm.run("view", "demo-utils", "--json", cwd=scratch).stdout)
+    assert view["versions"] == ["1.0.0", "1.1.0", "1.2.0", "2.0.0-beta.1"]
+    assert view["dist-tags"] == {"latest": "1.2.0", "next": "2.0.0-beta.1"}
+    data = (EXAMPLES / "demo-utils-1.2.0.tgz").read_bytes()
+    assert view["dist"]["integrity"] == "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    assert view["dist"]["shasum"] == hashlib.sha1(data).hexdigest()
+    assert view["time"]["1.0.0"] == "2025-01-10T10:00:00.000Z"
+    scoped = json.loads(npm.run("view", "@demo/greet@1.0.0", "dist", "--json", cwd=scratch).stdout)
+    greet = (EXAMPLES / "demo-greet-1.0.0.tgz").read_bytes()
+    assert scoped["shasum"] == hashlib.sha1(greet).hexdigest()
+
+
+def test_npm_ping_and_dist_tag_ls(nginx, scratch):
+    server, _ = nginx
+    npm = Npm(scratch / "npm-misc", server.url())
+    npm.run("ping", cwd=scratch)
+    tags = npm.run("dist-tag", "ls", "demo-utils", cwd=scratch).stdout
+    assert tags.split("\n")[:2] == ["latest: 1.2.0", "next: 2.0.0-beta.1"]
+    scoped = npm.run("dist-tag", "ls", "@demo/greet", cwd=scratch).stdout
+    assert scoped.strip() == "latest: 1.0.0"
+
+
+def test_nginx_serves_documents_as_the_protocol_needs(nginx):
+    server, output = nginx
+    full = (output / "@demo/greet/index.json").read_bytes()
+    for path in ("/@demo%2fgreet", "/@demo%2Fgreet", "/@demo/greet"):
+        status, headers, body = fetch(server.url(path))
+        assert (status, body) == (200, full), path
+        assert headers["content-type"] == "application/json"
+        assert headers["cache-control"] == "public, max-age=0, must-revalidate"
+        assert "Accept" in headers["vary"] and headers["etag"] and headers["last-modified"]
+    status, headers, body = fetch(server.url("/@demo%2Fgreet"), accept=CORGI_ACCEPT)
+    assert status == 200 and headers["content-type"] == "application/vnd.npm.install-v1+json"
+    assert "time" not in json.loads(body) and json.loads(body)["dist-tags"] == {"latest": "1.0.0"}
+    status, headers, _ = fetch(server.url("/@demo%2fgreet/-/greet-1.0.0.tgz"))
+    assert status == 200 and headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert fetch(server.url("/-/ping"))[2] == b"{}"
+    assert fetch(server.url("/nope"))[0] == 404
+    assert fetch(server.url("/demo-utils/1.1.0"))[0] == 200
+
+
+def test_npm_installs_under_a_path_prefix(scratch, input_dir):
+    port = free_port()
+    output = scratch / "registry-prefix"
+    build(input_dir, output, f"http://127.0.0.1:{port}/npm/", scratch)
+    server = start_nginx(output, scratch / "nginx-prefix", port, prefix="/npm/")
+    try:
+        assert fetch(server.url("/demo-cli"))[0] == 404
+        npm = Npm(scratch / "npm-prefix", server.url("/npm/"))
+        project = make_project(scratch / "project-prefix", PROJECT_DEPS)
+        check_installed(project, npm.run("install", "--no-audit", cwd=project))
+    finally:
+        server.stop()
+
+
+def test_npm_installs_from_plain_http_server(scratch, input_dir):
+    """python -m http.server knows nothing of npm: the index.html copies carry it."""
+    port = free_port()
+    output = scratch / "registry-plain"
+    build(input_dir, output, f"http://127.0.0.1:{port}/", scratch)
+    server = start_http_server(output, port)
+    try:
+        npm = Npm(scratch / "npm-plain", server.url())
+        project = make_project(scratch / "project-plain", PROJECT_DEPS)
+        check_installed(project, npm.run("install", "--no-audit", cwd=project))
+        npm.run("ping", cwd=scratch)
+    finally:
+        server.stop()

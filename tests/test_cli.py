@@ -1,0 +1,63 @@
+import json
+
+from click.testing import CliRunner
+
+from tests.conftest import make_tarball
+from staticreg.cli import cli
+
+
+def run(*args, cwd=None):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_build_prints_a_summary(tarballs, tmp_path):
+    make_tarball(tarballs, {"name": "a", "version": "1.0.0"})
+    out = tmp_path / "out"
+    result = run("build", str(tarballs), "-o", str(out), "--base-url", "http://r.test")
+    assert result.exit_code == 0, result.output
+    assert "Built 1 package (1 version) from 1 tarball" in result.stdout
+    assert json.loads((out / "a/index.json").read_bytes())["versions"]["1.0.0"]["dist"]["tarball"] == "http://r.test/a/-/a-1.0.0.tgz"
+
+
+def test_bad_tarballs_exit_1_naming_each_file_without_traceback(tarballs, tmp_path):
+    (tarballs / "one.tgz").write_bytes(b"junk")
+    make_tarball(tarballs, {"name": "UPPER CASE", "version": "1"}, filename="two.tgz")
+    result = run("build", str(tarballs), "-o", str(tmp_path / "out"), "--base-url", "http://r.test/")
+    assert result.exit_code == 1
+    assert "one.tgz: not a valid tar archive" in result.stderr
+    assert "two.tgz: the package name 'UPPER CASE' has characters" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_keep_going_exits_0_and_lists_rejects(tarballs, tmp_path):
+    (tarballs / "one.tgz").write_bytes(b"junk")
+    make_tarball(tarballs, {"name": "a", "version": "1.0.0"})
+    result = run("build", str(tarballs), "-o", str(tmp_path / "out"), "--base-url", "http://r.test/", "--keep-going")
+    assert result.exit_code == 0
+    assert "rejected: one.tgz: not a valid tar archive" in result.stderr
+    assert "1 rejected" in result.stdout
+
+
+def test_missing_base_url_is_explained(tarballs, tmp_path):
+    result = run("build", str(tarballs), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "no base URL: give --base-url" in result.stderr
+
+
+def test_config_file_and_flags(tarballs, tmp_path):
+    make_tarball(tarballs, {"name": "a", "version": "1.0.0"})
+    config = tmp_path / "staticreg.yml"
+    config.write_text(f"input: {tarballs}\noutput: out\nbase_url: http://from-file.test/\n")
+    result = run("build", "-c", str(config), "--base-url", "http://from-flag.test/", "-q")
+    assert result.exit_code == 0 and result.stdout == ""
+    doc = json.loads((tmp_path / "out/a/index.json").read_bytes())
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"].startswith("http://from-flag.test/")
+
+
+def test_nginx_config_command(tmp_path):
+    result = run("server-config", "nginx", "--root", str(tmp_path), "--prefix", "/npm/")
+    assert result.exit_code == 0 and "location ~ ^/npm(?<staticreg_path>/.*)?$" in result.stdout
+
+
+def test_version():
+    assert run("--version").stdout.startswith("staticreg, version ")
