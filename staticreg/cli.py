@@ -57,13 +57,19 @@ def build_command(config_file, quiet, **flags) -> None:
 @click.option("--base-url", help="URL clients use (default: the address served).")
 def serve_command(input_dir, config_file, port, base_url) -> None:
     """Build the registry from INPUT_DIR and serve it on 127.0.0.1."""
-    from staticreg.config import load_config
+    from dataclasses import replace
+
+    from staticreg.config import check_base_url, load_config
     from staticreg.serve import serve
 
-    config = load_config(
-        config_file, require_base_url=False, input_dir=input_dir, base_url=base_url, output_dir=Path(".staticreg-serve")
-    )
-    serve(config, "127.0.0.1", port)
+    config = load_config(config_file, require_base_url=False, input_dir=input_dir, output_dir=Path(".staticreg-serve"))
+    # The configured base_url is where the registry is hosted in production; the
+    # dev server's documents must point at the dev server instead.
+    try:
+        base_url = check_base_url(base_url) if base_url else ""
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--base-url") from None
+    serve(replace(config, base_url=base_url), "127.0.0.1", port)
 
 
 @cli.group("server-config")

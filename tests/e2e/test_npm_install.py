@@ -186,3 +186,24 @@ def test_npm_installs_from_plain_http_server(scratch, input_dir):
         npm.run("ping", cwd=scratch)
     finally:
         server.stop()
+
+
+def test_npm_installs_from_staticreg_serve(scratch, input_dir):
+    """The dev server answers as the nginx configuration does."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch,
+    )  # fmt: skip
+    try:
+        banner = process.stdout.readline()
+        assert banner.startswith(f"Serving 5 packages (9 versions) at http://127.0.0.1:{port}/"), banner
+        status, headers, body = fetch(f"http://127.0.0.1:{port}/@demo%2Fgreet", accept=CORGI_ACCEPT)
+        assert status == 200 and headers["content-type"] == "application/vnd.npm.install-v1+json"
+        npm = Npm(scratch / "npm-serve", f"http://127.0.0.1:{port}/")
+        project = make_project(scratch / "project-serve", {"demo-cli": "^1.0.0", "fixture-pre": "2.0.0-beta.1"})
+        npm.run("install", "--no-audit", cwd=project)
+        assert resolved_version("demo-utils", project / "node_modules/demo-cli") == "1.2.0"
+    finally:
+        process.terminate()
+        process.wait(10)
