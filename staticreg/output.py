@@ -20,13 +20,15 @@ import tempfile
 from pathlib import Path
 
 from staticreg.errors import BuildError
-from staticreg.layout import safe_join
+from staticreg.layout import PING, safe_join
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
+# Every registry staticreg writes has this file; an output folder without it is someone else's.
+MARKER = PING
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -89,6 +91,11 @@ class Staging:
             raise BuildError(f"cannot create the output's parent folder {parent}: {exc.strerror or exc}") from None
         if self.output.exists() and not self.output.is_dir():
             raise BuildError(f"the output {self.output} exists and is not a folder")
+        if self.output.is_dir() and any(self.output.iterdir()) and not (self.output / MARKER).is_file():
+            raise BuildError(
+                f"the output {self.output} is a folder with other content (it has no {MARKER}, so staticreg "
+                "did not build it); a build replaces the whole folder, so choose a new or empty one"
+            )
         self._lock()
         self._recover()
         for stale in parent.glob(f".{self.output.name}.staticreg-staging-*"):

@@ -187,3 +187,16 @@ def test_discovery_skips_output_and_refuses_odd_entries(tarballs, make_config, t
 def test_missing_input_folder(tmp_path, make_config):
     with pytest.raises(BuildError, match="does not exist"):
         build(make_config(tmp_path / "nope"), show_progress=False)
+
+
+def test_a_folder_staticreg_did_not_build_is_never_replaced(tarballs, make_config, tmp_path):
+    make_set(tarballs)
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    with pytest.raises(BuildError, match="other content"):
+        build(make_config(tarballs, output_dir=precious), show_progress=False)
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert build(make_config(tarballs, output_dir=empty), show_progress=False).packages == 2
