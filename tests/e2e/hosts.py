@@ -1,0 +1,95 @@
+"""The hosts of the client x host matrix, each started for real on 127.0.0.1 with
+the configuration staticreg writes: nginx, Apache httpd, Caddy, python -m
+http.server, and moto's S3-compatible server filled by `staticreg deploy`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from staticreg import server_config
+from tests.e2e.servers import Server, start_http_server, start_nginx, wait_for
+
+APACHE = "/usr/sbin/apache2"
+BUCKET = "registry"
+S3_PREFIX = "npm"
+
+
+@contextlib.contextmanager
+def running(server: Server):
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def readable_scratch():
+    """A scratch folder Apache's unprivileged workers can read (pytest's own is
+    private to its user), removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="staticreg-e2e-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def nginx(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
+    return start_nginx(root, state_dir, port, prefix=prefix)
+
+
+def http_server(root: Path, port: int) -> Server:
+    return start_http_server(root, port)
+
+
+def apache(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
+    if not os.path.exists(APACHE):
+        raise RuntimeError("Apache is not installed: scripts/setup --test installs apache2-bin")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conf = state_dir / "httpd.conf"
+    user = "nobody" if os.geteuid() == 0 else None
+    conf.write_text(server_config.apache(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
+                                         state_dir=state_dir, user=user, group="nogroup"))  # fmt: skip
+    check = subprocess.run([APACHE, "-t", "-f", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stderr=subprocess.DEVNULL)
+    wait_for(port, process)
+    return Server(process, port, state_dir / "access.log")
+
+
+def caddy(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
+    binary = shutil.which("caddy")
+    if not binary:
+        raise RuntimeError("Caddy is not installed: scripts/setup --test installs it")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conf = state_dir / "Caddyfile"
+    conf.write_text(server_config.caddy(root, address=f"http://127.0.0.1:{port}", prefix=prefix,
+                                        standalone=True, state_dir=state_dir))  # fmt: skip
+    env = {**os.environ, "HOME": str(state_dir), "XDG_DATA_HOME": str(state_dir), "XDG_CONFIG_HOME": str(state_dir)}
+    process = subprocess.Popen([binary, "run", "--adapter", "caddyfile", "--config", str(conf)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_for(port, process)
+    return Server(process, port, state_dir / "access.log")
+
+
+def moto(state_dir: Path, port: int) -> Server:
+    """moto in server mode: an S3-compatible object store on 127.0.0.1."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=s3_env())  # fmt: skip
+    wait_for(port, process, timeout=30)
+    return Server(process, port)
+
+
+def s3_env() -> dict[str, str]:
+    """Credentials for the test server only; no other S3 is reachable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
+    return env

@@ -1,0 +1,109 @@
+"""The client x host matrix: each cell is a cold install of the fixture project
+(fresh cache, no lockfile, only this registry reachable), a check of what Node
+loads and of the lockfile, then a second install from that lockfile with a
+fresh cache. Every host is a real server on 127.0.0.1 serving one build."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import hosts
+from tests.e2e.clients import NAMES, client
+from tests.e2e.project import DEPRECATION, build, check_installed, make_input, new_project
+from tests.e2e.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+# Every client on nginx; npm and others on every other host.
+MATRIX = [(name, "nginx") for name in NAMES] + [
+    ("npm", "nginx_prefix"), ("yarn4", "nginx_prefix"),
+    ("npm", "http_server"), ("pnpm", "http_server"), ("yarn4", "http_server"),
+    ("npm", "apache"), ("pnpm", "apache"), ("yarn4", "apache"),
+    ("npm", "caddy"), ("pnpm", "caddy"), ("bun", "caddy"),
+    ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"),
+]  # fmt: skip
+# How each client reports the deprecated demo-utils@1.0.0 it installs (yarn 4
+# and bun print nothing for a deprecated dependency on install).
+DEPRECATION_SHOWN = {
+    "npm": f"deprecated demo-utils@1.0.0: {DEPRECATION}",
+    "pnpm": "deprecated subdependencies found: demo-utils@1.0.0",
+    "yarn1": f"demo-utils@1.0.0: {DEPRECATION}",
+}
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    with hosts.readable_scratch() as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def input_dir(scratch) -> Path:
+    return make_input(scratch / "input", scratch / "src")
+
+
+def _registry(scratch: Path, input_dir: Path, name: str, prefix: str = "/") -> tuple[int, Path]:
+    port = free_port()
+    return port, build(input_dir, scratch / f"registry-{name}", f"http://127.0.0.1:{port}{prefix}", scratch)
+
+
+@pytest.fixture(scope="module")
+def nginx(scratch, input_dir):
+    port, output = _registry(scratch, input_dir, "nginx")
+    with hosts.running(hosts.nginx(output, scratch / "state-nginx", port)) as server:
+        yield server.url()
+
+
+@pytest.fixture(scope="module")
+def nginx_prefix(scratch, input_dir):
+    port, output = _registry(scratch, input_dir, "nginx-prefix", "/npm/")
+    with hosts.running(hosts.nginx(output, scratch / "state-nginx-prefix", port, prefix="/npm/")) as server:
+        yield server.url("/npm/")
+
+
+@pytest.fixture(scope="module")
+def http_server(scratch, input_dir):
+    port, output = _registry(scratch, input_dir, "plain")
+    with hosts.running(hosts.http_server(output, port)) as server:
+        yield server.url()
+
+
+@pytest.fixture(scope="module")
+def apache(scratch, input_dir):
+    port, output = _registry(scratch, input_dir, "apache")
+    with hosts.running(hosts.apache(output, scratch / "state-apache", port)) as server:
+        yield server.url()
+
+
+@pytest.fixture(scope="module")
+def caddy(scratch, input_dir):
+    port, output = _registry(scratch, input_dir, "caddy")
+    with hosts.running(hosts.caddy(output, scratch / "state-caddy", port)) as server:
+        yield server.url()
+
+
+@pytest.fixture(scope="module")
+def s3(scratch, input_dir):
+    with hosts.running(hosts.moto(scratch / "state-moto", free_port())) as server:
+        yield hosts.deploy_to_s3(server, input_dir, scratch)
+
+
+@pytest.mark.parametrize("name,host", MATRIX, ids=[f"{n}-{h}" for n, h in MATRIX])
+def test_install_then_install_from_lockfile(name, host, request, scratch):
+    registry = request.getfixturevalue(host)
+    user = client(name, scratch / f"client-{name}-{host}", registry)
+    project = new_project(scratch / f"project-{name}-{host}")
+
+    result = user.install(project)
+    check_installed(project)
+    assert user.lock_problems(project) == []
+    if name in DEPRECATION_SHOWN:
+        assert DEPRECATION_SHOWN[name] in result.stdout + result.stderr
+
+    shutil.rmtree(project / "node_modules")
+    user.fresh()
+    user.install(project, frozen=True)
+    check_installed(project)
