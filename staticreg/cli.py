@@ -99,6 +99,24 @@ def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir,
     )  # fmt: skip
 
 
+@cli.command("deploy")
+@click.argument("registry_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target")
+@click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it).")
+@click.option("--delete", is_flag=True, help="Remove objects under the prefix that are no longer in the registry.")
+@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age, dry_run, quiet) -> None:
+    """Upload a built registry to S3: deploy public/ s3://bucket/prefix."""
+    from staticreg.deploy import deploy
+
+    say = (lambda line: None) if quiet else click.echo
+    report = deploy(registry_dir, target, endpoint_url=endpoint_url, delete=delete,
+                    document_max_age=document_max_age, dry_run=dry_run, say=say)  # fmt: skip
+    click.echo(("(dry run) " if dry_run else "") + report.summary(target))
+
+
 def main() -> None:
     try:
         cli(prog_name="staticreg")

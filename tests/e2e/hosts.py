@@ -5,6 +5,7 @@ http.server, and moto's S3-compatible server filled by `staticreg deploy`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,11 @@ from tests.e2e.servers import Server, start_http_server, start_nginx, wait_for
 APACHE = "/usr/sbin/apache2"
 BUCKET = "registry"
 S3_PREFIX = "npm"
+# The policy docs/hosting.md gives: anyone may read, only the deployer writes.
+PUBLIC_READ = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+}
 
 
 @contextlib.contextmanager
@@ -93,3 +99,42 @@ def s3_env() -> dict[str, str]:
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
     return env
+
+
+def s3_registry_url(server: Server) -> str:
+    """Path-style URL of the deployed registry: http://127.0.0.1:PORT/bucket/prefix/."""
+    return server.url(f"/{BUCKET}/{S3_PREFIX}/")
+
+
+def make_bucket(server: Server) -> None:
+    import boto3
+
+    saved = dict(os.environ)
+    os.environ.update(s3_env())
+    try:
+        s3 = boto3.client("s3", endpoint_url=server.url())
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(PUBLIC_READ))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def staticreg_deploy(registry: Path, server: Server, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "staticreg", "deploy", str(registry), f"s3://{BUCKET}/{S3_PREFIX}",
+         "--endpoint-url", server.url(), *flags],
+        capture_output=True, text=True, env=s3_env(),
+    )  # fmt: skip
+
+
+def deploy_to_s3(server: Server, input_dir: Path, scratch: Path) -> str:
+    """Build for the bucket's URL, create the bucket, deploy: the registry URL."""
+    from tests.e2e.project import build
+
+    url = s3_registry_url(server)
+    registry = build(input_dir, scratch / "registry-s3", url, scratch)
+    make_bucket(server)
+    result = staticreg_deploy(registry, server)
+    assert result.returncode == 0, result.stderr
+    return url
