@@ -117,6 +117,26 @@ def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age,
     click.echo(("(dry run) " if dry_run else "") + report.summary(target))
 
 
+@cli.command("check")
+@click.argument("url")
+@click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package the home page links to).")
+@click.option("--all", "all_tarballs", is_flag=True, help="Download every tarball of every package, not only a sample.")
+@click.option("--sample", type=click.IntRange(min=0), default=20, show_default=True, help="How many packages' latest tarball to download.")
+def check_command(url, names, all_tarballs, sample) -> None:
+    """Check a live registry at URL the way the clients use it; exit 1 on problems."""
+    from staticreg.check import check
+
+    report = check(url, list(names), all_tarballs=all_tarballs, sample=sample)
+    for line in report.problems:
+        click.echo(f"problem: {line}")
+    for line in report.notes:
+        click.echo(f"note: {line}")
+    click.echo(f"Checked {report.packages} packages and {report.tarballs} tarballs at {url}: "
+               f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}.")  # fmt: skip
+    if report.problems:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli(prog_name="staticreg")

@@ -46,8 +46,9 @@ def readable_scratch():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def nginx(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
-    return start_nginx(root, state_dir, port, prefix=prefix)
+def nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None) -> Server:
+    """nginx with staticreg's configuration; `edit` changes its text (to break it)."""
+    return start_nginx(root, state_dir, port, prefix=prefix, edit=edit)
 
 
 def http_server(root: Path, port: int) -> Server:

@@ -14,6 +14,7 @@ from tests.e2e import hosts
 from tests.e2e.clients import NAMES, client
 from tests.e2e.project import DEPRECATION, build, check_installed, make_input, new_project
 from tests.e2e.servers import free_port
+from tests.e2e.test_check import run_check
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +108,21 @@ def test_install_then_install_from_lockfile(name, host, request, scratch):
     user.fresh()
     user.install(project, frozen=True)
     check_installed(project)
+
+
+@pytest.mark.parametrize("host", ["nginx", "nginx_prefix", "apache", "caddy", "s3"])
+def test_check_is_clean_on_every_configured_host(host, request):
+    registry = request.getfixturevalue(host)
+    result = run_check(registry, "--all")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == f"Checked 8 packages and 12 tarballs at {registry}: 0 problems."
+
+
+def test_check_on_a_zero_config_host_names_what_clients_put_up_with(http_server):
+    """python -m http.server: every client installs (the matrix shows it), but
+    documents come as text/html with no Cache-Control, after a redirect."""
+    result = run_check(http_server, "--all")
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert result.returncode == 1
+    assert [p.split(": ", 2)[2].split(" (")[0].split(":")[0] for p in problems] == ["Content-Type is text/html, not application/json", "no Cache-Control"]
+    assert "redirects (301) before the document" in result.stdout
