@@ -99,6 +99,47 @@ def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir,
     )  # fmt: skip
 
 
+@server_config_group.command("apache")
+@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="With --standalone: Listen address.")
+@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
+@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@click.option("--standalone", is_flag=True, help="A whole httpd.conf with its own pid and logs, for a private instance.")
+@click.option("--state-dir", type=_PATH, help="With --standalone: folder for Apache's pid and logs.")
+@click.option("--user", help="With --standalone, when run as root: the user Apache's workers run as.")
+@click.option("--group", help="With --user: their group (default: the user's name).")
+@click.option("--modules-dir", type=_PATH, default=Path("/usr/lib/apache2/modules"), show_default=True, help="With --standalone: where mod_rewrite.so and the others are.")
+def apache_command(root, listen, prefix, document_max_age, standalone, state_dir, user, group, modules_dir) -> None:
+    """Apache httpd: AllowEncodedSlashes, mod_rewrite, JSON types, cache headers."""
+    from staticreg import server_config
+
+    click.echo(
+        server_config.apache(
+            root, listen=listen, prefix=prefix, document_max_age=document_max_age, standalone=standalone,
+            state_dir=state_dir, user=user, group=group, modules_dir=modules_dir,
+        ),
+        nl=False,
+    )  # fmt: skip
+
+
+@server_config_group.command("caddy")
+@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@click.option("--address", default="http://127.0.0.1:8080", show_default=True, help="Caddy site address, e.g. npm.example.com (Caddy then gets HTTPS itself).")
+@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
+@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@click.option("--standalone", is_flag=True, help="A whole Caddyfile: admin API and automatic HTTPS off, logs in --state-dir.")
+@click.option("--state-dir", type=_PATH, help="With --standalone: folder for Caddy's logs and storage.")
+def caddy_command(root, address, prefix, document_max_age, standalone, state_dir) -> None:
+    """Caddy: a site block with JSON types, Accept negotiation and cache headers."""
+    from staticreg import server_config
+
+    click.echo(
+        server_config.caddy(root, address=address, prefix=prefix, document_max_age=document_max_age,
+                            standalone=standalone, state_dir=state_dir),
+        nl=False,
+    )  # fmt: skip
+
+
 @cli.command("deploy")
 @click.argument("registry_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("target")

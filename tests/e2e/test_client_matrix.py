@@ -22,8 +22,8 @@ pytestmark = pytest.mark.e2e
 MATRIX = [(name, "nginx") for name in NAMES] + [
     ("npm", "nginx_prefix"), ("yarn4", "nginx_prefix"),
     ("npm", "http_server"), ("pnpm", "http_server"), ("yarn4", "http_server"),
-    ("npm", "apache"), ("pnpm", "apache"), ("yarn4", "apache"),
-    ("npm", "caddy"), ("pnpm", "caddy"), ("bun", "caddy"),
+    ("npm", "apache"), ("pnpm", "apache"), ("yarn4", "apache"), ("npm", "apache_prefix"),
+    ("npm", "caddy"), ("pnpm", "caddy"), ("bun", "caddy"), ("npm", "caddy_prefix"),
     ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"),
 ]  # fmt: skip
 # How each client reports the deprecated demo-utils@1.0.0 it installs (yarn 4
@@ -46,43 +46,60 @@ def input_dir(scratch) -> Path:
     return make_input(scratch / "input", scratch / "src")
 
 
+# Hosts that run staticreg's own configuration: (start, URL path prefix).
+CONFIGURED = {
+    "nginx": (hosts.nginx, "/"), "nginx_prefix": (hosts.nginx, "/npm/"),
+    "apache": (hosts.apache, "/"), "apache_prefix": (hosts.apache, "/npm/"),
+    "caddy": (hosts.caddy, "/"), "caddy_prefix": (hosts.caddy, "/npm/"),
+}  # fmt: skip
+
+
 def _registry(scratch: Path, input_dir: Path, name: str, prefix: str = "/") -> tuple[int, Path]:
     port = free_port()
     return port, build(input_dir, scratch / f"registry-{name}", f"http://127.0.0.1:{port}{prefix}", scratch)
 
 
+def _configured(scratch: Path, input_dir: Path, label: str):
+    start, prefix = CONFIGURED[label]
+    port, output = _registry(scratch, input_dir, label, prefix)
+    with hosts.running(start(output, scratch / f"state-{label}", port, prefix=prefix)) as server:
+        yield server.url(prefix)
+
+
 @pytest.fixture(scope="module")
 def nginx(scratch, input_dir):
-    port, output = _registry(scratch, input_dir, "nginx")
-    with hosts.running(hosts.nginx(output, scratch / "state-nginx", port)) as server:
-        yield server.url()
+    yield from _configured(scratch, input_dir, "nginx")
 
 
 @pytest.fixture(scope="module")
 def nginx_prefix(scratch, input_dir):
-    port, output = _registry(scratch, input_dir, "nginx-prefix", "/npm/")
-    with hosts.running(hosts.nginx(output, scratch / "state-nginx-prefix", port, prefix="/npm/")) as server:
-        yield server.url("/npm/")
+    yield from _configured(scratch, input_dir, "nginx_prefix")
+
+
+@pytest.fixture(scope="module")
+def apache(scratch, input_dir):
+    yield from _configured(scratch, input_dir, "apache")
+
+
+@pytest.fixture(scope="module")
+def apache_prefix(scratch, input_dir):
+    yield from _configured(scratch, input_dir, "apache_prefix")
+
+
+@pytest.fixture(scope="module")
+def caddy(scratch, input_dir):
+    yield from _configured(scratch, input_dir, "caddy")
+
+
+@pytest.fixture(scope="module")
+def caddy_prefix(scratch, input_dir):
+    yield from _configured(scratch, input_dir, "caddy_prefix")
 
 
 @pytest.fixture(scope="module")
 def http_server(scratch, input_dir):
     port, output = _registry(scratch, input_dir, "plain")
     with hosts.running(hosts.http_server(output, port)) as server:
-        yield server.url()
-
-
-@pytest.fixture(scope="module")
-def apache(scratch, input_dir):
-    port, output = _registry(scratch, input_dir, "apache")
-    with hosts.running(hosts.apache(output, scratch / "state-apache", port)) as server:
-        yield server.url()
-
-
-@pytest.fixture(scope="module")
-def caddy(scratch, input_dir):
-    port, output = _registry(scratch, input_dir, "caddy")
-    with hosts.running(hosts.caddy(output, scratch / "state-caddy", port)) as server:
         yield server.url()
 
 
@@ -110,7 +127,7 @@ def test_install_then_install_from_lockfile(name, host, request, scratch):
     check_installed(project)
 
 
-@pytest.mark.parametrize("host", ["nginx", "nginx_prefix", "apache", "caddy", "s3"])
+@pytest.mark.parametrize("host", [*CONFIGURED, "s3"])
 def test_check_is_clean_on_every_configured_host(host, request):
     registry = request.getfixturevalue(host)
     result = run_check(registry, "--all")
