@@ -140,6 +140,17 @@ def caddy_command(root, address, prefix, document_max_age, standalone, state_dir
     )  # fmt: skip
 
 
+@server_config_group.command("netlify")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The built registry folder; _headers and _redirects are written into it.")
+@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+def netlify_command(root, document_max_age) -> None:
+    """Netlify and Cloudflare Pages: write _headers and _redirects into the built registry (after every build)."""
+    from staticreg.host_files import write_netlify_files
+
+    for path in write_netlify_files(root, document_max_age):
+        click.echo(f"wrote {path}")
+
+
 @cli.command("deploy")
 @click.argument("registry_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("target")

@@ -156,3 +156,17 @@ def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
         else:
             keys[path] = (path, SITE_PAGE if folder else ROOT_PAGE)
     return keys
+
+
+# --- Hosts configured by files in the site (Netlify, Cloudflare Pages) --------
+NETLIFY_HEADERS = "_headers"
+NETLIFY_REDIRECTS = "_redirects"
+
+
+def package_of_document(path: str) -> str | None:
+    """The package whose full document is at `path`, or None (a version's, or none)."""
+    folder, _, filename = path.rpartition("/")
+    if filename != FULL_DOCUMENT or not folder or folder.startswith("-"):
+        return None
+    depth = folder.count("/")
+    return folder if depth == (1 if folder.startswith("@") else 0) else None
