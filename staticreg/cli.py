@@ -77,11 +77,24 @@ def server_config_group() -> None:
     """Print a web server configuration that serves a built registry."""
 
 
+_DOCUMENT_MAX_AGE = click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True,
+                                 help="Seconds clients may reuse a package document without revalidating.")  # fmt: skip
+
+
+def _served(command):
+    """The options every server-config command shares: --root, --prefix, --document-max-age."""
+    for option in reversed((
+        click.option("--root", type=_PATH, required=True, help="The built registry folder."),
+        click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/."),
+        _DOCUMENT_MAX_AGE,
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
 @server_config_group.command("nginx")
-@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@_served
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="nginx listen address.")
-@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
 @click.option("--standalone", is_flag=True, help="A whole nginx.conf with its own pid, logs and temp files.")
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for nginx's pid, logs and temp files.")
 @click.option("--user", help="With --standalone, when run as root: the user nginx's workers run as.")
@@ -100,10 +113,8 @@ def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir,
 
 
 @server_config_group.command("apache")
-@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@_served
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="With --standalone: Listen address.")
-@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
 @click.option("--standalone", is_flag=True, help="A whole httpd.conf with its own pid and logs, for a private instance.")
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for Apache's pid and logs.")
 @click.option("--user", help="With --standalone, when run as root: the user Apache's workers run as.")
@@ -123,10 +134,8 @@ def apache_command(root, listen, prefix, document_max_age, standalone, state_dir
 
 
 @server_config_group.command("caddy")
-@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@_served
 @click.option("--address", default="http://127.0.0.1:8080", show_default=True, help="Caddy site address, e.g. npm.example.com (Caddy then gets HTTPS itself).")
-@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
 @click.option("--standalone", is_flag=True, help="A whole Caddyfile: admin API and automatic HTTPS off, logs in --state-dir.")
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for Caddy's logs and storage.")
 def caddy_command(root, address, prefix, document_max_age, standalone, state_dir) -> None:
@@ -142,7 +151,7 @@ def caddy_command(root, address, prefix, document_max_age, standalone, state_dir
 
 @server_config_group.command("netlify")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The built registry folder; _headers and _redirects are written into it.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@_DOCUMENT_MAX_AGE
 def netlify_command(root, document_max_age) -> None:
     """Netlify and Cloudflare Pages: write _headers and _redirects into the built registry (after every build)."""
     from staticreg.host_files import write_netlify_files
@@ -156,7 +165,7 @@ def netlify_command(root, document_max_age) -> None:
 @click.argument("target")
 @click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it).")
 @click.option("--delete", is_flag=True, help="Remove objects under the prefix that are no longer in the registry.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
+@_DOCUMENT_MAX_AGE
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age, dry_run, quiet) -> None:

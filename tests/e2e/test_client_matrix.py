@@ -46,7 +46,8 @@ def input_dir(scratch) -> Path:
     return make_input(scratch / "input", scratch / "src")
 
 
-# Hosts that run staticreg's own configuration: (start, URL path prefix).
+# Hosts that run staticreg's own configuration: (start, URL path prefix);
+# "http_server" (none) and "s3" (moto, filled by staticreg deploy) besides.
 CONFIGURED = {
     "nginx": (hosts.nginx, "/"), "nginx_prefix": (hosts.nginx, "/npm/"),
     "apache": (hosts.apache, "/"), "apache_prefix": (hosts.apache, "/npm/"),
@@ -54,65 +55,26 @@ CONFIGURED = {
 }  # fmt: skip
 
 
-def _registry(scratch: Path, input_dir: Path, name: str, prefix: str = "/") -> tuple[int, Path]:
+@pytest.fixture(scope="module")
+def registry(request, scratch, input_dir):
+    """(host, registry URL): one build per host, the host running while its tests run."""
+    host = request.param
+    if host == "s3":
+        with hosts.running(hosts.moto(scratch / "state-moto", free_port())) as server:
+            yield host, hosts.deploy_to_s3(server, input_dir, scratch)
+        return
+    start, prefix = CONFIGURED.get(host, (None, "/"))
     port = free_port()
-    return port, build(input_dir, scratch / f"registry-{name}", f"http://127.0.0.1:{port}{prefix}", scratch)
+    output = build(input_dir, scratch / f"registry-{host}", f"http://127.0.0.1:{port}{prefix}", scratch)
+    server = start(output, scratch / f"state-{host}", port, prefix=prefix) if start else hosts.http_server(output, port)
+    with hosts.running(server):
+        yield host, server.url(prefix)
 
 
-def _configured(scratch: Path, input_dir: Path, label: str):
-    start, prefix = CONFIGURED[label]
-    port, output = _registry(scratch, input_dir, label, prefix)
-    with hosts.running(start(output, scratch / f"state-{label}", port, prefix=prefix)) as server:
-        yield server.url(prefix)
-
-
-@pytest.fixture(scope="module")
-def nginx(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "nginx")
-
-
-@pytest.fixture(scope="module")
-def nginx_prefix(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "nginx_prefix")
-
-
-@pytest.fixture(scope="module")
-def apache(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "apache")
-
-
-@pytest.fixture(scope="module")
-def apache_prefix(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "apache_prefix")
-
-
-@pytest.fixture(scope="module")
-def caddy(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "caddy")
-
-
-@pytest.fixture(scope="module")
-def caddy_prefix(scratch, input_dir):
-    yield from _configured(scratch, input_dir, "caddy_prefix")
-
-
-@pytest.fixture(scope="module")
-def http_server(scratch, input_dir):
-    port, output = _registry(scratch, input_dir, "plain")
-    with hosts.running(hosts.http_server(output, port)) as server:
-        yield server.url()
-
-
-@pytest.fixture(scope="module")
-def s3(scratch, input_dir):
-    with hosts.running(hosts.moto(scratch / "state-moto", free_port())) as server:
-        yield hosts.deploy_to_s3(server, input_dir, scratch)
-
-
-@pytest.mark.parametrize("name,host", MATRIX, ids=[f"{n}-{h}" for n, h in MATRIX])
-def test_install_then_install_from_lockfile(name, host, request, scratch):
-    registry = request.getfixturevalue(host)
-    user = client(name, scratch / f"client-{name}-{host}", registry)
+@pytest.mark.parametrize("name,registry", MATRIX, ids=[f"{n}-{h}" for n, h in MATRIX], indirect=["registry"])
+def test_install_then_install_from_lockfile(name, registry, scratch):
+    host, url = registry
+    user = client(name, scratch / f"client-{name}-{host}", url)
     project = new_project(scratch / f"project-{name}-{host}")
 
     result = user.install(project)
@@ -127,18 +89,19 @@ def test_install_then_install_from_lockfile(name, host, request, scratch):
     check_installed(project)
 
 
-@pytest.mark.parametrize("host", [*CONFIGURED, "s3"])
-def test_check_is_clean_on_every_configured_host(host, request):
-    registry = request.getfixturevalue(host)
-    result = run_check(registry, "--all")
+@pytest.mark.parametrize("registry", [*CONFIGURED, "s3"], indirect=True)
+def test_check_is_clean_on_every_configured_host(registry):
+    _, url = registry
+    result = run_check(url, "--all")
     assert result.returncode == 0, result.stdout
-    assert result.stdout.splitlines()[-1] == f"Checked 8 packages and 12 tarballs at {registry}: 0 problems."
+    assert result.stdout.splitlines()[-1] == f"Checked 8 packages and 12 tarballs at {url}: 0 problems."
 
 
-def test_check_on_a_zero_config_host_names_what_clients_put_up_with(http_server):
+@pytest.mark.parametrize("registry", ["http_server"], indirect=True)
+def test_check_on_a_zero_config_host_names_what_clients_put_up_with(registry):
     """python -m http.server: every client installs (the matrix shows it), but
     documents come as text/html with no Cache-Control, after a redirect."""
-    result = run_check(http_server, "--all")
+    result = run_check(registry[1], "--all")
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
     assert result.returncode == 1
     assert [p.split(": ", 2)[2].split(" (")[0].split(":")[0] for p in problems] == ["Content-Type is text/html, not application/json", "no Cache-Control"]
