@@ -7,6 +7,7 @@ something (a redirect per document); they do not fail the check."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -73,14 +74,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def fetch(url: str, accept: str | None = None, limit: int = 5) -> Response:
-    """GET url, following up to `limit` redirects, and remember them."""
+def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5) -> Response:
+    """GET url as the clients do (gzip accepted), following up to `limit` redirects."""
     redirects = []
     for _ in range(limit + 1):
-        request = urllib.request.Request(url, headers={"Accept": accept or "*/*", "User-Agent": "staticreg-check"})
+        asked = {"Accept": accept or "*/*", "Accept-Encoding": "gzip", "User-Agent": "staticreg-check", **(conditions or {})}
+        request = urllib.request.Request(url, headers=asked)
         try:
             with _OPENER.open(request, timeout=30) as answer:
-                return Response(url, answer.status, _lower(answer.headers), answer.read(), redirects)
+                got = _lower(answer.headers)
+                body = answer.read()
+                if got.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                return Response(url, answer.status, got, body, redirects)
         except urllib.error.HTTPError as exc:
             if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
                 redirects.append(f"{exc.code} to {exc.headers['Location']}")
@@ -177,6 +183,7 @@ def check_document(registry: str, name: str, report: CheckReport) -> dict | None
                 codes = ", ".join(r.split()[0] for r in response.redirects)
                 report.note(url, f"redirects ({codes}) before the document: clients follow, at one extra request per document")
             check_document_headers(response, accept, report)
+            check_revalidation(response, accept, report)
             if accept == FULL_ACCEPT:
                 full = full or data
                 check_document_body(url, name, data, report)
@@ -222,6 +229,19 @@ def check_document_headers(response: Response, accept: str, report: CheckReport)
     if not got.get("etag") and not got.get("last-modified"):
         report.problem(url, "neither ETag nor Last-Modified: clients download the whole document every time",
                        "let the host send ETag or Last-Modified")  # fmt: skip
+
+
+def check_revalidation(response: Response, accept: str, report: CheckReport) -> None:
+    """Clients ask again with the validators they were given: the answer must be 304."""
+    etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
+    conditions = {"If-None-Match": etag} if etag else {"If-Modified-Since": modified} if modified else None
+    if conditions is None:
+        return
+    again = fetch(response.url, accept, conditions)
+    if again.status != 304:
+        asked = next(iter(conditions))
+        report.problem(response.url, f"answers {again.status}, not 304, to {asked} with its own validator: every revalidation downloads the document again",
+                       f"let the host honour its validators (Apache with mod_deflate: DeflateAlterETag Remove); {HOSTING}")  # fmt: skip
 
 
 def check_document_body(url: str, name: str, data: dict, report: CheckReport) -> None:

@@ -55,14 +55,15 @@ def http_server(root: Path, port: int) -> Server:
     return start_http_server(root, port)
 
 
-def apache(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
+def apache(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None) -> Server:
     if not os.path.exists(APACHE):
         raise RuntimeError("Apache is not installed: scripts/setup --test installs apache2-bin")
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "httpd.conf"
     user = "nobody" if os.geteuid() == 0 else None
-    conf.write_text(server_config.apache(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
-                                         state_dir=state_dir, user=user, group="nogroup"))  # fmt: skip
+    text = server_config.apache(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
+                                state_dir=state_dir, user=user, group="nogroup")  # fmt: skip
+    conf.write_text(edit(text) if edit else text)
     check = subprocess.run([APACHE, "-t", "-f", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen([APACHE, "-f", str(conf), "-DFOREGROUND"], stderr=subprocess.DEVNULL)

@@ -108,3 +108,22 @@ def test_check_names_an_unreachable_registry_without_a_traceback():
     result = run_check(f"http://127.0.0.1:{free_port()}/")
     assert result.returncode == 1
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_catches_apache_answering_revalidations_in_full(input_dir):
+    """mod_deflate's default ETag ("...-gzip") never matches If-None-Match."""
+    def default_etag(conf: str) -> str:
+        return conf.replace("DeflateAlterETag Remove", "")
+
+    with hosts.readable_scratch() as scratch:  # Apache's workers do not run as root
+        port = free_port()
+        root = scratch / "registry"
+        built = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(root), "-q",
+                                "--base-url", f"http://127.0.0.1:{port}/"], capture_output=True, text=True)  # fmt: skip
+        assert built.returncode == 0, built.stderr
+        with hosts.running(hosts.apache(root, scratch / "apache", port, edit=default_etag)) as server:
+            broken = run_check(server.url())
+        with hosts.running(hosts.apache(root, scratch / "apache-good", port)) as server:
+            good = run_check(server.url())
+    assert broken.returncode == 1 and "not 304, to If-None-Match with its own validator" in broken.stdout, broken.stdout
+    assert good.returncode == 0, good.stdout

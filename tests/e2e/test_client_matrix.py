@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 # Every client on nginx; npm and others on every other host.
 MATRIX = [(name, "nginx") for name in NAMES] + [
     ("npm", "nginx_prefix"), ("yarn4", "nginx_prefix"),
-    ("npm", "http_server"), ("pnpm", "http_server"), ("yarn4", "http_server"),
+    ("npm", "http_server"), ("pnpm", "http_server"), ("yarn1", "http_server"), ("yarn4", "http_server"), ("bun", "http_server"),
     ("npm", "apache"), ("pnpm", "apache"), ("yarn4", "apache"), ("npm", "apache_prefix"),
     ("npm", "caddy"), ("pnpm", "caddy"), ("bun", "caddy"), ("npm", "caddy_prefix"),
     ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"),
