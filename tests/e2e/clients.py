@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,8 +82,6 @@ class Client:
 
 
 def _urls(text: str) -> list[str]:
-    import re
-
     return re.findall(r"https?://[^\s\"',#]+", text)
 
 

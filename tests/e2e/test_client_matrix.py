@@ -22,9 +22,9 @@ pytestmark = pytest.mark.e2e
 MATRIX = [(name, "nginx") for name in NAMES] + [
     ("npm", "nginx_prefix"), ("yarn4", "nginx_prefix"),
     ("npm", "http_server"), ("pnpm", "http_server"), ("yarn1", "http_server"), ("yarn4", "http_server"), ("bun", "http_server"),
-    ("npm", "apache"), ("pnpm", "apache"), ("yarn4", "apache"), ("npm", "apache_prefix"),
-    ("npm", "caddy"), ("pnpm", "caddy"), ("bun", "caddy"), ("npm", "caddy_prefix"),
-    ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"),
+    ("npm", "apache"), ("pnpm", "apache"), ("yarn1", "apache"), ("yarn4", "apache"), ("npm", "apache_prefix"),
+    ("npm", "caddy"), ("pnpm", "caddy"), ("yarn4", "caddy"), ("bun", "caddy"), ("npm", "caddy_prefix"),
+    ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"), ("yarn4", "s3"), ("bun", "s3"),
 ]  # fmt: skip
 # How each client reports the deprecated demo-utils@1.0.0 it installs (yarn 4
 # and bun print nothing for a deprecated dependency on install).
