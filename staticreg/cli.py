@@ -77,11 +77,24 @@ def server_config_group() -> None:
     """Print a web server configuration that serves a built registry."""
 
 
+_DOCUMENT_MAX_AGE = click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True,
+                                 help="Seconds clients may reuse a package document without revalidating.")  # fmt: skip
+
+
+def _served(command):
+    """The options every server-config command shares: --root, --prefix, --document-max-age."""
+    for option in reversed((
+        click.option("--root", type=_PATH, required=True, help="The built registry folder."),
+        click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/."),
+        _DOCUMENT_MAX_AGE,
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
 @server_config_group.command("nginx")
-@click.option("--root", type=_PATH, required=True, help="The built registry folder.")
+@_served
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="nginx listen address.")
-@click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/.")
-@click.option("--document-max-age", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds clients may reuse a package document without revalidating.")
 @click.option("--standalone", is_flag=True, help="A whole nginx.conf with its own pid, logs and temp files.")
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for nginx's pid, logs and temp files.")
 @click.option("--user", help="With --standalone, when run as root: the user nginx's workers run as.")
@@ -97,6 +110,92 @@ def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir,
         ),
         nl=False,
     )  # fmt: skip
+
+
+@server_config_group.command("apache")
+@_served
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="With --standalone: Listen address.")
+@click.option("--standalone", is_flag=True, help="A whole httpd.conf with its own pid and logs, for a private instance.")
+@click.option("--state-dir", type=_PATH, help="With --standalone: folder for Apache's pid and logs.")
+@click.option("--user", help="With --standalone, when run as root: the user Apache's workers run as.")
+@click.option("--group", help="With --user: their group (default: the user's name).")
+@click.option("--modules-dir", type=_PATH, default=Path("/usr/lib/apache2/modules"), show_default=True, help="With --standalone: where mod_rewrite.so and the others are.")
+def apache_command(root, listen, prefix, document_max_age, standalone, state_dir, user, group, modules_dir) -> None:
+    """Apache httpd: AllowEncodedSlashes, mod_rewrite, JSON types, cache headers."""
+    from staticreg import server_config
+
+    click.echo(
+        server_config.apache(
+            root, listen=listen, prefix=prefix, document_max_age=document_max_age, standalone=standalone,
+            state_dir=state_dir, user=user, group=group, modules_dir=modules_dir,
+        ),
+        nl=False,
+    )  # fmt: skip
+
+
+@server_config_group.command("caddy")
+@_served
+@click.option("--address", default="http://127.0.0.1:8080", show_default=True, help="Caddy site address, e.g. npm.example.com (Caddy then gets HTTPS itself).")
+@click.option("--standalone", is_flag=True, help="A whole Caddyfile: admin API and automatic HTTPS off, logs in --state-dir.")
+@click.option("--state-dir", type=_PATH, help="With --standalone: folder for Caddy's logs and storage.")
+def caddy_command(root, address, prefix, document_max_age, standalone, state_dir) -> None:
+    """Caddy: a site block with JSON types, Accept negotiation and cache headers."""
+    from staticreg import server_config
+
+    click.echo(
+        server_config.caddy(root, address=address, prefix=prefix, document_max_age=document_max_age,
+                            standalone=standalone, state_dir=state_dir),
+        nl=False,
+    )  # fmt: skip
+
+
+@server_config_group.command("netlify")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The built registry folder; _headers and _redirects are written into it.")
+@_DOCUMENT_MAX_AGE
+def netlify_command(root, document_max_age) -> None:
+    """Netlify and Cloudflare Pages: write _headers and _redirects into the built registry (after every build)."""
+    from staticreg.host_files import write_netlify_files
+
+    for path in write_netlify_files(root, document_max_age):
+        click.echo(f"wrote {path}")
+
+
+@cli.command("deploy")
+@click.argument("registry_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("target")
+@click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it).")
+@click.option("--delete", is_flag=True, help="Remove objects under the prefix that are no longer in the registry.")
+@_DOCUMENT_MAX_AGE
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age, dry_run, quiet) -> None:
+    """Upload a built registry to S3: deploy public/ s3://bucket/prefix."""
+    from staticreg.deploy import deploy
+
+    say = (lambda line: None) if quiet else click.echo
+    report = deploy(registry_dir, target, endpoint_url=endpoint_url, delete=delete,
+                    document_max_age=document_max_age, dry_run=dry_run, say=say)  # fmt: skip
+    click.echo(("(dry run) " if dry_run else "") + report.summary(target))
+
+
+@cli.command("check")
+@click.argument("url")
+@click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package the home page links to).")
+@click.option("--all", "all_tarballs", is_flag=True, help="Download every tarball of every package, not only a sample.")
+@click.option("--sample", type=click.IntRange(min=0), default=20, show_default=True, help="How many packages' latest tarball to download.")
+def check_command(url, names, all_tarballs, sample) -> None:
+    """Check a live registry at URL the way the clients use it; exit 1 on problems."""
+    from staticreg.check import check
+
+    report = check(url, list(names), all_tarballs=all_tarballs, sample=sample)
+    for line in report.problems:
+        click.echo(f"problem: {line}")
+    for line in report.notes:
+        click.echo(f"note: {line}")
+    click.echo(f"Checked {report.packages} packages and {report.tarballs} tarballs at {url}: "
+               f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}.")  # fmt: skip
+    if report.problems:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -126,3 +126,47 @@ def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
     if wants_abbreviated:
         candidates.append(f"{rel}/{ABBREVIATED_DOCUMENT}")
     return candidates + [f"{rel}/{FULL_DOCUMENT}", f"{rel}/{SITE_HOME}"]
+
+
+# --- Object stores (S3 and compatible) ---------------------------------------
+# Keys are flat, so the package document lives at the key <name> itself, beside
+# <name>/-/<tarball>: no index.json, no redirect, and S3 decodes %2f and %2F so
+# /@scope%2fname finds the key @scope/name. An object store cannot look at the
+# Accept header, so every client gets the full document; the index.html copies
+# are for filesystem hosts only.
+TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE = "tarball", "document", "site", "root"
+UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE)  # no reader sees a document before its tarball
+
+
+def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
+    """For the relative paths of a built registry: key -> (path, kind)."""
+    keys: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        folder, _, filename = path.rpartition("/")
+        if filename == FULL_DOCUMENT and folder:
+            keys[folder] = (path, DOCUMENT)
+        elif filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
+            continue
+        elif filename == ZERO_CONFIG_DOCUMENT and f"{folder}/{FULL_DOCUMENT}" in paths:
+            continue
+        elif path == PING or (path.startswith("-/package/") and filename == "dist-tags"):
+            keys[path] = (path, DOCUMENT)
+        elif filename.endswith(".tgz") and folder.endswith("/-"):
+            keys[path] = (path, TARBALL)
+        else:
+            keys[path] = (path, SITE_PAGE if folder else ROOT_PAGE)
+    return keys
+
+
+# --- Hosts configured by files in the site (Netlify, Cloudflare Pages) --------
+NETLIFY_HEADERS = "_headers"
+NETLIFY_REDIRECTS = "_redirects"
+
+
+def package_of_document(path: str) -> str | None:
+    """The package whose full document is at `path`, or None (a version's, or none)."""
+    folder, _, filename = path.rpartition("/")
+    if filename != FULL_DOCUMENT or not folder or folder.startswith("-"):
+        return None
+    depth = folder.count("/")
+    return folder if depth == (1 if folder.startswith("@") else 0) else None

@@ -32,6 +32,24 @@ def normalize_prefix(prefix: str) -> str:
     return prefix.rstrip("/")
 
 
+def _render(template: str, root: Path, prefix: str, document_max_age: int, standalone: bool,
+            state_dir: Path | None, state_holds: str, **values: str | bool) -> str:  # fmt: skip
+    """Render one server's template with what every server's configuration shares."""
+    if standalone and state_dir is None:
+        raise ConfigError(f"--standalone needs --state-dir, a folder for {state_holds}")
+    prefix = normalize_prefix(prefix)
+    return _TEMPLATES.get_template(template).render(
+        root=_check("--root", str(root.absolute())),
+        prefix=prefix or "/",
+        prefix_path=prefix,
+        prefix_regex=re.escape(prefix),
+        document_max_age=int(document_max_age),
+        standalone=standalone,
+        state_dir=_check("--state-dir", str(state_dir.absolute())) if state_dir else "",
+        **values,
+    )
+
+
 def nginx(
     root: Path,
     listen: str = "127.0.0.1:8080",
@@ -42,17 +60,38 @@ def nginx(
     user: str | None = None,
     daemon: bool = True,
 ) -> str:
-    prefix = normalize_prefix(prefix)
-    if standalone and state_dir is None:
-        raise ConfigError("--standalone needs --state-dir, a folder for nginx's pid, logs and temp files")
-    return _TEMPLATES.get_template("nginx.conf.j2").render(
-        root=_check("--root", str(root.absolute())),
-        listen=_check("--listen", listen),
-        prefix=prefix or "/",
-        prefix_regex=re.escape(prefix),
-        document_max_age=int(document_max_age),
-        standalone=standalone,
-        state_dir=_check("--state-dir", str(state_dir.absolute())) if state_dir else "",
-        user=_check("--user", user) if user else "",
-        daemon=daemon,
-    )
+    return _render("nginx.conf.j2", root, prefix, document_max_age, standalone, state_dir,
+                   "nginx's pid, logs and temp files", listen=_check("--listen", listen),
+                   user=_check("--user", user) if user else "", daemon=daemon)  # fmt: skip
+
+
+def apache(
+    root: Path,
+    listen: str = "127.0.0.1:8080",
+    prefix: str = "/",
+    document_max_age: int = 0,
+    standalone: bool = False,
+    state_dir: Path | None = None,
+    user: str | None = None,
+    group: str | None = None,
+    modules_dir: Path = Path("/usr/lib/apache2/modules"),
+) -> str:
+    """Apache httpd: mod_rewrite maps URLs to the layout, AllowEncodedSlashes finds %2f."""
+    return _render("apache.conf.j2", root, prefix, document_max_age, standalone, state_dir,
+                   "Apache's pid and logs", listen=_check("--listen", listen),
+                   user=_check("--user", user) if user else "",
+                   group=_check("--group", group or user) if user else "",
+                   modules_dir=_check("--modules-dir", str(modules_dir)))  # fmt: skip
+
+
+def caddy(
+    root: Path,
+    address: str = "http://127.0.0.1:8080",
+    prefix: str = "/",
+    document_max_age: int = 0,
+    standalone: bool = False,
+    state_dir: Path | None = None,
+) -> str:
+    """Caddy: a site block (or, standalone, a whole Caddyfile with HTTPS and admin off)."""
+    return _render("Caddyfile.j2", root, prefix, document_max_age, standalone, state_dir,
+                   "Caddy's logs and storage", address=_check("--address", address))  # fmt: skip

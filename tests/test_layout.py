@@ -43,3 +43,30 @@ def test_request_mapping_matches_the_nginx_rule():
     assert layout.document_for_request("/", False) == ["index.html"]
     assert layout.document_for_request("/@a/b", True) == ["@a/b", "@a/b/index.corgi", "@a/b/index.json", "@a/b/index.html"]
     assert layout.document_for_request("/x/-/x-1.0.0.tgz", False)[0] == "x/-/x-1.0.0.tgz"
+
+
+def test_object_keys_put_documents_at_the_package_name_and_drop_filesystem_copies():
+    paths = {
+        "demo/index.json", "demo/index.corgi", "demo/index.html", "demo/1.0.0/index.json", "demo/1.0.0/index.html",
+        "demo/-/demo-1.0.0.tgz", "@s/n/index.json", "@s/n/-/n-1.0.0.tgz", "-/ping", "-/package/@s/n/dist-tags",
+        "-/web/package/demo/index.html", "-/web/assets/style.css", "index.html", ".nojekyll",
+    }  # fmt: skip
+    assert layout.object_keys(paths) == {
+        "demo": ("demo/index.json", layout.DOCUMENT),
+        "demo/1.0.0": ("demo/1.0.0/index.json", layout.DOCUMENT),
+        "demo/-/demo-1.0.0.tgz": ("demo/-/demo-1.0.0.tgz", layout.TARBALL),
+        "@s/n": ("@s/n/index.json", layout.DOCUMENT),
+        "@s/n/-/n-1.0.0.tgz": ("@s/n/-/n-1.0.0.tgz", layout.TARBALL),
+        "-/ping": ("-/ping", layout.DOCUMENT),
+        "-/package/@s/n/dist-tags": ("-/package/@s/n/dist-tags", layout.DOCUMENT),
+        "-/web/package/demo/index.html": ("-/web/package/demo/index.html", layout.SITE_PAGE),
+        "-/web/assets/style.css": ("-/web/assets/style.css", layout.SITE_PAGE),
+        "index.html": ("index.html", layout.ROOT_PAGE),
+    }
+
+
+def test_package_of_document():
+    assert layout.package_of_document("demo/index.json") == "demo"
+    assert layout.package_of_document("@s/n/index.json") == "@s/n"
+    for other in ("demo/1.0.0/index.json", "@s/n/latest/index.json", "demo/index.corgi", "-/web/x/index.json", "index.json"):
+        assert layout.package_of_document(other) is None, other

@@ -37,3 +37,35 @@ def test_snippet_mentions_every_rule(tmp_path):
                    "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on"]:  # fmt: skip
         assert needle in text
     assert "pid " not in text and "http {" not in text
+
+
+@pytest.mark.parametrize("prefix", ["/", "/npm/"])
+def test_generated_apache_config_passes_apache_t(tmp_path, prefix):
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
+                                         state_dir=tmp_path, user="nobody", group="nogroup"))  # fmt: skip
+    result = subprocess.run(["/usr/sbin/apache2", "-t", "-f", str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["/", "/npm/"])
+def test_generated_caddyfile_passes_caddy_validate(tmp_path, prefix):
+    conf = tmp_path / "Caddyfile"
+    conf.write_text(server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    result = subprocess.run(["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
+    apache = server_config.apache(tmp_path, document_max_age=60)
+    for needle in ["AllowEncodedSlashes On", "index.corgi", "max-age=60, must-revalidate", "immutable",
+                   "AddType application/vnd.npm.install-v1+json .corgi", "Header merge Vary Accept", "ForceType application/json"]:  # fmt: skip
+        assert needle in apache
+    assert "Listen" not in apache and "LoadModule" not in apache
+    caddy = server_config.caddy(tmp_path, address="npm.example.com", prefix="/npm/")
+    for needle in ["npm.example.com {", "handle_path /npm/*", "index.corgi", "Vary Accept", "immutable", "respond 404"]:
+        assert needle in caddy
+    assert "admin off" not in caddy
+    with pytest.raises(ConfigError, match="cannot hold"):
+        server_config.caddy(tmp_path, address="a b")

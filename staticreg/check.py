@@ -1,0 +1,287 @@
+"""`staticreg check URL`: look at a live registry the way npm, pnpm, yarn and bun
+do, and say what is wrong with the host before a failed install does.
+
+Each problem is one line with its fix. Notes are things that work but cost
+something (a redirect per document); they do not fail the check."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from urllib.parse import quote, urljoin, urlsplit
+
+from staticreg import headers, layout
+from staticreg.errors import StaticregError
+
+FULL_ACCEPT = "application/json"
+ABBREVIATED_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+MAX_DOCUMENT_AGE = 600  # seconds; past this, users wait that long to see a new version
+HOSTING = "see docs/hosting.md"
+
+
+class CheckError(StaticregError):
+    """The registry cannot be reached at all."""
+
+
+@dataclass
+class Response:
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    redirects: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    """Problems and notes, each said once with the first place it was seen."""
+
+    found: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (what, fix) -> where
+    noted: dict[str, list[str]] = field(default_factory=dict)  # what -> where
+    packages: int = 0
+    tarballs: int = 0
+
+    def problem(self, where: str, what: str, fix: str) -> None:
+        self.found.setdefault((what, fix), []).append(where)
+
+    def note(self, where: str, what: str) -> None:
+        self.noted.setdefault(what, []).append(where)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{_places(where)}: {what}. Fix: {fix}" for (what, fix), where in self.found.items()]
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{_places(where)}: {what}" for what, where in self.noted.items()]
+
+
+def _places(where: list[str]) -> str:
+    return where[0] + (f" (and {len(where) - 1} more)" if len(where) > 1 else "")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5) -> Response:
+    """GET url as the clients do (gzip accepted), following up to `limit` redirects."""
+    redirects = []
+    for _ in range(limit + 1):
+        asked = {"Accept": accept or "*/*", "Accept-Encoding": "gzip", "User-Agent": "staticreg-check", **(conditions or {})}
+        request = urllib.request.Request(url, headers=asked)
+        try:
+            with _OPENER.open(request, timeout=30) as answer:
+                got = _lower(answer.headers)
+                body = answer.read()
+                if got.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                return Response(url, answer.status, got, body, redirects)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
+                redirects.append(f"{exc.code} to {exc.headers['Location']}")
+                url = urljoin(url, exc.headers["Location"])
+                continue
+            return Response(url, exc.code, _lower(exc.headers), exc.read(), redirects)
+        except (urllib.error.URLError, OSError) as exc:
+            raise CheckError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+    return Response(url, 310, {}, b"", redirects)
+
+
+def _lower(message) -> dict[str, str]:
+    return {k.lower(): v for k, v in message.items()}
+
+
+def _media_type(response: Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _max_age(cache_control: str) -> int | None:
+    found = re.search(r"max-age=(\d+)", cache_control)
+    return int(found.group(1)) if found else None
+
+
+def package_names(registry: str) -> list[str]:
+    """The packages the site's home page links to (the registry has no list of its own)."""
+    home = fetch(registry)
+    if home.status != 200:  # S3's REST endpoint has no index documents
+        home = fetch(registry + layout.SITE_HOME)
+    prefix = layout.SITE_DIR + "/package/"
+    names = re.findall(re.escape(prefix) + r"([^\"'#?]+?)/(?:index\.html)?[\"'#?]", home.body.decode("utf-8", "replace"))
+    return sorted({urllib.request.unquote(n) for n in names})
+
+
+def check(registry: str, names: list[str] | None = None, all_tarballs: bool = False, sample: int = 20) -> CheckReport:
+    registry = registry if registry.endswith("/") else registry + "/"
+    report = CheckReport()
+    check_ping(registry, report)
+    names = names or package_names(registry)
+    if not names:
+        report.problem(registry, "found no package to check (the home page links to none)",
+                       "name packages with --package, or build with the site on")  # fmt: skip
+    for index, name in enumerate(names):
+        document = check_document(registry, name, report)
+        report.packages += 1
+        if document is None:
+            continue
+        versions = document.get("versions") or {}
+        latest = (document.get("dist-tags") or {}).get("latest")
+        if all_tarballs:
+            chosen = list(versions)
+        elif index < sample and latest in versions:
+            chosen = [latest]
+        else:
+            chosen = []
+        for version in chosen:
+            check_tarball(registry, name, versions[version], report)
+            report.tarballs += 1
+    return report
+
+
+def check_ping(registry: str, report: CheckReport) -> None:
+    url = registry + layout.PING
+    response = fetch(url)
+    if response.status != 200:
+        report.problem(url, f"answers {response.status}, so npm ping fails", f"serve the -/ping file staticreg writes ({HOSTING})")
+
+
+def _document_urls(registry: str, name: str) -> list[str]:
+    if name.startswith("@"):
+        scope, _, rest = name.partition("/")
+        return [registry + quote(scope, safe="@") + sep + quote(rest) for sep in ("%2f", "%2F")]
+    return [registry + quote(name, safe="@")]
+
+
+def check_document(registry: str, name: str, report: CheckReport) -> dict | None:
+    """Every spelling clients use, with and without the abbreviated Accept header."""
+    full = None
+    for url in _document_urls(registry, name):
+        who = "pnpm asks" if "%2F" in url else "npm, yarn and bun ask"
+        for accept in (FULL_ACCEPT, ABBREVIATED_ACCEPT):
+            response = fetch(url, accept)
+            if response.status != 200:
+                fix = (
+                    "the host must decode %2f and %2F in paths (Apache: AllowEncodedSlashes On; a CDN or worker: decode the path)"
+                    if "%2" in url else f"serve {layout.packument_path(name)} for this URL"
+                )  # fmt: skip
+                report.problem(url, f"answers {response.status} ({who} for this URL)", f"{fix}; {HOSTING}")
+                break
+            data = _parse(response, report)
+            if data is None:
+                break
+            if response.redirects:
+                codes = ", ".join(r.split()[0] for r in response.redirects)
+                report.note(url, f"redirects ({codes}) before the document: clients follow, at one extra request per document")
+            check_document_headers(response, accept, report)
+            check_revalidation(response, accept, report)
+            if accept == FULL_ACCEPT:
+                full = full or data
+                check_document_body(url, name, data, report)
+            elif "time" in data and _media_type(response) == layout.ABBREVIATED_MEDIA_TYPE:
+                report.problem(url, "the abbreviated document carries the full document's time",
+                               "serve the index.corgi staticreg writes for the abbreviated Accept header")  # fmt: skip
+    return full
+
+
+def _parse(response: Response, report: CheckReport) -> dict | None:
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        report.problem(response.url, "the body is not JSON", f"serve the document file, not a page about it; {HOSTING}")
+        return None
+    if not isinstance(data, dict):
+        report.problem(response.url, "the body is not a JSON object", "rebuild with staticreg build")
+        return None
+    return data
+
+
+def check_document_headers(response: Response, accept: str, report: CheckReport) -> None:
+    url, got = response.url, response.headers
+    media = _media_type(response)
+    if media == layout.ABBREVIATED_MEDIA_TYPE:
+        if accept == FULL_ACCEPT:
+            report.problem(url, "answers a request for the full document with the abbreviated one",
+                           "only send index.corgi when the Accept header asks for application/vnd.npm.install-v1+json")  # fmt: skip
+        if "accept" not in got.get("vary", "").lower():
+            report.problem(url, "negotiates on Accept without Vary: Accept, so a cache can give npm the abbreviated document",
+                           "add Vary: Accept to package documents")  # fmt: skip
+    elif media != headers.JSON:
+        report.problem(url, f"Content-Type is {media or 'missing'}, not application/json (pnpm reads it)",
+                       f"serve package documents as application/json; {HOSTING}")  # fmt: skip
+    cache_control = got.get("cache-control", "")
+    max_age = _max_age(cache_control)
+    if not cache_control:
+        report.problem(url, "no Cache-Control: npm then caches the document for a tenth of its age and misses new versions",
+                       f"send Cache-Control: {headers.document_cache()} on package documents")  # fmt: skip
+    elif "immutable" in cache_control or (max_age is not None and max_age > MAX_DOCUMENT_AGE):
+        report.problem(url, f"Cache-Control: {cache_control} keeps a stale document after every new version",
+                       f"send Cache-Control: {headers.document_cache()} (or a max-age of a few minutes) on package documents")  # fmt: skip
+    if not got.get("etag") and not got.get("last-modified"):
+        report.problem(url, "neither ETag nor Last-Modified: clients download the whole document every time",
+                       "let the host send ETag or Last-Modified")  # fmt: skip
+
+
+def check_revalidation(response: Response, accept: str, report: CheckReport) -> None:
+    """Clients ask again with the validators they were given: the answer must be 304."""
+    etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
+    conditions = {"If-None-Match": etag} if etag else {"If-Modified-Since": modified} if modified else None
+    if conditions is None:
+        return
+    again = fetch(response.url, accept, conditions)
+    if again.status != 304:
+        asked = next(iter(conditions))
+        report.problem(response.url, f"answers {again.status}, not 304, to {asked} with its own validator: every revalidation downloads the document again",
+                       f"let the host honour its validators (Apache with mod_deflate: DeflateAlterETag Remove); {HOSTING}")  # fmt: skip
+
+
+def check_document_body(url: str, name: str, data: dict, report: CheckReport) -> None:
+    versions, tags, times = data.get("versions"), data.get("dist-tags"), data.get("time") or {}
+    fix = "rebuild with staticreg build and deploy the whole output"
+    if data.get("name") != name:
+        report.problem(url, f"the document is for {data.get('name')!r}, not {name!r}", fix)
+    if not isinstance(versions, dict) or not versions:
+        report.problem(url, "the document has no versions", fix)
+    elif not isinstance(tags, dict) or tags.get("latest") not in versions:
+        report.problem(url, "dist-tags.latest is missing or names no version (yarn and pnpm fail)", fix)
+    elif missing := [v for v in versions if v not in times]:
+        report.problem(url, f"time has no entry for {', '.join(missing)} (yarn 4 quarantines them, pnpm drops all times)", fix)
+
+
+def check_tarball(registry: str, name: str, manifest: dict, report: CheckReport) -> None:
+    dist = manifest.get("dist") or {}
+    url = dist.get("tarball", "")
+    where = f"{name}@{manifest.get('version')}"
+    if urlsplit(url).scheme not in ("http", "https"):
+        report.problem(where, f"dist.tarball {url!r} is not an absolute http(s) URL (npm, pnpm, yarn 4 and bun fail)",
+                       "build with --base-url set to the URL the registry is served at")  # fmt: skip
+        return
+    if not url.startswith(registry):
+        report.note(where, f"the tarball is on another host ({url}): npm users must not set replace-registry-host=always")
+    response = fetch(url)
+    if response.status != 200:
+        report.problem(url, f"answers {response.status}: every install of {where} fails",
+                       "deploy the whole output, tarballs first (staticreg deploy does)")  # fmt: skip
+        return
+    body = response.body
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(body).digest()).decode()
+    if (dist.get("integrity") and dist["integrity"] != integrity) or (dist.get("shasum") and dist["shasum"] != hashlib.sha1(body).hexdigest()):
+        report.problem(url, f"the bytes served do not match {where}'s integrity and shasum: clients refuse it",
+                       "upload the tarball again as it is (no recompression, no text mode); rebuild if it changed")  # fmt: skip
+    if "immutable" not in response.headers.get("cache-control", "") and (_max_age(response.headers.get("cache-control", "")) or 0) < 86400:
+        report.note(url, f"tarballs never change; Cache-Control: {headers.TARBALL_CACHE} saves revalidations")
+    if name.startswith("@") and url.startswith(registry):
+        # yarn 4 rebuilds a conventional scoped tarball URL itself, with %2f.
+        rebuilt = registry + quote(url[len(registry):], safe="/@").replace("/", "%2f", 1)
+        if rebuilt != url and fetch(rebuilt).status != 200:
+            report.problem(rebuilt, "not found: yarn 4 asks for scoped tarballs with %2f",
+                           f"the host must decode %2f in paths; {HOSTING}")  # fmt: skip

@@ -1,0 +1,38 @@
+"""The response headers a registry's files need, whatever serves them: what the
+server configurations, `deploy` and `check` agree on."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from staticreg import layout
+
+JSON = "application/json"
+TARBALL_CACHE = "public, max-age=31536000, immutable"
+OTHER_CACHE = "public, max-age=300"
+_TYPES = {
+    ".json": JSON,
+    ".corgi": layout.ABBREVIATED_MEDIA_TYPE,
+    ".tgz": "application/octet-stream",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def document_cache(max_age: int = 0) -> str:
+    """Package documents change with every build: revalidate them."""
+    return f"public, max-age={int(max_age)}, must-revalidate"
+
+
+def for_object(path: str, kind: str, document_max_age: int = 0) -> tuple[str, str]:
+    """(Content-Type, Cache-Control) for one file of the registry, by its kind."""
+    if kind == layout.DOCUMENT:
+        return JSON, document_cache(document_max_age)
+    if kind == layout.TARBALL:
+        return _TYPES[".tgz"], TARBALL_CACHE
+    suffix = "." + path.rpartition(".")[2] if "." in path.rpartition("/")[2] else ""
+    return _TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream", OTHER_CACHE

@@ -1,0 +1,42 @@
+"""_headers and _redirects for hosts configured by files inside the site
+(Netlify, Cloudflare Pages). One exact rule per package, no wildcards over the
+root: Cloudflare applies _redirects even where a file exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from staticreg import headers, layout
+
+
+def package_names(root: Path) -> list[str]:
+    paths = (p.relative_to(root).as_posix() for p in root.glob("**/" + layout.FULL_DOCUMENT))
+    return sorted(name for name in map(layout.package_of_document, paths) if name)
+
+
+def netlify_files(root: Path, document_max_age: int = 0) -> dict[str, str]:
+    """File name -> text, for a built registry at `root` served at the site's root."""
+    if not (root / layout.PING).is_file():
+        from staticreg.errors import ConfigError
+
+        raise ConfigError(f"{root} is not a built registry (it has no {layout.PING}): run staticreg build first")
+    document = headers.document_cache(document_max_age)
+    head = ["# staticreg: response headers for Netlify and Cloudflare Pages", ""]
+    for path in (f"/{layout.PING}", "/-/package/*"):
+        head += [path, f"  Content-Type: {headers.JSON}", f"  Cache-Control: {document}"]
+    redirects = ["# staticreg: each package's URL serves its document (a rewrite, not a redirect)", ""]
+    for name in package_names(root):
+        url = "/" + name
+        head += [url, f"  Cache-Control: {document}", f"  Content-Type: {headers.JSON}",
+                 f"{url}/-/*", f"  Cache-Control: {headers.TARBALL_CACHE}"]  # fmt: skip
+        redirects.append(f"{url} /{layout.packument_path(name)} 200")
+    return {layout.NETLIFY_HEADERS: "\n".join(head) + "\n", layout.NETLIFY_REDIRECTS: "\n".join(redirects) + "\n"}
+
+
+def write_netlify_files(root: Path, document_max_age: int = 0) -> list[Path]:
+    written = []
+    for filename, text in netlify_files(root, document_max_age).items():
+        path = layout.safe_join(root, filename)
+        path.write_text(text)
+        written.append(path)
+    return written

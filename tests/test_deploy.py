@@ -1,0 +1,38 @@
+"""What `staticreg deploy` would upload, without a store (the e2e tests use moto)."""
+
+from __future__ import annotations
+
+import pytest
+
+from staticreg import deploy, headers, layout
+from staticreg.build import build
+from tests.conftest import make_tarball
+
+
+def test_parse_target():
+    assert deploy.parse_target("s3://bucket") == ("bucket", "")
+    assert deploy.parse_target("s3://bucket/npm/") == ("bucket", "npm/")
+    assert deploy.parse_target("s3://bucket/a/b") == ("bucket", "a/b/")
+    for bad in ("https://bucket/x", "s3:///x", "s3://b/a/../c", "s3://b/x?y=1"):
+        with pytest.raises(deploy.DeployError):
+            deploy.parse_target(bad)
+
+
+def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, make_config, tmp_path):
+    make_tarball(tarballs, {"name": "@s/n", "version": "1.0.0"})
+    make_tarball(tarballs, {"name": "demo", "version": "1.0.0"})
+    config = make_config(tarballs)
+    build(config, show_progress=False)
+    plan = deploy.plan(config.output_dir, "npm/", document_max_age=30)
+    kinds = [u.kind for u in plan]
+    assert kinds == sorted(kinds, key=layout.UPLOAD_ORDER.index) and kinds[0] == layout.TARBALL
+    by_key = {u.key: u for u in plan}
+    assert (by_key["npm/@s/n"].content_type, by_key["npm/@s/n"].cache_control) == ("application/json", "public, max-age=30, must-revalidate")
+    assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE
+    assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.ROOT_PAGE
+    assert not [k for k in by_key if k.endswith(("index.json", "index.corgi"))]
+
+
+def test_plan_refuses_a_folder_that_is_not_a_registry(tmp_path):
+    with pytest.raises(deploy.DeployError, match="not a built registry"):
+        deploy.plan(tmp_path, "")
