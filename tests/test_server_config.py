@@ -37,3 +37,9 @@ def test_snippet_mentions_every_rule(tmp_path):
                    "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on"]:  # fmt: skip
         assert needle in text
     assert "pid " not in text and "http {" not in text
+
+
+@pytest.mark.parametrize("prefix, page", [("/", "/404.html"), ("/npm/", "/npm/404.html")])
+def test_missing_files_get_the_site_404_page(tmp_path, prefix, page):
+    text = server_config.nginx(tmp_path, prefix=prefix)
+    assert f"error_page 404 {page};" in text
