@@ -195,9 +195,11 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         _place_tarballs(registry, staging, copies)
         shutil.rmtree(incoming)
         write_documents(registry, staging, config)
-        if config.site:
-            write_site(registry, staging, config)
         report.timings["write"] = time.monotonic() - mark
+        if config.site:
+            mark = time.monotonic()
+            write_site(registry, staging, config, show_progress=show_progress)
+            report.timings["site"] = time.monotonic() - mark
         mark = time.monotonic()
         staging.commit()
         report.timings["commit"] = time.monotonic() - mark

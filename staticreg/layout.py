@@ -12,8 +12,14 @@ folder. Names, versions and tags reaching here have passed `names`, and
     <name>/-/<basename>-<version>.tgz   the tarball             (conventional path)
     -/package/<name>/dist-tags          the dist-tags           GET /-/package/<name>/dist-tags
     -/ping                              {}                      GET /-/ping
-    -/web/...                           the browsable site's pages and assets
-    index.html                          the site's home page
+    index.html                          the site's home page (the first page of the package list)
+    404.html                            the site's page for a missing package
+    -/web/packages/<n>/index.html       further pages of the package list
+    -/web/package/<name>/index.html     a package's page
+    -/web/package/<name>/v/<version>/index.html   one version's page, with its own README
+    -/web/scope/<@scope>/index.html     a scope's page
+    -/web/search-index.json             the search index, loaded by the browser on demand
+    -/web/assets/<file>                 style sheet and script
 
 Scoped names keep their slash on disk (`@scope/name/index.json`), so a host that
 decodes `%2f` and `%2F` (nginx, S3, python -m http.server) finds the same file for
@@ -33,12 +39,14 @@ ABBREVIATED_DOCUMENT = "index.corgi"
 ZERO_CONFIG_DOCUMENT = "index.html"
 PING = "-/ping"
 SITE_HOME = "index.html"
+SITE_NOT_FOUND = "404.html"
 SITE_DIR = "-/web"
+SITE_SEARCH_INDEX = f"{SITE_DIR}/search-index.json"
 NOJEKYLL = ".nojekyll"
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 
 # Top-level names the registry itself uses: a package may not be called so.
-RESERVED_ROOT_NAMES = frozenset({"-", SITE_HOME, "404.html", "robots.txt", NOJEKYLL})
+RESERVED_ROOT_NAMES = frozenset({"-", SITE_HOME, SITE_NOT_FOUND, "robots.txt", NOJEKYLL})
 
 _URL_SAFE = "/@!'()*"
 
@@ -84,6 +92,41 @@ def tarball_path(name: str, version: str) -> str:
 
 def site_package_page(name: str) -> str:
     return f"{SITE_DIR}/package/{name}/index.html"
+
+
+def site_version_page(name: str, version: str) -> str:
+    # Package names have no "v" folder of their own: an unscoped name is one
+    # segment, a scoped one starts with "@".
+    return f"{SITE_DIR}/package/{name}/v/{version}/index.html"
+
+
+def site_scope_page(scope: str) -> str:
+    """The page of a scope ("@acme"). Not under package/: "@acme/index.html" is a valid package name."""
+    return f"{SITE_DIR}/scope/{scope}/index.html"
+
+
+def site_list_page(number: int) -> str:
+    """Page `number` (from 1) of the package list; the first is the home page."""
+    return SITE_HOME if number == 1 else f"{SITE_DIR}/packages/{number}/index.html"
+
+
+def site_asset(filename: str) -> str:
+    return f"{SITE_DIR}/assets/{filename}"
+
+
+def scope_of(name: str) -> str | None:
+    """'@acme/widgets' -> '@acme'; None for an unscoped name."""
+    return name.partition("/")[0] if name.startswith("@") else None
+
+
+def page_link(path: str) -> str:
+    """How pages link to a page: its folder, with the trailing slash (every host serves index.html there)."""
+    return path[: -len(SITE_HOME)] if path.endswith("/" + SITE_HOME) or path == SITE_HOME else path
+
+
+def relative_root(page: str) -> str:
+    """The relative link from a page to the top of the output ("" at the top)."""
+    return "../" * page.count("/")
 
 
 def url(base_url: str, path: str) -> str:

@@ -1,21 +1,46 @@
 """The browsable HTML site, rendered from site-template/ with Jinja2.
 
-Everything from a package is untrusted: autoescape is on for every page and
-templates never mark package text as safe.
+Everything from a package is untrusted: autoescape is on for every page, and
+the only markup that reaches a template is a README that `untrusted` rendered
+and sanitized. The pages are plain files under `layout.SITE_DIR` plus the home
+page and 404.html; search runs in the browser over a JSON index that is loaded
+only when someone searches, so the home page stays the same small size however
+many packages there are. The site is made from the model alone: no tarball is
+read again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import traceback
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup
 
-from staticreg import __version__, layout
+from staticreg import __version__, documents, layout, untrusted
 from staticreg.config import Config
-from staticreg.model import Registry
+from staticreg.errors import BuildError
+from staticreg.model import DEPENDENCY_FIELDS, Package, Registry, Version
 from staticreg.output import Staging
+from staticreg.progress import Progress
 
 _PACKAGE_DIR = Path(__file__).parent
+PAGE_SIZE = 100  # packages per page of the list; the home page is the first
+LIST_DESCRIPTION_CHARS = 300  # in lists and in the search index
+DESCRIPTION_CHARS = 2000  # on a package's page
+_DEPENDENCY_LABELS = {
+    "dependencies": "Dependencies",
+    "peerDependencies": "Peer dependencies",
+    "optionalDependencies": "Optional dependencies",
+    "devDependencies": "Development dependencies",
+}
+assert set(_DEPENDENCY_LABELS) == set(DEPENDENCY_FIELDS)
 
 
 def builtin_template_dir() -> Path:
@@ -26,68 +51,342 @@ def builtin_template_dir() -> Path:
     raise RuntimeError("staticreg is installed without its site-template folder")
 
 
+def template_dirs(config: Config) -> list[Path]:
+    """Where templates and assets are looked up, first match wins: the user's folder, then ours."""
+    return ([config.template_dir] if config.template_dir else []) + [builtin_template_dir()]
+
+
 def environment(config: Config) -> jinja2.Environment:
     """The one Jinja2 environment: the user's template folder first, then ours."""
-    dirs = [str(config.template_dir)] if config.template_dir else []
-    dirs.append(str(builtin_template_dir()))
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(dirs),
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(config)]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+    env.filters["date"] = lambda iso: iso[:10]
+    env.filters["filesize"] = _filesize
+    return env
 
 
-def _relative_root(page: str) -> str:
-    return "../" * page.count("/")
+def _filesize(size: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+class SiteTemplateError(Exception):
+    """A template failed to render (a user's template, most likely); picklable across processes."""
 
 
-def write_site(registry: Registry, staging: Staging, config: Config) -> None:
-    env = environment(config)
-    site = {"title": config.title, "base_url": config.base_url, "version": __version__}
+def write_site(registry: Registry, staging: Staging, config: Config, show_progress: bool = False) -> None:
+    """Render every page of the site into staging.
+
+    Pages are rendered in batches of whole packages, in worker processes when the
+    build has more than one worker and enough packages to pay for them; the
+    files are written here, in a fixed order, so the output is the same either way.
+    """
+    assets = _write_assets(staging, config)
+    index = search_index(registry)
+    staging.write(layout.SITE_SEARCH_INDEX, index)
+    site = {
+        "title": config.title,
+        "base_url": config.base_url,
+        "version": __version__,
+        "search_index": f"{layout.SITE_SEARCH_INDEX}?v={_digest(index)}",
+        "assets": assets,
+    }
+    workers = config.workers if len(registry.packages) >= _PARALLEL_FROM else 1
+    progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
+    try:
+        for packages_done, rendered in _render(_batches(registry, config), config, site, workers):
+            for path, data in rendered:
+                staging.write(path, data)
+            progress.step(packages_done)
+    except SiteTemplateError as exc:
+        raise BuildError(f"the site could not be rendered: {exc}; nothing was written") from None
+    finally:
+        progress.close()
+
+
+_PARALLEL_FROM = 200  # packages; below this, starting worker processes costs more than it saves
+_BATCH_PAGES = 64
+
+
+def _batches(registry: Registry, config: Config) -> Iterator[tuple[int, list[_Page]]]:
+    """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page."""
+    batch: list[_Page] = []
+    count = 0
+    for package in registry.packages.values():
+        batch += _package_pages(registry, package, config)
+        count += 1
+        if len(batch) >= _BATCH_PAGES:
+            yield count, batch
+            batch, count = [], 0
+    if batch:
+        yield count, batch
+
+    pages: list[_Page] = []
+    rows = [summary(p) for p in registry.packages.values()]
+    scopes: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["scope"]:
+            scopes.setdefault(row["scope"], []).append(row)
+    scope_links = [{"scope": s, "count": len(r), "page": layout.site_scope_page(s)} for s, r in scopes.items()]
+    for scope, scope_rows in scopes.items():
+        context = {"scope": scope, "rows": scope_rows, "npmrc": f"{scope}:registry={config.base_url}"}
+        pages.append(_Page("scope.html", layout.site_scope_page(scope), context))
+    count = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    for number in range(1, count + 1):
+        context = {
+            "rows": rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE],
+            "total": len(rows),
+            "pagination": _pagination(number, count),
+            "scopes": scope_links if number == 1 else [],
+        }
+        pages.append(_Page("index.html", layout.site_list_page(number), context))
+    # Served for any URL, at any depth: its links are absolute paths from the base URL.
+    pages.append(_Page("404.html", layout.SITE_NOT_FOUND, {}, root=urlsplit(config.base_url).path or "/"))
+    yield 0, pages
+
+
+class _Page(NamedTuple):
+    template: str
+    path: str
+    context: dict
+    readme: tuple[str, str | None] | None = None  # (text, file name), rendered where the page is
+    root: str | None = None  # the link to the top of the output; relative to the page unless given
+
+
+def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: dict, workers: int):
+    """Yield (packages, [(path, bytes)]) for each batch, in order."""
+    if workers <= 1:
+        _start_renderer(config, site)
+        for count, pages in batches:
+            yield count, _render_pages(pages)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site)) as pool:
+        pending: deque = deque()
+        for count, pages in batches:
+            pending.append((count, pool.submit(_render_pages, pages)))
+            if len(pending) >= 4 * workers:  # keep memory flat: only a few batches in flight
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+_RENDERER: dict = {}
+_README_TEMPLATES = ("package.html", "version.html")
+
+
+def _start_renderer(config: Config, site: dict) -> None:
+    _RENDERER["env"] = environment(config)
+    _RENDERER["site"] = site
+
+
+def _render_pages(pages: list[_Page]) -> list[tuple[str, bytes]]:
+    """Render pages (in this process or a worker); each distinct README once."""
+    env, site = _RENDERER["env"], _RENDERER["site"]
+    readmes: dict[tuple[str, str | None], Markup] = {}
+    out = []
+    for page in pages:
+        root = layout.relative_root(page.path) if page.root is None else page.root
+
+        def url(target: str, root: str = root) -> str:
+            return layout.url(root, layout.page_link(target)) or "./"
+
+        def asset(name: str, url=url) -> str:
+            if name not in site["assets"]:
+                raise jinja2.TemplateRuntimeError(f"asset({name!r}): there is no {name} in any assets/ folder")
+            return url(layout.site_asset(name)) + "?v=" + site["assets"][name]
+
+        context = dict(page.context)
+        if page.readme is not None and page.readme not in readmes:
+            readmes[page.readme] = untrusted.render_readme(*page.readme)
+        if page.template in _README_TEMPLATES:
+            context["readme"] = readmes[page.readme] if page.readme is not None else None
+        try:
+            html = env.get_template(page.template).render(
+                site={**site, "root": root},
+                url=url,
+                asset=asset,
+                home=layout.SITE_HOME,
+                this_page=page.path,
+                **context,
+            )
+        except jinja2.TemplateError as exc:
+            raise SiteTemplateError(f"{_template_line(exc, page.template)}: {exc} (rendering {page.path})") from None
+        out.append((page.path, html.encode("utf-8")))
+    return out
+
+
+def _template_line(exc: jinja2.TemplateError, template: str) -> str:
+    """file:line of the template where rendering failed (Jinja puts template lines into the traceback)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".html")]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else template
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:10]
+
+
+def _write_assets(staging: Staging, config: Config) -> dict[str, str]:
+    """Copy assets/ (the user's files win, name by name); {file name: hash of its bytes}, for cache busting."""
+    found: dict[str, Path] = {}
+    for folder in reversed(template_dirs(config)):
+        assets = folder / "assets"
+        if assets.is_dir():
+            found.update((p.name, p) for p in assets.iterdir() if p.is_file() and not p.name.startswith("."))
+    out = {}
+    for name in sorted(found):
+        data = found[name].read_bytes()
+        staging.write(layout.site_asset(name), data)
+        out[name] = _digest(data)
+    return out
+
+
+def _pagination(number: int, count: int) -> dict | None:
+    if count == 1:
+        return None
+    return {
+        "number": number,
+        "count": count,
+        "previous": layout.site_list_page(number - 1) if number > 1 else None,
+        "next": layout.site_list_page(number + 1) if number < count else None,
+        "pages": [{"number": n, "page": layout.site_list_page(n)} for n in range(1, count + 1)],
+    }
+
+
+# -- what the pages show ----------------------------------------------------------
+
+
+def summary(package: Package) -> dict:
+    """One row of a package list."""
+    latest = package.latest
+    return {
+        "name": package.name,
+        "scope": _scope_key(package.name),
+        "version": latest.version,
+        "description": untrusted.text(latest.manifest.get("description"), LIST_DESCRIPTION_CHARS),
+        "published": package.modified,
+        "deprecated": bool(latest.manifest.get("deprecated")),
+        "page": layout.site_package_page(package.name),
+    }
+
+
+def _scope_key(name: str) -> str | None:
+    # One page per scope however it is capitalised: @Acme and @acme would share a
+    # folder on a case-insensitive disk.
+    scope = layout.scope_of(name)
+    return scope.lower() if scope else None
+
+
+def search_index(registry: Registry) -> bytes:
+    """The browser's search index: one compact row per package, in name order."""
     rows = []
     for package in registry.packages.values():
-        latest = package.latest
-        page = layout.site_package_page(package.name)
-        rows.append(
+        manifest = package.latest.manifest
+        rows.append([
+            package.name,
+            package.dist_tags["latest"],
+            untrusted.text(manifest.get("description"), LIST_DESCRIPTION_CHARS),
+            untrusted.keywords(manifest.get("keywords"), count=20),
+            package.modified[:10],
+        ])  # fmt: skip
+    return documents.dumps({"format": 1, "fields": ["name", "version", "description", "keywords", "published"],
+                            "packages": rows})  # fmt: skip
+
+
+def _readme(entry: Version) -> tuple[str, str | None] | None:
+    text = entry.record.readme
+    return (text, entry.record.readme_filename) if text and text.strip() else None
+
+
+def _package_pages(registry: Registry, package: Package, config: Config) -> list[_Page]:
+    name = package.name
+    tags_of: dict[str, list[str]] = {}
+    for tag, version in package.dist_tags.items():
+        tags_of.setdefault(version, []).append(tag)
+    scope = layout.scope_of(name)
+    common = {
+        "name": name,
+        "page": layout.site_package_page(name),
+        "scope": _scope_key(name),
+        "scope_page": layout.site_scope_page(_scope_key(name)) if scope else None,
+        "npmrc": f"{scope}:registry={config.base_url}" if scope else f"registry={config.base_url}",
+        "document": layout.packument_path(name),
+        "dist_tags": [
+            {"tag": t, "version": v, "page": layout.site_version_page(name, v)} for t, v in package.dist_tags.items()
+        ],
+        "latest": package.dist_tags["latest"],
+        "created": package.created,
+        "modified": package.modified,
+        "version_count": len(package.versions),
+    }
+    entries = list(reversed(package.versions.values()))  # newest first
+    versions = [_version(registry, package, entry, tags_of.get(entry.version, [])) for entry in entries]
+    latest = next(v for v in versions if v["version"] == common["latest"])
+    pages = [
+        _Page("package.html", common["page"], {"package": common, "version": latest, "versions": versions},
+              readme=_readme(package.latest))
+    ]  # fmt: skip
+    for item, entry in zip(versions, entries):
+        pages.append(_Page("version.html", item["page"], {"package": common, "version": item}, readme=_readme(entry)))
+    return pages
+
+
+def _version(registry: Registry, package: Package, entry: Version, tags: list[str]) -> dict:
+    m = entry.manifest
+    dist = m["dist"]
+    name = package.name
+    licenses = m.get("licenses") if isinstance(m.get("licenses"), list) else []
+    return {
+        "version": entry.version,
+        "page": layout.site_version_page(name, entry.version),
+        "time": entry.time,
+        "tags": tags,
+        "deprecated": untrusted.text(m.get("deprecated"), DESCRIPTION_CHARS),
+        "description": untrusted.text(m.get("description"), DESCRIPTION_CHARS),
+        "keywords": untrusted.keywords(m.get("keywords")),
+        "license": untrusted.license_name(m.get("license"))
+        or ", ".join(filter(None, (untrusted.license_name(x) for x in licenses[:5]))),
+        "author": untrusted.person(m.get("author")),
+        "homepage": untrusted.http_url(m.get("homepage")),
+        "repository": untrusted.repository_url(m.get("repository")),
+        "bugs": untrusted.bugs_url(m.get("bugs")),
+        "tarball": layout.tarball_path(name, entry.version),
+        "filename": layout.tarball_filename(name, entry.version),
+        "integrity": dist["integrity"],
+        "shasum": dist["shasum"],
+        "file_count": dist["fileCount"],
+        "unpacked_size": dist["unpackedSize"],
+        "install": f"npm install {name}@{entry.version}",
+        "dependencies": _dependencies(registry, m),
+    }
+
+
+def _dependencies(registry: Registry, manifest: dict) -> list[dict]:
+    out = []
+    for field, label in _DEPENDENCY_LABELS.items():
+        deps = manifest.get(field)
+        if not isinstance(deps, dict) or not deps:
+            continue
+        items = [
             {
-                "name": package.name,
-                "latest": latest.version,
-                "description": _text(latest.manifest.get("description")),
-                "published": package.modified,
-                "page": page[: -len("index.html")],
+                "name": dep,
+                "range": spec,
+                "page": layout.site_package_page(dep) if dep in registry.packages else None,
             }
-        )
-        root = _relative_root(page)
-        versions = [
-            {
-                "version": v,
-                "time": e.time,
-                "tarball": root + layout.tarball_path(package.name, v),
-                "filename": layout.tarball_filename(package.name, v),
-                "deprecated": _text(e.manifest.get("deprecated")),
-            }
-            for v, e in reversed(package.versions.items())
+            for dep, spec in sorted(deps.items())
         ]
-        html = env.get_template("package.html").render(
-            site={**site, "root": root},
-            package={
-                "name": package.name,
-                "description": _text(latest.manifest.get("description")),
-                "dist_tags": package.dist_tags,
-                "versions": versions,
-            },
-        )
-        staging.write(page, html.encode("utf-8"))
-    home = env.get_template("index.html").render(site={**site, "root": ""}, packages=rows)
-    staging.write(layout.SITE_HOME, home.encode("utf-8"))
-    assets = builtin_template_dir() / "assets"
-    for asset in sorted(assets.iterdir()):
-        override = config.template_dir / "assets" / asset.name if config.template_dir else None
-        source = override if override and override.is_file() else asset
-        staging.write(f"{layout.SITE_DIR}/assets/{asset.name}", source.read_bytes())
+        out.append({"field": field, "label": label, "items": items})
+    return out

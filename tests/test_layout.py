@@ -70,3 +70,23 @@ def test_package_of_document():
     assert layout.package_of_document("@s/n/index.json") == "@s/n"
     for other in ("demo/1.0.0/index.json", "@s/n/latest/index.json", "demo/index.corgi", "-/web/x/index.json", "index.json"):
         assert layout.package_of_document(other) is None, other
+def test_site_paths():
+    assert layout.site_package_page("@acme/widgets") == "-/web/package/@acme/widgets/index.html"
+    assert layout.site_version_page("left-pad", "1.0.0-rc.1") == "-/web/package/left-pad/v/1.0.0-rc.1/index.html"
+    assert layout.site_scope_page("@acme") == "-/web/scope/@acme/index.html"
+    assert layout.site_list_page(1) == "index.html" and layout.site_list_page(7) == "-/web/packages/7/index.html"
+    assert layout.site_asset("style.css") == "-/web/assets/style.css"
+    assert layout.scope_of("@acme/widgets") == "@acme" and layout.scope_of("left-pad") is None
+    assert layout.page_link("index.html") == "" and layout.page_link("-/web/scope/@a/index.html") == "-/web/scope/@a/"
+    assert layout.relative_root("index.html") == "" and layout.relative_root("-/web/package/@a/b/index.html") == "../" * 5
+
+
+@pytest.mark.parametrize("name", ["v", "index.html", "package", "scope", "@v/v", "@acme/index.html", "@acme/v"])
+def test_site_pages_of_different_packages_never_share_a_path(name):
+    """A page is a file, so no other page may need it as a folder, whatever the package is called."""
+    others = ["v", "index.html", "@acme/index.html", "@acme/v", "@v/v", "x"]
+    files = {layout.site_package_page(n) for n in others + [name]}
+    files |= {layout.site_version_page(n, "1.0.0") for n in others + [name]}
+    files |= {layout.site_scope_page("@acme"), layout.site_scope_page("@v"), layout.site_list_page(2)}
+    folders = {f.rsplit("/", i)[0] for f in files for i in range(1, f.count("/") + 1)}
+    assert not files & folders

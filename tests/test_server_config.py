@@ -69,3 +69,7 @@ def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
     assert "admin off" not in caddy
     with pytest.raises(ConfigError, match="cannot hold"):
         server_config.caddy(tmp_path, address="a b")
+@pytest.mark.parametrize("prefix, page", [("/", "/404.html"), ("/npm/", "/npm/404.html")])
+def test_missing_files_get_the_site_404_page(tmp_path, prefix, page):
+    text = server_config.nginx(tmp_path, prefix=prefix)
+    assert f"error_page 404 {page};" in text

@@ -1,0 +1,225 @@
+"""Package text made safe for the site: READMEs to sanitized HTML, URLs checked.
+
+READMEs, descriptions, keywords, authors and URLs come from whoever packed the
+tarball. Markdown is rendered with markdown-it-py (CommonMark with GitHub's
+tables and strikethrough; raw HTML allowed, as on GitHub) and the result always
+goes through nh3 (the Rust html sanitizer ammonia): no scripts, no event
+handlers, no styles, no forms or frames, and no URL but absolute http(s) and
+mailto ones. Everything else from a package reaches the pages as plain text,
+escaped by the templates. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+MAX_URL_LENGTH = 2048
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+_CODE_CLASS = re.compile(r"^language-[A-Za-z0-9_+#.-]{1,40}$")
+_MARKDOWN_SUFFIXES = ("", ".md", ".markdown", ".mdown", ".mkd", ".mkdn")
+
+_TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
+_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+for _tag in ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th"):
+    _ATTRIBUTES.setdefault(_tag, set()).add("align")
+_ATTRIBUTES.setdefault("code", set()).add("class")
+_ATTRIBUTES.setdefault("details", set()).add("open")
+_ATTRIBUTES["img"] = _ATTRIBUTES.get("img", set()) | {"title"}
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if attribute in _URL_ATTRIBUTES:
+        # nh3 already refuses other schemes; relative URLs would point into this
+        # site, not at the package's files, so they go too.
+        return value if link_url(value) else None
+    if attribute == "class":
+        kept = [c for c in value.split() if _CODE_CLASS.match(c)]
+        return kept[0] if kept else None
+    return value
+
+
+# CommonMark plus GitHub's tables and strikethrough; raw HTML as GitHub allows it
+# (nh3 decides what of it stays). markdown-it-py already refuses javascript: links.
+_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+_MARKDOWN_TEXT_ONLY = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+# Rendering is linear but not cheap (markdown-it-py is pure Python, ~10 s per MiB of
+# the worst input); the reader keeps up to 1 MiB. The public npm registry's website shows 64 KiB.
+MAX_README_CHARS = 256 * 1024
+# html5ever, under nh3, takes time quadratic in how deeply elements nest: 50,000
+# nested <div> take seconds, 200,000 minutes. No README needs more than a few dozen.
+MAX_HTML_DEPTH = 256
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*>")
+_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+
+def _html_depth_exceeds(html: str, limit: int) -> bool:
+    """Whether elements may nest deeper than `limit` (unclosed tags count as open: an upper bound)."""
+    depth = 0
+    for match in _TAG.finditer(html):
+        if match.group(2).lower() in _VOID:
+            continue
+        if match.group(1):
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
+
+
+def sanitize_html(html: str) -> Markup:
+    """Untrusted HTML -> HTML that cannot run anything or leave the page's styles."""
+    clean = nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        url_schemes=set(LINK_SCHEMES),
+        link_rel="nofollow noopener noreferrer",
+        set_tag_attribute_values={"img": {"loading": "lazy", "referrerpolicy": "no-referrer"}},
+        strip_comments=True,
+    )
+    return Markup(clean)  # noqa: S704 - the one place package text becomes markup: nh3's output
+
+
+def render_readme(text: str, filename: str | None) -> Markup:
+    """A README as safe HTML: Markdown for README, README.md and the like, else preformatted text."""
+    suffix = ""
+    if filename and "." in filename:
+        suffix = filename[filename.rindex(".") :].lower()
+    note = Markup("")
+    if len(text) > MAX_README_CHARS:
+        cut = text.rfind("\n", 0, MAX_README_CHARS)
+        text = text[: cut if cut > 0 else MAX_README_CHARS]
+        note = Markup(
+            f'<p class="readme-cut"><em>This README is longer than {MAX_README_CHARS // 1024} KiB; '
+            "the rest of it is in the tarball.</em></p>"
+        )
+    if suffix not in _MARKDOWN_SUFFIXES:
+        return Markup("<pre>") + Markup.escape(text) + Markup("</pre>") + note
+    html = _MARKDOWN.render(text)
+    if _html_depth_exceeds(html, MAX_HTML_DEPTH):
+        html = _MARKDOWN_TEXT_ONLY.render(text)  # its raw HTML is shown as text
+    return sanitize_html(html) + note
+
+
+def link_url(value: object) -> str | None:
+    """An absolute http(s) or mailto URL fit for an href, or None."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > MAX_URL_LENGTH or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in LINK_SCHEMES:
+        return None
+    if scheme == "mailto":
+        return url if len(url) > len("mailto:") and "@" in url else None
+    return url if parts.netloc else None
+
+
+def http_url(value: object) -> str | None:
+    url = link_url(value)
+    return url if url and not url.lower().startswith("mailto:") else None
+
+
+_HOSTS = {"github": "github.com", "gitlab": "gitlab.com", "bitbucket": "bitbucket.org"}
+_SHORTCUT = re.compile(r"^(?:(github|gitlab|bitbucket):)?([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$")
+_SCP = re.compile(r"^(?:ssh://)?git@([A-Za-z0-9.-]+)[:/](.+)$")
+
+
+def repository_url(value: object) -> str | None:
+    """package.json "repository" (a string or {url}) as a browsable https URL, as npm's website shows it."""
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    shortcut = _SHORTCUT.match(url)
+    if shortcut:
+        url = f"https://{_HOSTS[shortcut.group(1) or 'github']}/{shortcut.group(2)}"
+    if url.startswith("git+"):
+        url = url[len("git+") :]
+    if url.startswith("git://"):
+        url = "https://" + url[len("git://") :]
+    scp = _SCP.match(url)
+    if scp:
+        url = f"https://{scp.group(1)}/{scp.group(2)}"
+    if url.endswith(".git"):
+        url = url[: -len(".git")]
+    return http_url(url)
+
+
+def bugs_url(value: object) -> str | None:
+    """package.json "bugs": a URL string, or {url, email}."""
+    if isinstance(value, dict):
+        return http_url(value.get("url")) or email_url(value.get("email"))
+    return http_url(value)
+
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+
+
+def email_url(value: object) -> str | None:
+    if isinstance(value, str) and len(value) <= 254 and _EMAIL.match(value.strip()):
+        return "mailto:" + value.strip()
+    return None
+
+
+_PERSON = re.compile(r"^\s*([^<(]*?)\s*(?:<([^>]*)>)?\s*(?:\(([^)]*)\))?\s*$")
+
+
+def person(value: object) -> dict | None:
+    """package.json "author": "Name <email> (url)" or {name, email, url} -> {name, url}."""
+    if isinstance(value, str):
+        match = _PERSON.match(value)
+        name, url = (match.group(1), match.group(3)) if match else (value, None)
+    elif isinstance(value, dict):
+        name, url = value.get("name"), value.get("url")
+    else:
+        return None
+    name = text(name, 200)
+    if not name:
+        return None
+    return {"name": name, "url": http_url(url)}
+
+
+def text(value: object, limit: int) -> str:
+    """A string field, or "" when it is something else; cut to `limit` characters."""
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def keywords(value: object, count: int = 30, limit: int = 50) -> list[str]:
+    """package.json "keywords": a list of strings (or, in old packages, one comma-separated string)."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list):
+        return []
+    out: list[str] = []
+    for item in value:
+        word = text(item, limit)
+        if word and word not in out:
+            out.append(word)
+        if len(out) == count:
+            break
+    return out
+
+
+def license_name(value: object) -> str:
+    """"license": "MIT"; legacy {"type": "MIT"}, or "licenses": [{type}] handled by the caller."""
+    if isinstance(value, dict):
+        value = value.get("type")
+    return text(value, 100)

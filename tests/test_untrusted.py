@@ -1,0 +1,186 @@
+"""Package text made safe: READMEs through markdown-it-py and nh3, URLs checked."""
+
+import re
+import time
+
+import pytest
+
+from staticreg import untrusted
+from staticreg.untrusted import render_readme
+
+# Every way a README has been used to run script or leave the page that we know of.
+HOSTILE_README = """# Title <script>window.__pwned = 1</script>
+
+```js
+</script><script>window.__pwned = 10</script>
+```
+
+<img src=x onerror="window.__pwned = 2"> <img src="https://img.test/a.png" onload="window.__pwned = 3">
+
+[a](javascript:window.__pwned=4) [b](JaVaScRiPt:alert(1)) [c](vbscript:x) [d](data:text/html,<script>alert(1)</script>)
+<a href="javascript:alert(1)">e</a> <a href="jav&#x09;ascript:alert(1)">f</a> <a href=" javascript:alert(1)">g</a>
+
+<svg onload="window.__pwned = 5"><script>window.__pwned = 6</script><a xlink:href="javascript:alert(1)">s</a></svg>
+
+<iframe srcdoc="<script>parent.__pwned = 7</script>"></iframe>
+
+<form action="javascript:alert(1)"><input onfocus="alert(1)" autofocus><button formaction="javascript:alert(1)">go</button></form>
+
+<meta http-equiv="refresh" content="0;url=javascript:alert(1)"><base href="https://evil.test/">
+<object data="https://evil.test/x.swf"></object><embed src="https://evil.test/x.swf"><link rel="stylesheet" href="https://evil.test/x.css">
+<style>body { display: none }</style><p style="position:fixed;inset:0" onclick="alert(1)">covered</p>
+<details open ontoggle="window.__pwned = 9"><summary>s</summary></details>
+
+![i](javascript:alert(1)) <javascript:alert(1)>
+
+<math><mtext><table><mglyph><style><img src=x onerror="window.__pwned = 8">
+"""
+
+
+def test_hostile_readme_keeps_nothing_that_runs():
+    html = str(render_readme(HOSTILE_README, "README.md"))
+    lowered = html.lower()
+    for needle in ("<script", "<iframe", "<svg", "<math", "<form", "<input", "<button", "<meta", "<base", "<object",
+                   "<embed", "<link", "<style", "style=", "srcdoc"):  # fmt: skip
+        assert needle not in lowered, needle
+    assert not re.search(r"\son[a-z]+\s*=", lowered), html
+    # Refused links stay as inert text; no attribute holds a script or data URL.
+    values = re.findall(r'\s[a-z-]+="([^"]*)"', lowered)
+    assert values and not [v for v in values if re.search(r"(javascript|vbscript|data):", v)]
+    # What is harmless stays: text, a picture from the web, code shown as code.
+    assert "<h1>Title </h1>" in html
+    assert '<img src="https://img.test/a.png"' in html
+    assert "&lt;/script&gt;&lt;script&gt;window.__pwned = 10&lt;/script&gt;" in html
+    assert "covered" in html
+
+
+def test_github_flavoured_markdown():
+    text = """| a | b |
+| --- | :-: |
+| 1 | ~~old~~ |
+
+```js
+const x = 1 < 2;
+```
+
+<p align="center"><b>centred</b></p>
+
+<details><summary>More</summary>
+
+hidden
+
+</details>
+"""
+    html = str(render_readme(text, "README.md"))
+    assert "<table>" in html and "<th>a</th>" in html and "<s>old</s>" in html
+    assert '<pre><code class="language-js">const x = 1 &lt; 2;\n</code></pre>' in html
+    assert '<p align="center"><b>centred</b></p>' in html
+    assert "<details><summary>More</summary>" in html
+
+
+def test_links_only_absolute_http_and_mailto():
+    html = str(render_readme("[a](https://a.test/x) [b](mailto:me@a.test) [c](./docs/c.md) [d](#top) "
+                             "[e](ftp://a.test/) [f](//evil.test/)", "README.md"))  # fmt: skip
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs == ["https://a.test/x", "mailto:me@a.test"]
+    assert 'rel="nofollow noopener noreferrer"' in html
+    images = str(render_readme("![a](https://a.test/a.png) ![b](b.png) ![c](http://a.test/c.png)", "README.md"))
+    assert re.findall(r'src="([^"]*)"', images) == ["https://a.test/a.png", "http://a.test/c.png"]
+    assert 'referrerpolicy="no-referrer"' in images
+
+
+def test_code_classes_only_name_a_language():
+    html = str(render_readme('```js" onmouseover="alert(1)\nx\n```\n\n<code class="evil language-py">y</code>', "README.md"))
+    assert "onmouseover" not in html and "evil" not in html
+    assert '<code class="language-py">y</code>' in html
+
+
+@pytest.mark.parametrize("filename", ["README.txt", "readme.rst", "README.adoc"])
+def test_other_readmes_are_shown_as_text(filename):
+    assert str(render_readme("<b>x</b> *y*", filename)) == "<pre>&lt;b&gt;x&lt;/b&gt; *y*</pre>"
+
+
+@pytest.mark.parametrize("filename", ["README", "README.md", "readme.markdown", None])
+def test_markdown_readmes(filename):
+    assert str(render_readme("*y*", filename)) == "<p><em>y</em></p>\n"
+
+
+def test_deeply_nested_html_cannot_stall_the_build():
+    """html5ever (under nh3) takes quadratic time in nesting depth: such READMEs lose their raw HTML."""
+    started = time.monotonic()
+    html = str(render_readme("<div>" * 50_000 + "\n\nreal text", "README.md"))
+    assert time.monotonic() - started < 10
+    assert "real text" in html and "<div>" not in html
+
+
+def test_huge_readmes_are_cut():
+    text = "word " * (untrusted.MAX_README_CHARS // 5 + 10_000)
+    html = str(render_readme(text, "README.md"))
+    assert len(html) < untrusted.MAX_README_CHARS + 1000
+    assert "README is longer than" in html
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("https://example.com/x", "https://example.com/x"),
+        ("  http://example.com  ", "http://example.com"),
+        ("HTTPS://EXAMPLE.COM", "HTTPS://EXAMPLE.COM"),
+        ("mailto:a@b.test", "mailto:a@b.test"),
+        ("javascript:alert(1)", None),
+        ("JavaScript:alert(1)", None),
+        ("java\nscript:alert(1)", None),
+        ("https://exa mple.com", None),
+        ("https://a.test/\x00", None),
+        ("data:text/html,x", None),
+        ("//evil.test/", None),
+        ("/relative", None),
+        ("https://", None),
+        ("mailto:", None),
+        ("https://[::1", None),
+        (42, None),
+        (None, None),
+        ("https://a.test/" + "x" * 3000, None),
+    ],
+)
+def test_link_url(value, expected):
+    assert untrusted.link_url(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("git+https://github.com/a/b.git", "https://github.com/a/b"),
+        ({"type": "git", "url": "git+https://github.com/a/b.git", "directory": "packages/x"}, "https://github.com/a/b"),
+        ("git://github.com/a/b.git", "https://github.com/a/b"),
+        ("git+ssh://git@github.com/a/b.git", "https://github.com/a/b"),
+        ("git@gitlab.com:a/b.git", "https://gitlab.com/a/b"),
+        ("github:a/b", "https://github.com/a/b"),
+        ("gitlab:a/b", "https://gitlab.com/a/b"),
+        ("bitbucket:a/b", "https://bitbucket.org/a/b"),
+        ("a/b", "https://github.com/a/b"),
+        ("https://git.example.com/team/repo", "https://git.example.com/team/repo"),
+        ("javascript:alert(1)", None),
+        ("git+javascript:alert(1)", None),
+        ({"url": "javascript:alert(1)"}, None),
+        ({"url": 5}, None),
+        (["https://github.com/a/b"], None),
+    ],
+)
+def test_repository_url(value, expected):
+    assert untrusted.repository_url(value) == expected
+
+
+def test_bugs_person_keywords_license():
+    assert untrusted.bugs_url("https://a.test/issues") == "https://a.test/issues"
+    assert untrusted.bugs_url({"url": "javascript:x", "email": "bugs@a.test"}) == "mailto:bugs@a.test"
+    assert untrusted.bugs_url({"email": "not an email <script>"}) is None
+    assert untrusted.person("Jane Doe <jane@a.test> (https://jane.test)") == {"name": "Jane Doe", "url": "https://jane.test"}
+    assert untrusted.person({"name": "<b>Jo</b>", "url": "javascript:x"}) == {"name": "<b>Jo</b>", "url": None}
+    assert untrusted.person({"name": 3}) is None and untrusted.person(["x"]) is None
+    assert untrusted.keywords("a, b c,a") == ["a", "b", "c"]
+    assert untrusted.keywords(["x", 3, None, "y" * 80, "x"]) == ["x", "y" * 49 + "…"]
+    assert untrusted.keywords({"a": 1}) == []
+    assert untrusted.license_name({"type": "MIT", "url": "x"}) == "MIT"
+    assert untrusted.license_name(["MIT"]) == ""
+    assert untrusted.text("  abc  ", 10) == "abc" and untrusted.text("abcdef", 4) == "abc…" and untrusted.text(1, 4) == ""
