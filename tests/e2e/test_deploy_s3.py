@@ -43,7 +43,7 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     assert kinds.index("other") > max(i for i, k in enumerate(kinds) if k == "tarball")
     assert kinds[-1] == "root" and "npm/index.html" in keys
     assert "npm/@demo/greet" in keys and "npm/demo-utils/1.0.0" in keys and "npm/-/ping" in keys
-    assert not [k for k in keys if k.endswith(("index.json", "index.corgi"))] and "npm/demo-utils/index.html" not in keys
+    assert not [k for k in keys if k.endswith(("/index.json", "/index.corgi"))] and "npm/demo-utils/index.html" not in keys
 
     status, headers, body = fetch(url + "@demo%2Fgreet")
     assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
