@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import filecmp
 import os
 import shutil
 import sys
@@ -81,6 +82,11 @@ class Staging:
         self._lock_file = None
         self.reused = 0
         self.written = 0
+        # Incremental builds: folders linked whole from the previous output (writes
+        # into them are skipped), and the output paths this build adds or changes.
+        self.kept: set[str] = set()
+        self.added: set[str] = set()
+        self.changed: set[str] = set()
 
     # -- life cycle -------------------------------------------------------
     def __enter__(self) -> "Staging":
@@ -155,6 +161,8 @@ class Staging:
 
     def write(self, relative: str, data: bytes) -> None:
         """Write a file; when the previous output has the same bytes, link that file instead."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         old = self.previous(relative)
@@ -168,17 +176,78 @@ class Staging:
         with open(target, "wb") as f:
             f.write(data)
         self.written += 1
+        self._note(relative)
 
     def link(self, existing: str, relative: str) -> None:
         """A second name for a file already in staging (hard link, or a copy)."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(self.path(existing), target)
         except OSError:
             shutil.copyfile(self.path(existing), target)
+        if existing in self.added or existing in self.changed:
+            self._note(relative)
 
     def move_in(self, source: Path, relative: str) -> None:
+        """Move a new file in; if the previous output has the same bytes, link that one instead."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
+        old = self.previous(relative)
+        try:
+            if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
+                os.link(old, target)
+                os.unlink(source)
+                return
+        except OSError:
+            pass
         os.replace(source, target)
+        self._note(relative)
+
+    def link_previous(self, relative: str) -> bool:
+        """Take a file unchanged from the previous output; False if it is not there."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self.previous(relative), target)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- incremental builds -----------------------------------------------
+    def _note(self, relative: str) -> None:
+        (self.changed if self.previous(relative).exists() else self.added).add(relative)
+
+    def is_kept(self, relative: str) -> bool:
+        if not self.kept:
+            return False
+        parts = relative.split("/")
+        return any("/".join(parts[:i]) in self.kept for i in range(1, len(parts)))
+
+    def keep(self, folder: str) -> None:
+        """Take a whole folder from the previous output, as hard links; later writes into it are skipped."""
+        source = self.previous(folder)
+        if not source.is_dir():
+            return
+        target = self.path(folder)
+        for dirpath, dirnames, filenames in os.walk(source):
+            here = target / os.path.relpath(dirpath, source)
+            here.mkdir(parents=True, exist_ok=True)
+            for name in filenames:
+                os.link(os.path.join(dirpath, name), here / name)
+                self.reused += 1
+        self.kept.add(folder)
+
+    def removed(self) -> list[str]:
+        """Files of the previous output that this build does not have."""
+        gone = []
+        for dirpath, dirnames, filenames in os.walk(self.output):
+            rel_dir = os.path.relpath(dirpath, self.output).replace(os.sep, "/")
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [d for d in dirnames if prefix + d not in self.kept]
+            gone += [prefix + f for f in filenames if not os.path.lexists(self.root / (prefix + f))]
+        return sorted(gone)
