@@ -10,9 +10,10 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -211,15 +212,19 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         # -- write: packages whose inputs did not change are linked whole from the previous output
         mark = time.monotonic()
         fingerprints = {name: incremental.fingerprint(p, settings) for name, p in registry.packages.items()}
-        if output_known:
-            for name, print_ in fingerprints.items():
-                if cache.fingerprints.get(name) == print_:
-                    for folder in layout.package_folders(name):
-                        staging.keep(folder)
+        spare = incremental.spare_path(output)
+        kept_files = _reuse_spare(staging, spare, cache, fingerprints) if output_known else {}
+        _discard(spare)  # a spare that is not described by the cache, or is in use now
+        for name, print_ in fingerprints.items():
+            files = cache.files.get(name)
+            if output_known and name not in kept_files and files and cache.fingerprints.get(name) == print_:
+                if staging.keep(layout.package_folders(name), files):
+                    kept_files[name] = files
+        written = [n for n in registry.packages if n not in kept_files]
         previous_versions = cache.versions if output_known else {}
         _place_tarballs(registry, staging, copies, previous_versions, config.input_dir, incoming)
         shutil.rmtree(incoming)
-        write_documents(registry, staging, config)
+        write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config)
         if config.site:
             write_site(registry, staging, config)
         report.added, report.changed = sorted(staging.added), sorted(staging.changed)
@@ -236,20 +241,74 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
                 f"{p.name}@{v}": e.record.integrity for p in registry.packages.values() for v, e in p.versions.items()
             },
             fingerprints=fingerprints,
+            files={**kept_files, **incremental.files_by_package(staging.created, written)},
+            spare_id=incremental.folder_id(output) if output_known else None,
+            spare_fingerprints=cache.fingerprints,
+            spare_files=cache.files,
             times={f"{p.name}@{v}": e.time for p in registry.packages.values() for v, e in p.versions.items()},
             signature=incremental.input_signature(config, settings, stats, problems, merged),
             summary=_summary(report),
         )
         mark = time.monotonic()
         _save_cache(cache_file, new_cache, report)
-        staging.commit()
+        trash = staging.commit(remove_old=False)
         report.timings["commit"] = time.monotonic() - mark
         report.files_written, report.files_reused = staging.written, staging.reused
 
+    if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
+        _discard(spare)
+        os.rename(trash, spare)
     _keep_times(config, merged, kept, report)
     report.timings["total"] = time.monotonic() - started
     _save_report(config, report)
     return report
+
+
+def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, fingerprints: dict[str, str]) -> dict:
+    """Build on the output before the previous one instead of an empty folder.
+
+    Making thousands of folders is the slow part of a rebuild, and the spare (the
+    previous output, kept aside by the last build) already holds the folders of
+    every package. Packages unchanged in both of the last builds stay in it as
+    they are; the files of all others, and the files of no package, are deleted
+    and written again. Returns the packages kept, with their files."""
+    if cache.spare_id is None or incremental.folder_id(spare) != cache.spare_id:
+        return {}
+    os.rename(staging.root / _INCOMING, spare / _INCOMING)
+    os.rmdir(staging.root)
+    os.rename(spare, staging.root)  # a build that fails from here on deletes it with the staging folder
+    kept = {}
+    for name, files in cache.spare_files.items():
+        if name and fingerprints.get(name) == cache.spare_fingerprints.get(name) == cache.fingerprints.get(name):
+            kept[name] = files
+            continue
+        for folder in layout.package_folders(name) if name else []:
+            shutil.rmtree(staging.path(folder), ignore_errors=True)
+            parent = os.path.dirname(folder)
+            while parent:  # "@scope" or "-/package/@scope" with nothing left in it
+                try:
+                    os.rmdir(staging.path(parent))
+                except OSError:
+                    break
+                parent = os.path.dirname(parent)
+        if not name:
+            for relative in files:
+                staging.path(relative).unlink(missing_ok=True)
+    for name, files in kept.items():
+        staging.kept.update(layout.package_folders(name))
+        staging.reused += len(files)
+    return kept
+
+
+def _discard(folder: Path) -> None:
+    """Remove a folder in the background: on a busy disk removing thousands of folders is slow.
+    Not a daemon thread: the process waits for it before it exits."""
+    if not folder.exists():
+        return
+    # named as Staging names the old outputs it removes later, should this process die first
+    trash = folder.with_name(folder.name.replace("staticreg-spare", f"staticreg-trash-{os.getpid()}-{time.monotonic_ns()}"))
+    os.rename(folder, trash)
+    threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
 
 
 def _unchanged(report: BuildReport, cache: incremental.Cache, started: float) -> BuildReport:

@@ -23,16 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from staticreg import __version__
+from staticreg import __version__, layout
 from staticreg.config import Config
 from staticreg.model import Package, Problem
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 1
+FORMAT = 3
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
@@ -42,7 +43,12 @@ class Cache:
     output_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the output it describes
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
     fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
+    files: dict[str, list[str]] = field(default_factory=dict)  # package name -> its files in that output
     times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
+    # The spare: the output before this one, kept aside as the next build's staging folder.
+    spare_id: tuple[int, int] | None = None
+    spare_fingerprints: dict[str, str] = field(default_factory=dict)
+    spare_files: dict[str, list[str]] = field(default_factory=dict)  # "" for the files of no package
     signature: str = ""  # of the whole input, for the nothing-changed check
     summary: dict = field(default_factory=dict)  # counts and problems of that build, for its report
 
@@ -50,6 +56,11 @@ class Cache:
 def cache_path(output: Path) -> Path:
     output = output.absolute()
     return output.parent / f".{output.name}.staticreg-cache"
+
+
+def spare_path(output: Path) -> Path:
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg-spare"
 
 
 def folder_id(path: Path) -> tuple[int, int] | None:
@@ -84,6 +95,10 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
             output_id=tuple(data["output_id"]) if data.get("output_id") else None,
             versions=data["versions"],
             fingerprints=data["fingerprints"],
+            files=data["files"],
+            spare_id=tuple(data["spare_id"]) if data.get("spare_id") else None,
+            spare_fingerprints=data["spare_fingerprints"],
+            spare_files=data["spare_files"],
             times=data["times"],
             signature=data["signature"],
             summary=data["summary"],
@@ -97,10 +112,15 @@ def save(path: Path, cache: Cache) -> None:
     data = {
         "format": FORMAT,
         "staticreg": __version__,
-        "records": {rel: [list(key), asdict(rec)] for rel, (key, rec) in sorted(cache.records.items())},
+        # vars(), not asdict(): a record is flat, and asdict's deep copy costs more than the rest of save()
+        "records": {rel: [list(key), vars(rec)] for rel, (key, rec) in sorted(cache.records.items())},
         "output_id": list(cache.output_id) if cache.output_id else None,
         "versions": cache.versions,
         "fingerprints": cache.fingerprints,
+        "files": cache.files,
+        "spare_id": list(cache.spare_id) if cache.spare_id else None,
+        "spare_fingerprints": cache.spare_fingerprints,
+        "spare_files": cache.spare_files,
         "times": cache.times,
         "signature": cache.signature,
         "summary": cache.summary,
@@ -140,6 +160,22 @@ def input_signature(
         sorted(stats.items()), sorted((p.source, p.reason) for p in problems), sorted(times.items()),
     )  # fmt: skip
     return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def files_by_package(paths: Iterable[str], packages: Iterable[str]) -> dict[str, list[str]]:
+    """Which package's folders (layout.package_folders) each path is in; "" for the files of no package."""
+    owner = {folder: name for name in packages for folder in layout.package_folders(name)}
+    found: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            name = owner.get("/".join(parts[:i]))
+            if name is not None:
+                found.setdefault(name, []).append(path)
+                break
+        else:
+            found.setdefault("", []).append(path)
+    return found
 
 
 def fingerprint(package: Package, settings: str) -> str:

@@ -157,3 +157,35 @@ def test_the_cache_is_json_beside_the_output(tarballs, make_config):
     data = json.loads(cache_file.read_bytes())
     assert sorted(data["records"]) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
     assert data["versions"]["@s/b@1.0.0"].startswith("sha512-")
+
+
+def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, tmp_path, monkeypatch):
+    """Rebuilds start from the output before the previous one (the spare): whatever happened
+    in between, the result must be what a build from nothing makes."""
+    from staticreg.config import Override
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    tag = (Override(name="a", where="test", tag="beta", version="1.0.0"),)
+    steps = [
+        lambda: make_tarball(tarballs, {"name": "c", "version": "1.0.0"}),
+        lambda: make_tarball(tarballs, {"name": "@s/d", "version": "1.0.0"}),
+        lambda: (tarballs / "c-1.0.0.tgz").unlink(),
+        lambda: make_tarball(tarballs, {"name": "c", "version": "1.0.0"}),  # back as it was two builds ago
+        lambda: (tarballs / "s-d-1.0.0.tgz").unlink(),
+        lambda: make_tarball(tarballs, {"name": "a", "version": "3.0.0"}),
+    ]
+    reused: list[int] = []
+    real = build_module._reuse_spare
+    monkeypatch.setattr(build_module, "_reuse_spare", lambda *a: reused.append(len(r := real(*a))) or r)
+    build(config, show_progress=False)
+    for i, step in enumerate(steps + [lambda: None, lambda: None]):
+        step()
+        current = make_config(tarballs, jobs=1, dist_tags=tag if i % 3 == 1 else ())
+        build(current, show_progress=False)
+        expected = tmp_path / f"cold-{i}"
+        build(make_config(tarballs, output_dir=expected, jobs=1, dist_tags=current.dist_tags), show_progress=False)
+        assert contents(current.output_dir) == contents(expected), f"after step {i}"
+        assert not any(p.is_dir() and not any(p.iterdir()) for p in current.output_dir.rglob("*")), f"empty folder, step {i}"
+    assert incremental.spare_path(config.output_dir).is_dir()
+    assert sum(1 for n in reused if n) >= 4  # most rebuilds kept packages in place in the spare
