@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -118,12 +119,19 @@ def main() -> None:
         serve_dir = work / "serve-packages"
         os.rename(packages, serve_dir)
         port = free_port()
+        log = work / "serve.err"
         process = subprocess.Popen(
             [sys.executable, "-m", "staticreg", "serve", str(serve_dir), "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=work,
+            stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=work,
         )  # fmt: skip
         try:
-            process.stdout.readline()  # "Serving ...": the first build is done
+            first = process.stdout.readline()  # "Serving ...": the first build is done
+            if not first.startswith("Serving"):
+                raise SystemExit(f"staticreg serve did not start: {first}{log.read_text()}")
+            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep its pipe drained
+            drop(serve_dir, "warm-up")  # the first rebuild has no spare folder yet; not measured
+            while status(f"http://127.0.0.1:{port}/warm-up") != 200:
+                time.sleep(0.01)
             latencies = []
             for i in range(args.drops):
                 url = f"http://127.0.0.1:{port}/dropped-{i}"
@@ -135,7 +143,11 @@ def main() -> None:
                 time.sleep(0.3)
         finally:
             process.terminate()
-            process.wait(10)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
         print(f"serve: tarball landed -> document served, {args.drops} drops:")
         print(f"  p50 {p50:6.3f} s   p95 {p95:6.3f} s   max {max(latencies):6.3f} s (goal p95 <= 1 s)")
