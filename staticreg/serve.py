@@ -180,7 +180,10 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         self.wfile.write(data)
 
     def _write(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self._reply(400, {"error": "Content-Length is not a number"})
         if self.dev is None or not _is_loopback(self.client_address[0]):
             return self._reply(403, {"error": "this registry takes npm publish only from the machine it runs on"})
         if length > publish.MAX_BODY_BYTES:
