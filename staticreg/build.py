@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -125,13 +126,22 @@ def _read_one(task: tuple[Path, str, Path]) -> tuple[str, TarballRecord | None, 
         return rel, None, exc.reason
 
 
+def _plain_signals() -> None:
+    """Readers end on SIGTERM, whatever handler the parent (staticreg serve) set."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def read_all(tasks: list[tuple[Path, str, Path]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
-                progress.step()
-                yield result
+        with ProcessPoolExecutor(max_workers=workers, initializer=_plain_signals) as pool:
+            try:
+                for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
+                    progress.step()
+                    yield result
+            except BaseException:  # Ctrl-C, or serve stopping: do not read the rest first
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for task in tasks:
             result = _read_one(task)

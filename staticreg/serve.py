@@ -336,6 +336,7 @@ def serve(
     input_dir: Path | None, config_file: Path | None, host: str = "127.0.0.1", port: int | None = None,
     base_url: str = "", poll: bool = False,
 ) -> None:  # fmt: skip
+    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` cleans up as Ctrl-C does
     load = config_loader(input_dir, config_file)
     config = load()  # a broken configuration stops here, before anything listens
     if not _is_loopback(host):
@@ -347,7 +348,6 @@ def serve(
     base_url = base_url or f"http://{shown_host}:{actual_port}/"
     workdir = Path(tempfile.mkdtemp(prefix="staticreg-serve-"))
     dev = DevServer(load, workdir, base_url, poll)
-    previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     observer = http_thread = None
     try:
         report, failed, _ = dev.build_once(announce=False)
