@@ -226,7 +226,7 @@ def error_banner(error: str) -> str:
     return (
         '<div role="alert" style="background:#fee;color:#900;border:2px solid #c00;padding:1em;margin:0 0 1em;'
         'font:14px/1.4 monospace;white-space:pre-wrap">'
-        "<strong>staticreg serve: the last rebuild failed; this is the last good registry.</strong>\n"
+        "<strong>staticreg serve: the last build failed; the last good registry (if any) is still served.</strong>\n"
         f"{html.escape(error)}</div>"
     )
 

@@ -102,13 +102,13 @@ def test_a_broken_tarball_shows_its_error_and_the_rest_still_installs(serve, inp
     subprocess.run(["tar", "czf", str(broken), "-C", str(tmp_path / "src"), "index.js"], check=True)  # no package/
     until(lambda: b"broken-1.0.0.tgz" in fetch(serve.url)[2], serve.process, what="the error banner")
     home = fetch(serve.url)[2].decode()
-    assert "the last rebuild failed" in home and "broken-1.0.0.tgz" in home
+    assert "the last build failed" in home and "broken-1.0.0.tgz" in home
     assert "broken-1.0.0.tgz" in serve.err.read_text()
     project = make_project(tmp_path / "project", {"good-pkg": "1.0.0", "demo-cli": "^1.0.0"})
     npm_for(serve, tmp_path / "npm").run("install", "--no-audit", cwd=project)
     assert resolved_version("good-pkg", project) == "1.0.0"
     broken.unlink()
-    until(lambda: b"the last rebuild failed" not in fetch(serve.url)[2], serve.process, what="the banner to go")
+    until(lambda: b"the last build failed" not in fetch(serve.url)[2], serve.process, what="the banner to go")
 
 
 def test_npm_publish_to_the_dev_server_then_install(serve, input_dir, tmp_path):
