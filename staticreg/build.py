@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from staticreg import __version__, layout, times
+from staticreg import __version__, incremental, layout, times
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry
@@ -43,6 +45,10 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     files_written: int = 0
     files_reused: int = 0
+    # Output paths this build added, changed and removed (for a sync to S3 or a CDN purge).
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         c = self.config
@@ -64,6 +70,7 @@ class BuildReport:
             "warnings": [{"file": p.source, "reason": p.reason} for p in self.warnings],
             "duplicates": [{"file": p.source, "reason": p.reason} for p in self.duplicates],
             "files": {"written": self.files_written, "unchanged": self.files_reused},
+            "paths": {"added": self.added, "changed": self.changed, "removed": self.removed},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
         return (json.dumps(data, indent=2) + "\n").encode()
@@ -119,13 +126,22 @@ def _read_one(task: tuple[Path, str, Path]) -> tuple[str, TarballRecord | None, 
         return rel, None, exc.reason
 
 
+def _plain_signals() -> None:
+    """Readers end on SIGTERM, whatever handler the parent (staticreg serve) set."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def read_all(tasks: list[tuple[Path, str, Path]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
-                progress.step()
-                yield result
+        with ProcessPoolExecutor(max_workers=workers, initializer=_plain_signals) as pool:
+            try:
+                for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
+                    progress.step()
+                    yield result
+            except BaseException:  # Ctrl-C, or serve stopping: do not read the rest first
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for task in tasks:
             result = _read_one(task)
@@ -152,16 +168,26 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
     mark = started
     sources, problems = discover(config.input_dir, skip=[output])
     report.tarballs = len(sources)
+    stats = {rel: incremental.stat_key(path) for path, rel in sources}
+    settings = incremental.settings_key(config)
     report.timings["discover"] = time.monotonic() - mark
 
     with Staging(output) as staging:
+        cache_file = incremental.cache_path(output)
+        cache, output_known = incremental.load(cache_file, output)
+        kept = times.load(config.times_path)
+        if output_known and cache.signature == incremental.input_signature(config, settings, stats, problems, kept):
+            return _unchanged(report, cache, started)  # a no-op rebuild: nothing read, nothing written
+
+        # -- read: only the tarballs the cache does not know as they are now
         incoming = staging.root / _INCOMING
         incoming.mkdir()
-        tasks = [(path, rel, incoming / f"{i}.tgz") for i, (path, rel) in enumerate(sources)]
+        hits = {rel: cached[1] for rel, cached in cache.records.items() if stats.get(rel) == cached[0]}
+        tasks = [(path, rel, incoming / f"{i}.tgz") for i, (path, rel) in enumerate(sources) if rel not in hits]
         copies = {rel: copy for _, rel, copy in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
-        records: list[TarballRecord] = []
+        records: list[TarballRecord] = list(hits.values())
         for rel, record, error in read_all(tasks, config.workers, progress):
             if record is not None:
                 records.append(record)
@@ -170,11 +196,13 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         progress.close()
         report.timings["read"] = time.monotonic() - mark
 
+        # -- model
         mark = time.monotonic()
-        remembered = times.from_previous_output(
-            output, sorted({r.manifest.get("name") for r in records if isinstance(r.manifest.get("name"), str)})
-        )
-        kept = times.load(config.times_path)
+        if output_known:
+            remembered = dict(cache.times)
+        else:
+            names = sorted({r.manifest.get("name") for r in records if isinstance(r.manifest.get("name"), str)})
+            remembered = times.from_previous_output(output, names)
         remembered.update(kept)
         registry = build_registry(records, config, remembered, now)
         problems += registry.problems
@@ -191,40 +219,177 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
                 [str(p) for p in report.rejected],
             )
 
+        # -- write: packages whose inputs did not change are linked whole from the previous output
         mark = time.monotonic()
-        _place_tarballs(registry, staging, copies)
+        fingerprints = {name: incremental.fingerprint(p, settings, registry.packages) for name, p in registry.packages.items()}
+        spare = incremental.spare_path(output)
+        kept_files = _reuse_spare(staging, spare, cache, fingerprints) if output_known else {}
+        _discard(spare)  # a spare that is not described by the cache, or is in use now
+        for name, print_ in fingerprints.items():
+            files = cache.files.get(name)
+            if output_known and name not in kept_files and files and cache.fingerprints.get(name) == print_:
+                if staging.keep(layout.package_folders(name), files):
+                    kept_files[name] = files
+        written = [n for n in registry.packages if n not in kept_files]
+        previous_versions = cache.versions if output_known else {}
+        _place_tarballs(registry, staging, copies, previous_versions, config.input_dir, incoming)
         shutil.rmtree(incoming)
-        write_documents(registry, staging, config)
+        write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config)
         report.timings["write"] = time.monotonic() - mark
         if config.site:
             mark = time.monotonic()
             write_site(registry, staging, config, show_progress=show_progress)
             report.timings["site"] = time.monotonic() - mark
+        report.added, report.changed = sorted(staging.added), sorted(staging.changed)
+        report.removed = staging.removed()
+
+        report.packages = len(registry.packages)
+        report.versions = registry.version_count
+        merged = _merged_times(kept, registry)
+        new_cache = incremental.Cache(
+            records={r.source: (stats[r.source], r) for r in records if stats.get(r.source)},
+            output_id=incremental.folder_id(staging.root),
+            versions={
+                f"{p.name}@{v}": e.record.integrity for p in registry.packages.values() for v, e in p.versions.items()
+            },
+            fingerprints=fingerprints,
+            files={**kept_files, **incremental.files_by_package(staging.created, written)},
+            spare_id=incremental.folder_id(output) if output_known else None,
+            spare_fingerprints=cache.fingerprints,
+            spare_files=cache.files,
+            times={f"{p.name}@{v}": e.time for p in registry.packages.values() for v, e in p.versions.items()},
+            signature=incremental.input_signature(config, settings, stats, problems, merged),
+            summary=_summary(report),
+        )
         mark = time.monotonic()
-        staging.commit()
+        _save_cache(cache_file, new_cache, report)
+        trash = staging.commit(remove_old=False)
         report.timings["commit"] = time.monotonic() - mark
         report.files_written, report.files_reused = staging.written, staging.reused
 
-    report.packages = len(registry.packages)
-    report.versions = registry.version_count
-    _keep_times(config, registry, kept, report)
+    if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
+        _discard(spare)
+        os.rename(trash, spare)
+    _keep_times(config, merged, kept, report)
     report.timings["total"] = time.monotonic() - started
     _save_report(config, report)
     return report
 
 
-def _place_tarballs(registry: Registry, staging: Staging, copies: dict[str, Path]) -> None:
+def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, fingerprints: dict[str, str]) -> dict:
+    """Build on the output before the previous one instead of an empty folder.
+
+    Making thousands of folders is the slow part of a rebuild, and the spare (the
+    previous output, kept aside by the last build) already holds the folders of
+    every package. Packages unchanged in both of the last builds stay in it as
+    they are; the files of all others, and the files of no package, are deleted
+    and written again. Returns the packages kept, with their files."""
+    if cache.spare_id is None or incremental.folder_id(spare) != cache.spare_id:
+        return {}
+    os.rename(staging.root / _INCOMING, spare / _INCOMING)
+    os.rmdir(staging.root)
+    os.rename(spare, staging.root)  # a build that fails from here on deletes it with the staging folder
+    kept = {}
+    for name, files in cache.spare_files.items():
+        if name and fingerprints.get(name) == cache.spare_fingerprints.get(name) == cache.fingerprints.get(name):
+            kept[name] = files
+            continue
+        for folder in layout.package_folders(name) if name else []:
+            shutil.rmtree(staging.path(folder), ignore_errors=True)
+            parent = os.path.dirname(folder)
+            while parent:  # "@scope" or "-/package/@scope" with nothing left in it
+                try:
+                    os.rmdir(staging.path(parent))
+                except OSError:
+                    break
+                parent = os.path.dirname(parent)
+        if not name:
+            for relative in files:
+                staging.path(relative).unlink(missing_ok=True)
+    for name, files in kept.items():
+        staging.kept.update(layout.package_folders(name))
+        staging.reused += len(files)
+    return kept
+
+
+def _discard(folder: Path) -> None:
+    """Remove a folder in the background: on a busy disk removing thousands of folders is slow.
+    Not a daemon thread: the process waits for it before it exits."""
+    if not folder.exists():
+        return
+    # named as Staging names the old outputs it removes later, should this process die first
+    trash = folder.with_name(folder.name.replace("staticreg-spare", f"staticreg-trash-{os.getpid()}-{time.monotonic_ns()}"))
+    os.rename(folder, trash)
+    threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
+
+
+def _unchanged(report: BuildReport, cache: incremental.Cache, started: float) -> BuildReport:
+    summary = cache.summary
+    report.packages, report.versions = summary["packages"], summary["versions"]
+    for name in ("rejected", "warnings", "duplicates"):
+        setattr(report, name, [Problem(source, reason) for source, reason in summary[name]])
+    report.timings["total"] = time.monotonic() - started
+    _save_report(report.config, report)
+    return report
+
+
+def _summary(report: BuildReport) -> dict:
+    return {
+        "packages": report.packages,
+        "versions": report.versions,
+        **{name: [[p.source, p.reason] for p in getattr(report, name)] for name in ("rejected", "warnings", "duplicates")},
+    }
+
+
+def _save_cache(path: Path, cache: incremental.Cache, report: BuildReport) -> None:
+    try:
+        incremental.save(path, cache)
+    except OSError as exc:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        report.warnings.append(Problem(str(path), f"could not write the build cache ({exc.strerror or exc})"))
+
+
+def _place_tarballs(
+    registry: Registry, staging: Staging, copies: dict[str, Path], previous: dict[str, str],
+    input_dir: Path, incoming: Path,
+) -> None:  # fmt: skip
     for package in registry.packages.values():
         for version, entry in package.versions.items():
-            staging.move_in(copies[entry.record.source], layout.tarball_path(package.name, version))
+            path = layout.tarball_path(package.name, version)
+            if staging.is_kept(path):
+                continue
+            source = entry.record.source
+            if source in copies:
+                staging.move_in(copies[source], path)
+                continue
+            # A cache hit: the previous output has these bytes, unless it was built otherwise.
+            if previous.get(f"{package.name}@{version}") == entry.record.integrity and staging.link_previous(path):
+                continue
+            copy = incoming / "again.tgz"
+            try:
+                again = read_tarball(layout.safe_join(input_dir, source), source, copy)
+            except TarballError as exc:
+                raise BuildError(f"{source} changed while it was being built ({exc.reason}); build again") from None
+            if again.integrity != entry.record.integrity:
+                raise BuildError(f"{source} changed while it was being built; build again")
+            staging.move_in(copy, path)
 
 
-def _keep_times(config: Config, registry: Registry, kept: dict[str, str], report: BuildReport) -> None:
+def _merged_times(kept: dict[str, str], registry: Registry) -> dict[str, str]:
     merged = dict(kept)
     for package in registry.packages.values():
         for version, entry in package.versions.items():
             if entry.time_source != "config":
                 merged.setdefault(f"{package.name}@{version}", entry.time)
+    return merged
+
+
+def _keep_times(config: Config, merged: dict[str, str], kept: dict[str, str], report: BuildReport) -> None:
+    if merged == kept:
+        return
     try:
         times.save(config.times_path, merged)
     except OSError as exc:

@@ -53,23 +53,22 @@ def build_command(config_file, quiet, **flags) -> None:
 @cli.command("serve")
 @click.argument("input_dir", required=False, type=_PATH)
 @click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file (default: ./staticreg.yml if present).")
-@click.option("--port", type=click.IntRange(0, 65535), default=4873, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: 4873, or the next free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback is reachable from other machines.")
 @click.option("--base-url", help="URL clients use (default: the address served).")
-def serve_command(input_dir, config_file, port, base_url) -> None:
-    """Build the registry from INPUT_DIR and serve it on 127.0.0.1."""
-    from dataclasses import replace
-
-    from staticreg.config import check_base_url, load_config
+@click.option("--poll", is_flag=True, help="Poll for changes instead of OS events (network and container mounts).")
+def serve_command(input_dir, config_file, port, host, base_url, poll) -> None:
+    """Build the registry from INPUT_DIR, serve it on 127.0.0.1 and rebuild when it changes."""
+    from staticreg.config import check_base_url
     from staticreg.serve import serve
 
-    config = load_config(config_file, require_base_url=False, input_dir=input_dir, output_dir=Path(".staticreg-serve"))
     # The configured base_url is where the registry is hosted in production; the
     # dev server's documents must point at the dev server instead.
     try:
         base_url = check_base_url(base_url) if base_url else ""
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--base-url") from None
-    serve(replace(config, base_url=base_url), "127.0.0.1", port)
+    serve(input_dir, config_file, host=host, port=port, base_url=base_url, poll=poll)
 
 
 @cli.group("server-config")

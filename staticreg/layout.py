@@ -129,6 +129,12 @@ def relative_root(page: str) -> str:
     return "../" * page.count("/")
 
 
+def package_folders(name: str) -> list[str]:
+    """The folders that hold one package's files and nothing else's (incremental builds
+    keep them whole from the previous output when the package did not change)."""
+    return [package_dir(name), f"-/package/{name}", f"{SITE_DIR}/package/{name}"]
+
+
 def url(base_url: str, path: str) -> str:
     """The absolute URL of a file, for a base URL that ends with '/'."""
     return base_url + quote(path, safe=_URL_SAFE)

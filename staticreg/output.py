@@ -13,10 +13,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import filecmp
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from staticreg.errors import BuildError
@@ -81,6 +83,12 @@ class Staging:
         self._lock_file = None
         self.reused = 0
         self.written = 0
+        # Incremental builds: folders linked whole from the previous output (writes
+        # into them are skipped), and the output paths this build adds or changes.
+        self.kept: set[str] = set()
+        self.added: set[str] = set()
+        self.changed: set[str] = set()
+        self.created: set[str] = set()  # every file this build put in staging, but for kept folders
 
     # -- life cycle -------------------------------------------------------
     def __enter__(self) -> "Staging":
@@ -100,6 +108,9 @@ class Staging:
         self._recover()
         for stale in parent.glob(f".{self.output.name}.staticreg-staging-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for trash in parent.glob(f".{self.output.name}.staticreg-trash-*"):
+            if not trash.name.startswith(f".{self.output.name}.staticreg-trash-{os.getpid()}-"):
+                shutil.rmtree(trash, ignore_errors=True)  # left by a process that ended before removing it
         self.root.mkdir()
         return self
 
@@ -134,17 +145,25 @@ class Staging:
             else:
                 shutil.rmtree(self.old, ignore_errors=True)
 
-    def commit(self) -> None:
-        """Make the staging folder the output, atomically, and drop the old output."""
+    def commit(self, remove_old: bool = True) -> Path | None:
+        """Make the staging folder the output, atomically, and drop the old output.
+        With remove_old=False the old output is only renamed aside, and its new path
+        returned for the caller to remove (in the background: on a busy disk removing
+        thousands of folders takes longer than the whole incremental build)."""
         if self.output.exists():
             if _exchange(self.root, self.output):
                 os.rename(self.root, self.old)
             else:
                 os.rename(self.output, self.old)
                 os.rename(self.root, self.output)
-            shutil.rmtree(self.old, ignore_errors=True)
-        else:
-            os.rename(self.root, self.output)
+            if remove_old:
+                shutil.rmtree(self.old, ignore_errors=True)
+                return None
+            trash = self.output.parent / f".{self.output.name}.staticreg-trash-{os.getpid()}-{time.monotonic_ns()}"
+            os.rename(self.old, trash)
+            return trash
+        os.rename(self.root, self.output)
+        return None
 
     # -- writing ----------------------------------------------------------
     def path(self, relative: str) -> Path:
@@ -155,8 +174,11 @@ class Staging:
 
     def write(self, relative: str, data: bytes) -> None:
         """Write a file; when the previous output has the same bytes, link that file instead."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self.created.add(relative)
         old = self.previous(relative)
         try:
             if old.stat().st_size == len(data) and old.read_bytes() == data:
@@ -168,17 +190,92 @@ class Staging:
         with open(target, "wb") as f:
             f.write(data)
         self.written += 1
+        self._note(relative)
 
     def link(self, existing: str, relative: str) -> None:
         """A second name for a file already in staging (hard link, or a copy)."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self.created.add(relative)
         try:
             os.link(self.path(existing), target)
         except OSError:
             shutil.copyfile(self.path(existing), target)
+        if existing in self.added or existing in self.changed:
+            self._note(relative)
 
     def move_in(self, source: Path, relative: str) -> None:
+        """Move a new file in; if the previous output has the same bytes, link that one instead."""
+        if self.is_kept(relative):
+            return
         target = self.path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self.created.add(relative)
+        old = self.previous(relative)
+        try:
+            if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
+                os.link(old, target)
+                os.unlink(source)
+                return
+        except OSError:
+            pass
         os.replace(source, target)
+        self._note(relative)
+
+    def link_previous(self, relative: str) -> bool:
+        """Take a file unchanged from the previous output; False if it is not there."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.created.add(relative)
+        try:
+            os.link(self.previous(relative), target)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- incremental builds -----------------------------------------------
+    def _note(self, relative: str) -> None:
+        (self.changed if self.previous(relative).exists() else self.added).add(relative)
+
+    def is_kept(self, relative: str) -> bool:
+        if not self.kept:
+            return False
+        parts = relative.split("/")
+        return any("/".join(parts[:i]) in self.kept for i in range(1, len(parts)))
+
+    def keep(self, folders: list[str], files: list[str]) -> bool:
+        """Take `files` (which a previous build wrote under `folders`) from the previous output as
+        hard links; later writes into the folders are skipped. False, and nothing kept, if one is
+        missing. Folders are made as needed, without listing the previous output: on a busy disk
+        that is what costs."""
+        roots = tuple(f + "/" for f in folders)
+        made: set[str] = set()
+        root, output = str(self.root), str(self.output)
+        try:
+            for relative in files:
+                if not relative.startswith(roots) or ".." in relative.split("/"):
+                    raise ValueError(relative)
+                folder = os.path.dirname(relative)
+                if folder not in made:
+                    os.makedirs(os.path.join(root, folder), exist_ok=True)
+                    made.add(folder)
+                os.link(os.path.join(output, relative), os.path.join(root, relative))
+        except (OSError, ValueError):
+            for folder in folders:
+                shutil.rmtree(self.path(folder), ignore_errors=True)
+            return False
+        self.reused += len(files)
+        self.kept.update(folders)
+        return True
+
+    def removed(self) -> list[str]:
+        """Files of the previous output that this build does not have."""
+        gone = []
+        for dirpath, dirnames, filenames in os.walk(self.output):
+            rel_dir = os.path.relpath(dirpath, self.output).replace(os.sep, "/")
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [d for d in dirnames if prefix + d not in self.kept]
+            gone += [prefix + f for f in filenames if not os.path.lexists(self.root / (prefix + f))]
+        return sorted(gone)

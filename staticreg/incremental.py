@@ -1,0 +1,194 @@
+"""What a build remembers for the next one, so that it redoes only what changed.
+
+The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`),
+as JSON replaced atomically: a build killed at any moment leaves the old cache or
+the new one, never half of one. It holds two things:
+
+- per input tarball, keyed by its path relative to the input folder, size,
+  mtime_ns and inode: the TarballRecord read from it. A hit skips reading the
+  tarball; this part is valid whatever the output looks like.
+- what the output folder holds: each name@version's integrity, each package's
+  fingerprint, the publish times in its documents, and a signature of the whole
+  input. This part counts only while the output is the very folder the cache was
+  written for (same device and inode: the staging folder keeps its inode when it
+  is renamed into place), so a build that died before its swap never misleads
+  the next one.
+
+A new staticreg version drops everything; a change of a setting that shapes
+every file (base URL, title, site, templates...) changes every fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Container, Iterable
+
+from staticreg import __version__, layout
+from staticreg.config import Config
+from staticreg.model import DEPENDENCY_FIELDS, Package, Problem
+from staticreg.output import write_file_atomic
+from staticreg.reader import TarballRecord
+
+FORMAT = 3
+StatKey = tuple  # (size, mtime_ns, inode)
+
+
+@dataclass
+class Cache:
+    records: dict[str, tuple[StatKey, TarballRecord]] = field(default_factory=dict)
+    output_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the output it describes
+    versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
+    fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
+    files: dict[str, list[str]] = field(default_factory=dict)  # package name -> its files in that output
+    times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
+    # The spare: the output before this one, kept aside as the next build's staging folder.
+    spare_id: tuple[int, int] | None = None
+    spare_fingerprints: dict[str, str] = field(default_factory=dict)
+    spare_files: dict[str, list[str]] = field(default_factory=dict)  # "" for the files of no package
+    signature: str = ""  # of the whole input, for the nothing-changed check
+    summary: dict = field(default_factory=dict)  # counts and problems of that build, for its report
+
+
+def cache_path(output: Path) -> Path:
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg-cache"
+
+
+def spare_path(output: Path) -> Path:
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg-spare"
+
+
+def folder_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def stat_key(path: Path) -> StatKey | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def load(path: Path, output: Path) -> tuple[Cache, bool]:
+    """The cache, and whether its output part describes `output` as it is now.
+    A missing, unreadable or foreign cache is an empty one: the build reads everything."""
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("format") != FORMAT or data.get("staticreg") != __version__:
+            return Cache(), False
+        records = {
+            rel: (tuple(key), TarballRecord(**{**rec, "warnings": tuple(rec["warnings"])}))
+            for rel, (key, rec) in data["records"].items()
+        }
+        cache = Cache(
+            records=records,
+            output_id=tuple(data["output_id"]) if data.get("output_id") else None,
+            versions=data["versions"],
+            fingerprints=data["fingerprints"],
+            files=data["files"],
+            spare_id=tuple(data["spare_id"]) if data.get("spare_id") else None,
+            spare_fingerprints=data["spare_fingerprints"],
+            spare_files=data["spare_files"],
+            times=data["times"],
+            signature=data["signature"],
+            summary=data["summary"],
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return Cache(), False
+    return cache, cache.output_id is not None and cache.output_id == folder_id(output)
+
+
+def save(path: Path, cache: Cache) -> None:
+    data = {
+        "format": FORMAT,
+        "staticreg": __version__,
+        # vars(), not asdict(): a record is flat, and asdict's deep copy costs more than the rest of save()
+        "records": {rel: [list(key), vars(rec)] for rel, (key, rec) in sorted(cache.records.items())},
+        "output_id": list(cache.output_id) if cache.output_id else None,
+        "versions": cache.versions,
+        "fingerprints": cache.fingerprints,
+        "files": cache.files,
+        "spare_id": list(cache.spare_id) if cache.spare_id else None,
+        "spare_fingerprints": cache.spare_fingerprints,
+        "spare_files": cache.spare_files,
+        "times": cache.times,
+        "signature": cache.signature,
+        "summary": cache.summary,
+    }
+    write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode())
+
+
+def _tree_stamp(folder: Path | None) -> list:
+    if folder is None or not folder.is_dir():
+        return []
+    stamp = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            key = stat_key(Path(dirpath) / name)
+            stamp.append((os.path.relpath(os.path.join(dirpath, name), folder), key and key[:2]))
+    return stamp
+
+
+def settings_key(config: Config) -> str:
+    """Everything outside the packages themselves that shapes the files of every package."""
+    from staticreg.site import builtin_template_dir
+
+    shape = (
+        __version__, config.base_url, config.title, config.site, config.index_html,
+        _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),
+    )  # fmt: skip
+    return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def input_signature(
+    config: Config, settings: str, stats: dict[str, StatKey | None], problems: list[Problem], times: dict[str, str]
+) -> str:
+    """Changes when anything a build reads changes: tarballs, settings, overrides, kept times."""
+    shape = (
+        settings, config.keep_going, config.dist_tags, config.deprecations, config.publish_times,
+        sorted(stats.items()), sorted((p.source, p.reason) for p in problems), sorted(times.items()),
+    )  # fmt: skip
+    return hashlib.sha256(repr(shape).encode()).hexdigest()
+
+
+def files_by_package(paths: Iterable[str], packages: Iterable[str]) -> dict[str, list[str]]:
+    """Which package's folders (layout.package_folders) each path is in; "" for the files of no package."""
+    owner = {folder: name for name in packages for folder in layout.package_folders(name)}
+    found: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            name = owner.get("/".join(parts[:i]))
+            if name is not None:
+                found.setdefault(name, []).append(path)
+                break
+        else:
+            found.setdefault("", []).append(path)
+    return found
+
+
+def fingerprint(package: Package, settings: str, registry_names: Container[str] = ()) -> str:
+    """Everything a package's own files are rendered from. Equal fingerprints, equal files:
+    a record's bytes (its integrity) fix its manifest; settings fix the rest; and the site
+    page links the dependencies that are in this registry, so which of them are counts too."""
+    depended_on = {
+        dep for e in package.versions.values() for field in DEPENDENCY_FIELDS
+        if isinstance(e.manifest.get(field), dict) for dep in e.manifest[field]
+    }  # fmt: skip
+    shape = (
+        settings, package.name, sorted(package.dist_tags.items()), package.created, package.modified,
+        [(v, e.record.integrity, e.time, e.manifest.get("deprecated")) for v, e in package.versions.items()],
+        sorted(d for d in depended_on if d in registry_names),
+    )  # fmt: skip
+    return hashlib.sha256(repr(shape).encode()).hexdigest()

@@ -1,0 +1,152 @@
+"""`staticreg serve` as a user runs it: a subprocess on a free port, the real npm against it,
+files landing in the watched folder while it runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.npm import Npm, make_project, pack
+from tests.e2e.servers import fetch, free_port
+from tests.e2e.test_npm_install import EXAMPLES, resolved_version
+
+pytestmark = pytest.mark.e2e
+
+
+class Serve:
+    """`staticreg serve INPUT --port N` in `cwd`; stdout and stderr go to files the test can read."""
+
+    def __init__(self, input_dir: Path, cwd: Path, *args: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.out, self.err = cwd / f"serve-{self.port}.out", cwd / f"serve-{self.port}.err"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(self.port), *args],
+            stdout=self.out.open("w"), stderr=self.err.open("w"), cwd=cwd,
+        )  # fmt: skip
+        until(lambda: "Watching" in self.out.read_text(), self.process, what="the dev server to start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+    def status(self, path: str) -> int:
+        return fetch(self.url + path.lstrip("/"))[0]
+
+
+def until(condition, process: subprocess.Popen | None = None, what: str = "it", timeout: float = 30.0) -> None:
+    """Wait for something the dev server does in the background (no timing is asserted)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"staticreg serve exited with {process.returncode} while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def input_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for tarball in EXAMPLES.glob("*.tgz"):
+        shutil.copy2(tarball, folder)
+    return folder
+
+
+@pytest.fixture
+def serve(input_dir, tmp_path):
+    server = Serve(input_dir, tmp_path)
+    yield server
+    server.stop()
+
+
+def npm_for(server: Serve, folder: Path, publish: bool = False) -> Npm:
+    npm = Npm(folder, server.url)
+    if publish:  # npm publish wants credentials; the dev server takes any on loopback
+        with (npm.home / ".npmrc").open("a") as f:
+            f.write(f"//127.0.0.1:{server.port}/:_authToken=dev\n")
+    return npm
+
+
+def test_a_tarball_copied_in_slowly_is_taken_when_complete(serve, input_dir, tmp_path):
+    tarball = pack(tmp_path / "src", tmp_path / "packed", {"name": "slow-pkg", "version": "1.0.0"},
+                   {"index.js": "module.exports = 'slow'\n" + "// padding\n" * 4000})  # fmt: skip
+    data = tarball.read_bytes()
+    target = input_dir / tarball.name
+    with target.open("wb") as f:  # pauses longer than the debounce: the server sees it half-written
+        for i in range(0, len(data), len(data) // 4 + 1):
+            f.write(data[i : i + len(data) // 4 + 1])
+            f.flush()
+            time.sleep(0.4)
+    until(lambda: serve.status("/slow-pkg") == 200, serve.process, what="slow-pkg to be served")
+    served = json.loads(fetch(serve.url + "slow-pkg")[2])
+    assert served["versions"]["1.0.0"]["dist"]["tarball"] == serve.url + "slow-pkg/-/slow-pkg-1.0.0.tgz"
+    assert fetch(serve.url + "slow-pkg/-/slow-pkg-1.0.0.tgz")[2] == data
+    project = make_project(tmp_path / "project", {"slow-pkg": "1.0.0"})
+    npm_for(serve, tmp_path / "npm").run("install", "--no-audit", cwd=project)
+    assert resolved_version("slow-pkg", project) == "1.0.0"
+    assert "Rebuild failed" not in serve.err.read_text()  # half-written is "wait", not "broken"
+
+
+def test_a_broken_tarball_shows_its_error_and_the_rest_still_installs(serve, input_dir, tmp_path):
+    pack(tmp_path / "src", input_dir, {"name": "good-pkg", "version": "1.0.0"}, {"index.js": ""})
+    until(lambda: serve.status("/good-pkg") == 200, serve.process, what="good-pkg")
+    broken = input_dir / "broken-1.0.0.tgz"
+    subprocess.run(["tar", "czf", str(broken), "-C", str(tmp_path / "src"), "index.js"], check=True)  # no package/
+    until(lambda: b"broken-1.0.0.tgz" in fetch(serve.url)[2], serve.process, what="the error banner")
+    home = fetch(serve.url)[2].decode()
+    assert "the last build failed" in home and "broken-1.0.0.tgz" in home
+    assert "broken-1.0.0.tgz" in serve.err.read_text()
+    project = make_project(tmp_path / "project", {"good-pkg": "1.0.0", "demo-cli": "^1.0.0"})
+    npm_for(serve, tmp_path / "npm").run("install", "--no-audit", cwd=project)
+    assert resolved_version("good-pkg", project) == "1.0.0"
+    broken.unlink()
+    until(lambda: b"the last build failed" not in fetch(serve.url)[2], serve.process, what="the banner to go")
+
+
+def test_npm_publish_to_the_dev_server_then_install(serve, input_dir, tmp_path):
+    npm = npm_for(serve, tmp_path / "npm", publish=True)
+    source = tmp_path / "pub"
+    pack(source, tmp_path / "ignored", {"name": "@fixture/pub", "version": "1.0.0", "dependencies": {"demo-utils": "^1.1.0"}},
+         {"index.js": "module.exports = require('demo-utils')\n"})  # fmt: skip
+    npm.run("publish", cwd=source)
+    assert (input_dir / "fixture-pub-1.0.0.tgz").is_file()
+    project = make_project(tmp_path / "project", {"@fixture/pub": "^1.0.0"})
+    npm.run("install", "--no-audit", cwd=project)  # no waiting: publish answers after the rebuild
+    assert resolved_version("@fixture/pub", project) == "1.0.0"
+    # the same version with other bytes is refused, as the public npm registry does
+    (source / "index.js").write_text("module.exports = 'changed'\n")
+    again = npm.run("publish", "--force", cwd=source, check=False)
+    assert again.returncode != 0
+    assert "403" in again.stderr and "You cannot publish over the previously published versions: 1.0.0" in again.stderr
+    # a new version with a tag other than latest
+    manifest = json.loads((source / "package.json").read_text())
+    (source / "package.json").write_text(json.dumps({**manifest, "version": "2.0.0-rc.1"}))
+    npm.run("publish", "--tag", "next", cwd=source)
+    tags = npm.run("dist-tag", "ls", "@fixture/pub", cwd=tmp_path).stdout.split("\n")
+    assert tags[:2] == ["latest: 1.0.0", "next: 2.0.0-rc.1"]
+
+
+def test_dist_tag_add_and_deprecate_write_the_config(serve, tmp_path):
+    npm = npm_for(serve, tmp_path / "npm", publish=True)
+    npm.run("dist-tag", "add", "demo-utils@1.1.0", "beta", cwd=tmp_path)
+    assert "beta: 1.1.0" in npm.run("dist-tag", "ls", "demo-utils", cwd=tmp_path).stdout
+    npm.run("deprecate", "demo-utils@1.1.0", "1.1.0 is slow; use 1.2.0", cwd=tmp_path)
+    view = json.loads(npm.run("view", "demo-utils@1.1.0", "deprecated", "--json", cwd=tmp_path).stdout)
+    assert view == "1.1.0 is slow; use 1.2.0"
+    config = (tmp_path / "staticreg.yml").read_text()  # created next to the input, where serve runs
+    assert "beta: 1.1.0" in config and "demo-utils@1.1.0: 1.1.0 is slow; use 1.2.0" in config
+    # the file is the user's from now on: serve reads it back after a restart
+    serve.stop()
+    again = Serve(tmp_path / "input", tmp_path)
+    try:
+        assert json.loads(fetch(again.url + "demo-utils")[2])["dist-tags"]["beta"] == "1.1.0"
+    finally:
+        again.stop()

@@ -1,0 +1,191 @@
+"""Incremental builds: the cache beside the output, what a rebuild reads, writes and reports."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from staticreg import build as build_module
+from staticreg import incremental
+from staticreg.build import build
+from tests.conftest import make_tarball
+from tests.test_build import contents, make_set, snapshot
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every tarball the build reads, by its relative path."""
+    seen: list[str] = []
+    real = build_module.read_tarball
+
+    def counting(path, source, copy_to=None):
+        seen.append(source)
+        return real(path, source, copy_to)
+
+    monkeypatch.setattr(build_module, "read_tarball", counting)
+    return seen
+
+
+def cold(tarballs: Path, make_config, tmp_path: Path) -> dict[str, bytes]:
+    """What a build from nothing makes of the same input."""
+    out = tmp_path / "cold"
+    build(make_config(tarballs, output_dir=out, jobs=1), show_progress=False)
+    return contents(out)
+
+
+def test_nothing_changed_reads_and_writes_nothing(tarballs, make_config, reads):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    assert len(reads) == 3
+    before = snapshot(config.output_dir)
+    inode = os.stat(config.output_dir).st_ino
+    report = build(config, show_progress=False)
+    assert len(reads) == 3  # no tarball read again
+    assert os.stat(config.output_dir).st_ino == inode  # not even swapped
+    assert snapshot(config.output_dir) == before
+    assert (report.packages, report.versions) == (2, 3)
+    assert (report.added, report.changed, report.removed) == ([], [], [])
+
+
+def test_adding_a_tarball_reads_and_renders_only_it(tarballs, make_config, reads, tmp_path):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    before = snapshot(config.output_dir)
+    make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+    report = build(config, show_progress=False)
+    assert reads[3:] == ["c-1.0.0.tgz"]
+    after = snapshot(config.output_dir)
+    assert after["a/index.json"] == before["a/index.json"]  # same bytes, same mtime: linked, not rewritten
+    assert os.stat(config.output_dir / "a/-/a-1.0.0.tgz").st_nlink >= 1
+    assert "c/index.json" in report.added and "c/-/c-1.0.0.tgz" in report.added
+    assert report.changed == ["index.html"] and report.removed == []
+    assert not any(p.startswith(("a/", "@s/")) for p in report.added)
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+    paths = json.loads(config.report_path.read_bytes())["paths"]
+    assert "c/index.json" in paths["added"] and paths["changed"] == ["index.html"]
+
+
+def test_a_new_version_rerenders_its_package_from_the_cached_records(tarballs, make_config, reads, tmp_path):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    make_tarball(tarballs, {"name": "a", "version": "2.0.0"})
+    report = build(config, show_progress=False)
+    assert reads[3:] == ["a-2.0.0.tgz"]
+    assert "a/index.json" in report.changed and "a/-/a-2.0.0.tgz" in report.added
+    assert not any(p.startswith("@s/") for p in report.added + report.changed)
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+
+
+def test_removing_tarballs_removes_the_version_then_the_package(tarballs, make_config, tmp_path):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    (tarballs / "a-1.1.0.tgz").unlink()
+    report = build(config, show_progress=False)
+    assert "a/-/a-1.1.0.tgz" in report.removed and "a/1.1.0/index.json" in report.removed
+    assert list(json.loads((config.output_dir / "a/index.json").read_bytes())["versions"]) == ["1.0.0"]
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+    (tarballs / "s-b-1.0.0.tgz").unlink()  # @s/b's only version
+    report = build(config, show_progress=False)
+    assert "@s/b/index.json" in report.removed and "-/web/package/@s/b/index.html" in report.removed
+    assert not (config.output_dir / "@s").exists()
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+
+
+def test_a_changed_setting_renders_everything_again(tarballs, make_config, reads):
+    make_set(tarballs)
+    build(make_config(tarballs, jobs=1), show_progress=False)
+    report = build(make_config(tarballs, jobs=1, base_url="http://other.test/"), show_progress=False)
+    assert len(reads) == 3  # the records are still good
+    doc = json.loads((make_config(tarballs).output_dir / "a/index.json").read_bytes())
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "http://other.test/a/-/a-1.0.0.tgz"
+    assert "a/index.json" in report.changed and "@s/b/index.json" in report.changed
+
+
+def test_a_touched_tarball_is_read_again_but_nothing_changes(tarballs, make_config, reads):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    before = snapshot(config.output_dir)
+    os.utime(tarballs / "a-1.0.0.tgz", (1_700_000_000, 1_700_000_000))
+    report = build(config, show_progress=False)
+    assert reads[3:] == ["a-1.0.0.tgz"]
+    assert snapshot(config.output_dir) == before  # publish times are kept, bytes the same
+    assert (report.added, report.changed, report.removed) == ([], [], [])
+
+
+def test_a_cache_that_does_not_describe_the_output_is_not_trusted(tarballs, make_config, reads, tmp_path):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    (config.output_dir / "a/-/a-1.0.0.tgz").unlink()  # the output lost a file the cache says it has
+    make_tarball(tarballs, {"name": "a", "version": "2.0.0"})
+    build(config, show_progress=False)
+    assert (config.output_dir / "a/-/a-1.0.0.tgz").read_bytes() == (tarballs / "a-1.0.0.tgz").read_bytes()
+    # a cache written for another output folder (a build killed before its swap): nothing
+    # is taken from the output, every tarball is copied (and checked) again
+    cache_file = incremental.cache_path(config.output_dir)
+    data = json.loads(cache_file.read_bytes())
+    data["output_id"] = [0, 0]
+    cache_file.write_text(json.dumps(data))
+    count = len(reads)
+    report = build(config, show_progress=False)
+    assert sorted(reads[count:]) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "a-2.0.0.tgz", "s-b-1.0.0.tgz"]
+    assert (report.added, report.changed, report.removed) == ([], [], [])
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+
+
+def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    incremental.cache_path(config.output_dir).write_bytes(b"\x00not json")
+    report = build(config, show_progress=False)
+    assert len(reads) == 6 and report.packages == 2
+    assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir)[1]
+
+
+def test_the_cache_is_json_beside_the_output(tarballs, make_config):
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    cache_file = config.output_dir.parent / f".{config.output_dir.name}.staticreg-cache"
+    data = json.loads(cache_file.read_bytes())
+    assert sorted(data["records"]) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
+    assert data["versions"]["@s/b@1.0.0"].startswith("sha512-")
+
+
+def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, tmp_path, monkeypatch):
+    """Rebuilds start from the output before the previous one (the spare): whatever happened
+    in between, the result must be what a build from nothing makes."""
+    from staticreg.config import Override
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    tag = (Override(name="a", where="test", tag="beta", version="1.0.0"),)
+    steps = [
+        lambda: make_tarball(tarballs, {"name": "c", "version": "1.0.0"}),
+        lambda: make_tarball(tarballs, {"name": "@s/d", "version": "1.0.0"}),
+        lambda: (tarballs / "c-1.0.0.tgz").unlink(),
+        lambda: make_tarball(tarballs, {"name": "c", "version": "1.0.0"}),  # back as it was two builds ago
+        lambda: (tarballs / "s-d-1.0.0.tgz").unlink(),
+        lambda: make_tarball(tarballs, {"name": "a", "version": "3.0.0"}),
+    ]
+    reused: list[int] = []
+    real = build_module._reuse_spare
+    monkeypatch.setattr(build_module, "_reuse_spare", lambda *a: reused.append(len(r := real(*a))) or r)
+    build(config, show_progress=False)
+    for i, step in enumerate(steps + [lambda: None, lambda: None]):
+        step()
+        current = make_config(tarballs, jobs=1, dist_tags=tag if i % 3 == 1 else ())
+        build(current, show_progress=False)
+        expected = tmp_path / f"cold-{i}"
+        build(make_config(tarballs, output_dir=expected, jobs=1, dist_tags=current.dist_tags), show_progress=False)
+        assert contents(current.output_dir) == contents(expected), f"after step {i}"
+        assert not any(p.is_dir() and not any(p.iterdir()) for p in current.output_dir.rglob("*")), f"empty folder, step {i}"
+    assert incremental.spare_path(config.output_dir).is_dir()
+    assert sum(1 for n in reused if n) >= 4  # most rebuilds kept packages in place in the spare
