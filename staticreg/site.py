@@ -98,7 +98,9 @@ def write_site(registry: Registry, staging: Staging, config: Config, show_progre
         "title": config.title,
         "base_url": config.base_url,
         "version": __version__,
-        "search_index": f"{layout.SITE_SEARCH_INDEX}?v={_digest(index)}",
+        # No content hash here: every page would change with every package, and
+        # incremental builds keep unchanged packages' pages. The script revalidates instead.
+        "search_index": layout.SITE_SEARCH_INDEX,
         "assets": assets,
     }
     workers = config.workers if len(registry.packages) >= _PARALLEL_FROM else 1

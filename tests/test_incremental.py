@@ -65,7 +65,7 @@ def test_adding_a_tarball_reads_and_renders_only_it(tarballs, make_config, reads
     assert not any(p.startswith(("a/", "@s/")) for p in report.added)
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     paths = json.loads(config.report_path.read_bytes())["paths"]
-    assert "c/index.json" in paths["added"] and paths["changed"] == ["index.html"]
+    assert "c/index.json" in paths["added"] and paths["changed"] == ["-/web/search-index.json", "index.html"]
 
 
 def test_a_new_version_rerenders_its_package_from_the_cached_records(tarballs, make_config, reads, tmp_path):

@@ -55,7 +55,7 @@
 
   function load() {
     if (!loading) {
-      loading = fetch(root + indexPath, { credentials: "same-origin" })
+      loading = fetch(root + indexPath, { credentials: "same-origin", cache: "no-cache" })
         .then(function (response) {
           if (!response.ok) throw new Error("HTTP " + response.status);
           return response.json();
