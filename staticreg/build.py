@@ -20,7 +20,7 @@ from staticreg import __version__, layout, times
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry
-from staticreg.output import Staging, write_file_atomic
+from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.reader import TarballRecord, read_tarball
 from staticreg.site import write_site
@@ -96,7 +96,7 @@ def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]],
             path = here / f
             rel = os.path.relpath(path, input_dir).replace(os.sep, "/")
             if path.is_symlink():
-                target = path.resolve()
+                target = Path(os.path.realpath(path))  # never raises, even for a loop of links
                 if root not in target.parents:
                     problems.append(
                         Problem(rel, "is a link to a file outside the input folder; copy the file in instead")
@@ -140,7 +140,12 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
     started = time.monotonic()
     output = config.output_dir.absolute()
     try:
-        return _build(config, now, report, started, output, show_progress)
+        try:
+            return _build(config, now, report, started, output, show_progress)
+        except OSError as exc:  # writing failed: a full disk, a read-only folder
+            raise WriteFailed(exc, output) from None
+    except OutputBusy:
+        raise  # the report beside the output belongs to the build that is writing it
     except BuildError:
         report.status = "failed"
         report.timings["total"] = time.monotonic() - started
@@ -202,12 +207,12 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         staging.commit()
         report.timings["commit"] = time.monotonic() - mark
         report.files_written, report.files_reused = staging.written, staging.reused
-
-    report.packages = len(registry.packages)
-    report.versions = registry.version_count
-    _keep_times(config, registry, kept, report)
-    report.timings["total"] = time.monotonic() - started
-    _save_report(config, report)
+        # Still under the lock, so that two builds never interleave their times or reports.
+        report.packages = len(registry.packages)
+        report.versions = registry.version_count
+        _keep_times(config, registry, kept, report)
+        report.timings["total"] = time.monotonic() - started
+        _save_report(config, report)
     return report
 
 

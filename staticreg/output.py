@@ -66,6 +66,24 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+class OutputBusy(BuildError):
+    """Another build holds the output's lock."""
+
+
+class WriteFailed(BuildError):
+    """Writing the output failed (a full disk, a read-only folder); nothing was swapped in."""
+
+    def __init__(self, error: OSError, output: Path):
+        where = str(error.filename or output)
+        # Name the file as it would be in the output, not in the hidden staging folder.
+        staging = f".{output.name}.staticreg-staging-{os.getpid()}"
+        where = where.replace(str(output.parent / staging), str(output), 1)
+        super().__init__(
+            f"cannot write {where}: {error.strerror or error}; the build stopped and "
+            f"the previous output {output} is unchanged"
+        )
+
+
 class Staging:
     """A folder the build writes into, swapped in for the output by `commit`."""
 
@@ -109,7 +127,7 @@ class Staging:
         except BlockingIOError:
             self._lock_file.close()
             self._lock_file = None
-            raise BuildError(
+            raise OutputBusy(
                 f"another staticreg build is writing {self.output} right now; "
                 "wait for it to finish and run this build again"
             ) from None

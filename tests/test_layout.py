@@ -43,3 +43,10 @@ def test_request_mapping_matches_the_nginx_rule():
     assert layout.document_for_request("/", False) == ["index.html"]
     assert layout.document_for_request("/@a/b", True) == ["@a/b", "@a/b/index.corgi", "@a/b/index.json", "@a/b/index.html"]
     assert layout.document_for_request("/x/-/x-1.0.0.tgz", False)[0] == "x/-/x-1.0.0.tgz"
+
+
+def test_a_tarball_file_name_longer_than_file_systems_allow_is_refused():
+    name = "@s/" + "n" * 200
+    assert layout.tarball_filename(name, "1.0.0-" + "x" * 40) == "n" * 200 + "-1.0.0-" + "x" * 40 + ".tgz"
+    with pytest.raises(layout.UnsafePath, match="longer than 255 bytes"):
+        layout.tarball_path(name, "1.0.0-" + "x" * 60)
