@@ -6,9 +6,11 @@ staging folder -> swap it in -> keep publish times -> report.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -119,10 +121,18 @@ def _read_one(task: tuple[Path, str, Path]) -> tuple[str, TarballRecord | None, 
         return rel, None, exc.reason
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker ends when the build is killed, instead of waiting for work forever."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the build died before prctl
+        os._exit(1)
+
+
 def read_all(tasks: list[tuple[Path, str, Path]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
                 progress.step()
                 yield result

@@ -30,6 +30,25 @@ except ImportError:  # pragma: no cover - Windows
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
+# Lock files this process holds. A forked child (a reader worker) shares them, and
+# flock holds while any copy is open: a worker orphaned by a killed build would
+# keep the output locked. Children point their copies at /dev/null instead.
+_held_locks: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    if not _held_locks:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd in _held_locks:
+        os.dup2(null, fd)
+    os.close(null)
+    _held_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
+
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False where the system cannot."""
@@ -131,9 +150,11 @@ class Staging:
                 f"another staticreg build is writing {self.output} right now; "
                 "wait for it to finish and run this build again"
             ) from None
+        _held_locks.add(self._lock_file.fileno())
 
     def _unlock(self) -> None:
         if self._lock_file is not None:
+            _held_locks.discard(self._lock_file.fileno())
             self._lock_file.close()
             self._lock_file = None
 
