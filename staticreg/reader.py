@@ -303,7 +303,8 @@ def read_tarball(path: Path, source: str, copy_to: Path | None = None) -> Tarbal
     try:
         return _read(path, source, copy_to)
     except CopyFailed as exc:
-        raise exc.error from None
+        error = exc.error
+        raise OSError(error.errno, error.strerror, str(error.filename or copy_to)) from None
     except TarballError as exc:
         raise TarballError(source, exc.reason) from None
     except (tarfile.TarError, EOFError) as exc:
