@@ -26,7 +26,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import file_member, make_tarball, tar_bytes
+from tests.conftest import file_member, make_tarball
 from tests.process import changes, run_cli, snapshot
 from tests.test_reader import link_member, special_member
 
@@ -328,7 +328,7 @@ def packages_in(out: Path) -> set[str]:
     return {json.loads(p.read_bytes())["name"] for p in documents}
 
 
-def check_run(result, case_dir: Path) -> None:
+def check_run(result) -> None:
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.peak_rss_kib < PEAK_RSS_LIMIT_KIB, f"peak memory {result.peak_rss_kib // 1024} MiB"
 
@@ -339,7 +339,7 @@ def test_catalogue(case: Case, previous: Path, tmp_path: Path) -> None:
     named = case.make(case_dir / "in", case.id)
     before = snapshot(case_dir)
     result = build(case_dir)
-    check_run(result, case_dir)
+    check_run(result)
     changed = changes(before, snapshot(case_dir))
     bookkeeping = {"work/out.report.json", "work/.out.staticreg.lock"}
     if case.outcome == "reject":
@@ -378,7 +378,7 @@ def test_keep_going_builds_the_rest_and_reports_every_reject(previous: Path, tmp
             expected_packages.add(case.package)
     before = snapshot(case_dir)
     result = build(case_dir, "--keep-going")
-    check_run(result, case_dir)
+    check_run(result)
     assert result.returncode == 0, result.stderr
     report = json.loads((case_dir / "work/out.report.json").read_bytes())
     rejected = {r["file"]: r["reason"] for r in report["rejected"]}
