@@ -86,6 +86,11 @@ member_paths = st.one_of(
     st.lists(st.sampled_from(PATH_PARTS), min_size=0, max_size=4).map(lambda p: "/" + "/".join(p)),
     st.text(max_size=40),
 )
+PAX_KEYS = [
+    "path", "linkpath", "size", "mtime", "uid", "x", "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.map",
+    "GNU.sparse.size", "GNU.sparse.realsize", "GNU.sparse.name", "hdrcharset",
+]  # fmt: skip
+PAX_VALUES = ["1", "0", "-1", "x", "0,1", "0,x,1", "99999999999999999999", "BINARY", "../../x"]
 MEMBER_TYPES = [
     tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
     tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE, b"Z",
@@ -96,7 +101,7 @@ members = st.lists(
         st.sampled_from(MEMBER_TYPES),
         member_paths,
         st.one_of(st.binary(max_size=64), manifests.map(lambda m: json.dumps(m).encode())),
-        st.dictionaries(st.sampled_from(["path", "linkpath", "size", "GNU.sparse.major", "mtime", "x"]), st.text(max_size=12), max_size=2),
+        st.dictionaries(st.sampled_from(PAX_KEYS), st.sampled_from(PAX_VALUES) | st.text(max_size=12), max_size=3),
     ),
     max_size=8,
 )
