@@ -125,7 +125,9 @@ def _die_with_parent(parent: int) -> None:
     """Pool initializer: a worker ends when the build is killed, instead of waiting for work forever."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the build died before prctl
+    try:
+        os.kill(parent, 0)  # the build died before prctl? (its pid, not getppid: forkserver is in between)
+    except ProcessLookupError:
         os._exit(1)
 
 
