@@ -13,10 +13,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import glob
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from staticreg.errors import BuildError
@@ -83,6 +85,21 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+    _remove_stale_temporaries(path)
+
+
+STALE_TEMPORARY_SECONDS = 600
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of writers that were killed: a live writer keeps one for milliseconds."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.lstat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:
+            pass
 
 
 class OutputBusy(BuildError):
