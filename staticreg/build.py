@@ -6,6 +6,7 @@ staging folder -> swap it in -> keep publish times -> report.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from staticreg import __version__, incremental, layout, times
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry
-from staticreg.output import Staging, write_file_atomic
+from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.reader import TarballRecord, read_tarball
 from staticreg.site import write_site
@@ -103,7 +104,7 @@ def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]],
             path = here / f
             rel = os.path.relpath(path, input_dir).replace(os.sep, "/")
             if path.is_symlink():
-                target = path.resolve()
+                target = Path(os.path.realpath(path))  # never raises, even for a loop of links
                 if root not in target.parents:
                     problems.append(
                         Problem(rel, "is a link to a file outside the input folder; copy the file in instead")
@@ -126,15 +127,22 @@ def _read_one(task: tuple[Path, str, Path]) -> tuple[str, TarballRecord | None, 
         return rel, None, exc.reason
 
 
-def _plain_signals() -> None:
-    """Readers end on SIGTERM, whatever handler the parent (staticreg serve) set."""
+def _worker_init(parent: int) -> None:
+    """Pool initializer. Readers end on SIGTERM, whatever handler the parent (staticreg serve)
+    set, and end when the build is killed instead of waiting for work forever."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    try:
+        os.kill(parent, 0)  # the build died before prctl? (its pid, not getppid: forkserver is in between)
+    except ProcessLookupError:
+        os._exit(1)
 
 
 def read_all(tasks: list[tuple[Path, str, Path]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_plain_signals) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             try:
                 for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
                     progress.step()
@@ -156,7 +164,12 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
     started = time.monotonic()
     output = config.output_dir.absolute()
     try:
-        return _build(config, now, report, started, output, show_progress)
+        try:
+            return _build(config, now, report, started, output, show_progress)
+        except OSError as exc:  # writing failed: a full disk, a read-only folder
+            raise WriteFailed(exc, output) from None
+    except OutputBusy:
+        raise  # the report beside the output belongs to the build that is writing it
     except BuildError:
         report.status = "failed"
         report.timings["total"] = time.monotonic() - started
@@ -267,12 +280,13 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         report.timings["commit"] = time.monotonic() - mark
         report.files_written, report.files_reused = staging.written, staging.reused
 
-    if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
-        _discard(spare)
-        os.rename(trash, spare)
-    _keep_times(config, merged, kept, report)
-    report.timings["total"] = time.monotonic() - started
-    _save_report(config, report)
+        # Still under the lock, so that two builds never interleave their times or reports.
+        if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
+            _discard(spare)
+            os.rename(trash, spare)
+        _keep_times(config, merged, kept, report)
+        report.timings["total"] = time.monotonic() - started
+        _save_report(config, report)
     return report
 
 

@@ -82,8 +82,17 @@ def dist_tags_path(name: str) -> str:
     return f"-/package/{name}/dist-tags"
 
 
+MAX_FILENAME_BYTES = 255  # one path component, on every common file system
+
+
 def tarball_filename(name: str, version: str) -> str:
-    return f"{name.rpartition('/')[2]}-{version}.tgz"
+    filename = f"{name.rpartition('/')[2]}-{version}.tgz"
+    if len(filename.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+        raise UnsafePath(
+            f"{name}@{version}: the tarball's file name would be longer than {MAX_FILENAME_BYTES} bytes, "
+            "more than file systems allow"
+        )
+    return filename
 
 
 def tarball_path(name: str, version: str) -> str:

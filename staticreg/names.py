@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from staticreg import layout
+
 # encodeURIComponent leaves exactly these characters alone; npm requires a name
 # (each half of a scoped name) to be made only of them.
 _URI_SAFE = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+$")
@@ -29,6 +31,8 @@ MAX_VERSION_LENGTH = 256
 _MAX_SAFE_INTEGER = 2**53 - 1
 
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+# <name>/<tag>/index.json must not land on <name>/index.json and its twins.
+_DOCUMENT_NAMES = {layout.FULL_DOCUMENT, layout.ABBREVIATED_DOCUMENT, layout.ZERO_CONFIG_DOCUMENT}
 
 
 class NameProblem(ValueError):
@@ -107,6 +111,8 @@ def check_tag(tag: object) -> str:
         )
     if tag.lower().startswith("v") and tag[1:2].isdigit():
         raise NameProblem(f"the dist-tag {tag!r} looks like a version")
+    if tag.lower() in _DOCUMENT_NAMES:
+        raise NameProblem(f"the dist-tag {tag!r} is a file name the registry uses in a package folder")
     return tag
 
 

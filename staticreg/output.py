@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import errno
 import filecmp
+import glob
 import os
 import shutil
 import sys
@@ -33,6 +34,25 @@ except ImportError:  # pragma: no cover - Windows
 MARKER = PING
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+# Lock files this process holds. A forked child (a reader worker) shares them, and
+# flock holds while any copy is open: a worker orphaned by a killed build would
+# keep the output locked. Children point their copies at /dev/null instead.
+_held_locks: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    if not _held_locks:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd in _held_locks:
+        os.dup2(null, fd)
+    os.close(null)
+    _held_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -68,6 +88,39 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+    _remove_stale_temporaries(path)
+
+
+STALE_TEMPORARY_SECONDS = 600
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of writers that were killed: a live writer keeps one for milliseconds."""
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.lstat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:
+            pass
+
+
+class OutputBusy(BuildError):
+    """Another build holds the output's lock."""
+
+
+class WriteFailed(BuildError):
+    """Writing the output failed (a full disk, a read-only folder); nothing was swapped in."""
+
+    def __init__(self, error: OSError, output: Path):
+        where = str(error.filename or output)
+        # Name the file as it would be in the output, not in the hidden staging folder.
+        staging = f".{output.name}.staticreg-staging-{os.getpid()}"
+        where = where.replace(str(output.parent / staging), str(output), 1)
+        super().__init__(
+            f"cannot write {where}: {error.strerror or error}; the build stopped and "
+            f"the previous output {output} is unchanged"
+        )
 
 
 class Staging:
@@ -127,13 +180,15 @@ class Staging:
         except BlockingIOError:
             self._lock_file.close()
             self._lock_file = None
-            raise BuildError(
+            raise OutputBusy(
                 f"another staticreg build is writing {self.output} right now; "
                 "wait for it to finish and run this build again"
             ) from None
+        _held_locks.add(self._lock_file.fileno())
 
     def _unlock(self) -> None:
         if self._lock_file is not None:
+            _held_locks.discard(self._lock_file.fileno())
             self._lock_file.close()
             self._lock_file = None
 

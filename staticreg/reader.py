@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import posixpath
 import re
+import stat as stat_mode
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -30,6 +32,10 @@ MAX_PACKAGE_JSON_BYTES = 4 * 1024 * 1024
 MAX_README_BYTES = 1024 * 1024
 MAX_UNPACKED_BYTES = 1024**3
 MAX_MEMBERS = 100_000
+MAX_HEADER_BYTES = 1024 * 1024  # a pax or GNU long-name header: tarfile reads it whole
+MAX_HEADER_CHAIN = 16  # extended headers in front of one member: tarfile recurses on each
+MAX_JSON_DEPTH = 100
+MAX_LINK_HOPS = 40
 _README = re.compile(r"^readme(\.[^.]+)?$", re.IGNORECASE)
 _README_PREFERENCE = (".md", ".markdown", "")
 
@@ -51,6 +57,50 @@ class TarballRecord:
     readme: str | None
     readme_filename: str | None
     warnings: tuple[str, ...] = field(default=())
+
+
+class CopyFailed(Exception):
+    """Writing the copy failed (a full disk): an output problem, not the tarball's."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Header(tarfile.TarInfo):
+    """tarfile's member header, with limits: tarfile reads a pax or GNU long-name
+    header into memory whole, recurses once per extended header in a row, and
+    parses sparse maps without bounds. npm pack makes none of these big or sparse."""
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        info = super().frombuf(buf, encoding, errors)
+        if info.type == tarfile.GNUTYPE_SPARSE:
+            raise TarballError("", f"member {info.name!r} is a sparse file, which npm pack never makes")
+        if info.type in _EXTENDED_HEADERS and info.size > MAX_HEADER_BYTES:
+            raise TarballError("", f"a tar extended header is larger than {MAX_HEADER_BYTES // 1024} KiB")
+        return info
+
+    @classmethod
+    def fromtarfile(cls, tarfile):
+        depth = getattr(tarfile, "_staticreg_header_depth", 0)
+        if depth >= MAX_HEADER_CHAIN:
+            raise TarballError("", f"more than {MAX_HEADER_CHAIN} tar extended headers in a row")
+        tarfile._staticreg_header_depth = depth + 1
+        try:
+            return super().fromtarfile(tarfile)
+        finally:
+            tarfile._staticreg_header_depth = depth
+
+    def _refuse_sparse(self, *args):
+        raise TarballError("", "a member is a sparse file, which npm pack never makes")
+
+    _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
+
+
+_EXTENDED_HEADERS = (
+    tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+)  # fmt: skip
 
 
 class _Tee:
@@ -78,7 +128,10 @@ class _Tee:
         self.sha1.update(data)
         self.sha512.update(data)
         if self.sink is not None:
-            self.sink.write(data)
+            try:
+                self.sink.write(data)
+            except OSError as exc:
+                raise CopyFailed(exc) from None
         return data
 
     def _fill(self, want: int) -> None:
@@ -144,26 +197,48 @@ def _decode_package_json(data: bytes) -> dict:
     def no_constants(name: str):
         raise ValueError(f"{name} is not JSON")
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):  # 1e400: JavaScript reads Infinity, JSON cannot write it back
+            raise ValueError(f"the number {number[:20]} is too large")
+        return value
+
     try:
-        manifest = json.loads(text, parse_constant=no_constants)
+        manifest = json.loads(text, parse_constant=no_constants, parse_float=finite)
     except RecursionError:
         raise TarballError("", "package.json is nested too deeply") from None
     except ValueError as exc:
         raise TarballError("", f"package.json is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise TarballError("", "package.json is not a JSON object")
+    if _depth(manifest) > MAX_JSON_DEPTH:
+        raise TarballError("", f"package.json is nested more than {MAX_JSON_DEPTH} levels deep")
     return manifest
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest (without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack += [(child, depth + 1) for child in item]
+    return deepest
 
 
 def _check_member(member: tarfile.TarInfo, root: str | None) -> tuple[str, str]:
     """Return (root, path inside the package) or raise for an unsafe or broken member."""
     name = member.name
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         raise TarballError("", f"member {name!r} has an absolute path")
     parts = [p for p in name.split("/") if p]
     if not parts:
         raise TarballError("", "a member has an empty name")
-    if ".." in parts:
+    if ".." in parts or ".." in re.split(r"[/\\]", name):  # Windows clients split on backslashes too
         raise TarballError("", f"member {name!r} has '..' in its path")
     if parts[0] == ".":
         raise TarballError(
@@ -185,23 +260,58 @@ def _check_member(member: tarfile.TarInfo, root: str | None) -> tuple[str, str]:
     if member.issym():
         target = member.linkname
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(inner), target))
-        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        if target.startswith("/") or "\\" in target or resolved == ".." or resolved.startswith("../"):
             raise TarballError("", f"symlink {name!r} points outside the package ({target!r})")
     if member.islnk():
-        target_parts = [p for p in member.linkname.split("/") if p]
+        target_parts = [p for p in re.split(r"[/\\]", member.linkname) if p]
         if member.linkname.startswith("/") or ".." in target_parts or target_parts[:1] != parts[:1]:
             raise TarballError("", f"hardlink {name!r} points outside the package ({member.linkname!r})")
     return parts[0], inner
 
 
+def _check_symlinks(symlinks: dict[str, str]) -> None:
+    """Follow every symlink through the others, as a client that keeps links would:
+    `a/up -> ../..` is inside, but `x -> a/up/..` then leaves the package."""
+    for start in symlinks:
+        hops = 0
+        pending = posixpath.join(posixpath.dirname(start), symlinks[start]).split("/")
+        resolved: list[str] = []
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not resolved:
+                    raise TarballError("", f"symlink {start!r} points outside the package through other links")
+                resolved.pop()
+                continue
+            resolved.append(part)
+            here = "/".join(resolved)
+            if here in symlinks:
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise TarballError("", f"symlink {start!r} is part of a loop of links")
+                resolved.pop()
+                pending = symlinks[here].split("/") + pending
+
+
 def read_tarball(path: Path, source: str, copy_to: Path | None = None) -> TarballRecord:
-    """Read `path` (shown to the user as `source`); stream its bytes to `copy_to` if given."""
+    """Read `path` (shown to the user as `source`); stream its bytes to `copy_to` if given.
+
+    Raises TarballError for anything wrong with the tarball, and OSError when
+    writing the copy fails (that is the output's problem, not the tarball's)."""
     try:
         return _read(path, source, copy_to)
+    except CopyFailed as exc:
+        error = exc.error
+        raise OSError(error.errno, error.strerror, str(error.filename or copy_to)) from None
     except TarballError as exc:
         raise TarballError(source, exc.reason) from None
     except (tarfile.TarError, EOFError) as exc:
         raise TarballError(source, f"not a valid tar archive ({exc or 'unexpected end of data'})") from None
+    except (ValueError, OverflowError, UnicodeError) as exc:
+        # tarfile lets these out of headers it cannot parse (e.g. a pax size that is not a number)
+        raise TarballError(source, f"not a valid tar archive (a broken header: {exc})") from None
     except zlib.error as exc:
         raise TarballError(source, f"the gzip data is corrupt ({exc})") from None
     except IsADirectoryError:
@@ -212,21 +322,44 @@ def read_tarball(path: Path, source: str, copy_to: Path | None = None) -> Tarbal
         raise TarballError(source, f"cannot be read ({exc.strerror or exc})") from None
 
 
+def _open_nonblocking(path: str, flags: int) -> int:
+    # A fifo named x.tgz must not hang the build: opening it without O_NONBLOCK waits for a writer.
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
 def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
-    with open(path, "rb") as raw:
+    with open(path, "rb", opener=_open_nonblocking) as raw:
         stat = os.fstat(raw.fileno())
+        if stat_mode.S_ISDIR(stat.st_mode):
+            raise IsADirectoryError(path)
+        if not stat_mode.S_ISREG(stat.st_mode):
+            raise TarballError("", "is not a regular file (a fifo, socket or device)")
         head = raw.read(2)
         raw.seek(0)
         if not head:
             raise TarballError("", "the file is empty")
-        sink = open(copy_to, "wb") if copy_to is not None else None
+        sink = _open_copy(copy_to) if copy_to is not None else None
         try:
             tee = _Tee(raw, sink, gzipped=head == b"\x1f\x8b")
             record = _scan(tee, source, stat.st_size, stat.st_mtime)
         finally:
             if sink is not None:
-                sink.close()
+                _close_copy(sink)
     return record
+
+
+def _open_copy(copy_to: Path) -> BinaryIO:
+    try:
+        return open(copy_to, "wb")
+    except OSError as exc:
+        raise CopyFailed(exc) from None
+
+
+def _close_copy(sink: BinaryIO) -> None:
+    try:
+        sink.close()
+    except OSError as exc:
+        raise CopyFailed(exc) from None
 
 
 def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
@@ -235,11 +368,14 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
     manifest_bytes = None
     readmes: dict[str, bytes] = {}
     top_files: set[str] = set()
-    file_count = unpacked_size = members = links = 0
+    symlinks: dict[str, str] = {}
+    file_count = unpacked_size = members = links = manifests = 0
     # TarSafe is tarfile with extraction guards; we never extract, and check
     # every member ourselves in _check_member, because reading is not guarded.
-    with TarSafe.open(fileobj=tee, mode="r|") as archive:
+    with TarSafe.open(fileobj=tee, mode="r|", tarinfo=_Header) as archive:
         for member in archive:
+            # In stream mode tarfile keeps every header it read; we need none of them back.
+            archive.members.clear()
             members += 1
             if members > MAX_MEMBERS:
                 raise TarballError("", f"it has more than {MAX_MEMBERS} members")
@@ -249,6 +385,8 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
                 links += 1
                 if inner == "package.json":
                     raise TarballError("", "package.json is a link; it must be a regular file")
+                if member.issym():
+                    symlinks[inner] = member.linkname
                 continue
             if not member.isfile():
                 continue
@@ -261,13 +399,17 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
                 if member.size > MAX_PACKAGE_JSON_BYTES:
                     raise TarballError("", f"package.json is larger than {MAX_PACKAGE_JSON_BYTES // 1024**2} MiB")
                 manifest_bytes = archive.extractfile(member).read()
+                manifests += 1
             elif _README.match(inner):
                 readmes[inner] = archive.extractfile(member).read(MAX_README_BYTES)
         # tarfile stops at the end-of-archive blocks; the rest still has to be hashed.
         warnings += tee.finish()
     if manifest_bytes is None:
         raise TarballError("", "there is no package.json in the tarball's top folder")
+    _check_symlinks(symlinks)
     manifest = _decode_package_json(manifest_bytes)
+    if manifests > 1:
+        warnings.append(f"package.json is in the tarball {manifests} times; the last one is used, as clients unpack it")
     if links:
         warnings.append(f"{links} link member(s): npm and bun drop links when they install, so the package may break")
     readme_name = _pick_readme(readmes)

@@ -70,6 +70,8 @@ def test_package_of_document():
     assert layout.package_of_document("@s/n/index.json") == "@s/n"
     for other in ("demo/1.0.0/index.json", "@s/n/latest/index.json", "demo/index.corgi", "-/web/x/index.json", "index.json"):
         assert layout.package_of_document(other) is None, other
+
+
 def test_site_paths():
     assert layout.site_package_page("@acme/widgets") == "-/web/package/@acme/widgets/index.html"
     assert layout.site_version_page("left-pad", "1.0.0-rc.1") == "-/web/package/left-pad/v/1.0.0-rc.1/index.html"
@@ -90,3 +92,10 @@ def test_site_pages_of_different_packages_never_share_a_path(name):
     files |= {layout.site_scope_page("@acme"), layout.site_scope_page("@v"), layout.site_list_page(2)}
     folders = {f.rsplit("/", i)[0] for f in files for i in range(1, f.count("/") + 1)}
     assert not files & folders
+
+
+def test_a_tarball_file_name_longer_than_file_systems_allow_is_refused():
+    name = "@s/" + "n" * 200
+    assert layout.tarball_filename(name, "1.0.0-" + "x" * 40) == "n" * 200 + "-1.0.0-" + "x" * 40 + ".tgz"
+    with pytest.raises(layout.UnsafePath, match="longer than 255 bytes"):
+        layout.tarball_path(name, "1.0.0-" + "x" * 60)

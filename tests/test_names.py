@@ -71,3 +71,9 @@ def test_split_spec():
     assert names.split_spec("@a/b@^1.2") == ("@a/b", "^1.2")
     assert names.split_spec("left-pad@<2") == ("left-pad", "<2")
     assert names.split_spec("@a/b") == ("@a/b", "*")
+
+
+@pytest.mark.parametrize("tag", ["index.json", "index.corgi", "Index.HTML"])
+def test_tags_that_are_document_file_names_are_refused(tag):
+    with pytest.raises(names.NameProblem, match="file name"):
+        names.check_tag(tag)

@@ -230,3 +230,129 @@ def test_unreadable_file(tarballs, monkeypatch):
     monkeypatch.setattr(reader, "open", refuse, raising=False)
     with pytest.raises(TarballError, match="permission denied"):
         read(path)
+
+
+# -- hostile headers: what tarfile itself would choke on -------------------------------
+
+
+def raw_header(name, kind, size):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def write_raw(folder, filename, raw):
+    path = folder / filename
+    path.write_bytes(gzip.compress(raw + b"\0" * 1024, mtime=0))
+    return path
+
+
+def manifest_member():
+    data = b'{"name":"demo","version":"1.0.0"}'
+    return raw_header("package/package.json", tarfile.REGTYPE, len(data)) + data.ljust(512, b"\0")
+
+
+def test_a_long_chain_of_extended_headers_is_refused_not_a_recursion_error(tarballs):
+    longname = raw_header("././@LongLink", tarfile.GNUTYPE_LONGNAME, 20) + b"package/x".ljust(512, b"\0")
+    path = write_raw(tarballs, "chain.tgz", manifest_member() + longname * 3000 + raw_header("x", tarfile.REGTYPE, 0))
+    with pytest.raises(TarballError, match="extended headers in a row"):
+        read(path)
+
+
+def test_a_huge_pax_header_is_refused_before_it_is_read(tarballs):
+    size = 64 * 1024**2
+    path = write_raw(tarballs, "pax.tgz", manifest_member() + raw_header("pax", tarfile.XHDTYPE, size) + b"\0" * size)
+    with pytest.raises(TarballError, match="extended header is larger than"):
+        read(path)
+
+
+def test_gnu_sparse_members_are_refused(tarballs):
+    path = write_raw(tarballs, "sparse.tgz", manifest_member() + raw_header("package/s", tarfile.GNUTYPE_SPARSE, 0))
+    with pytest.raises(TarballError, match="sparse"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    "pax",
+    [
+        {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "10"},
+        {"GNU.sparse.map": "0,x,1"},
+        {"GNU.sparse.size": "not a number"},
+    ],
+)
+def test_pax_sparse_members_are_refused(tarballs, pax):
+    info = tarfile.TarInfo("package/s")
+    info.pax_headers = pax
+    path = make_tarball(tarballs, MANIFEST, extra=[(info, b"")], filename="paxsparse.tgz")
+    with pytest.raises(TarballError, match="sparse|broken header"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [file_member("package/..\\..\\evil", b"x")],
+        [file_member("\\evil", b"x")],
+        [link_member("package/h", "package/..\\..\\x", tarfile.LNKTYPE)],
+        [link_member("package/s", "..\\..\\x")],
+    ],
+)
+def test_backslashes_cannot_hide_a_way_out(tarballs, extra):
+    path = make_tarball(tarballs, MANIFEST, extra=extra, filename="backslash.tgz")
+    with pytest.raises(TarballError, match="'..'|absolute|outside"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("links", "reason"),
+    [
+        ([link_member("package/a/b/up", "../.."), link_member("package/x", "a/b/up/..")], "through other links"),
+        ([link_member("package/a", "b"), link_member("package/b", "a")], "loop"),
+    ],
+)
+def test_symlinks_are_followed_through_each_other(tarballs, links, reason):
+    path = make_tarball(tarballs, MANIFEST, {"a/b/f.js": "x"}, extra=links, filename="links.tgz")
+    with pytest.raises(TarballError, match=reason):
+        read(path)
+
+
+def test_symlinks_through_symlinks_inside_the_package_are_fine(tarballs):
+    links = [link_member("package/lib", "src"), link_member("package/main.js", "lib/../lib/index.js")]
+    path = make_tarball(tarballs, MANIFEST, {"src/index.js": "x"}, extra=links, filename="ok.tgz")
+    assert read(path).manifest == MANIFEST
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"name": "demo", "version": "1.0.0", "n": 1e400}', "too large"),
+        (b'{"name": "demo", "a": ' + b"[" * 150 + b"]" * 150 + b"}", "nested more than 100"),
+    ],
+)
+def test_package_json_that_cannot_be_written_back_is_refused(tarballs, content, reason):
+    path = make_tarball(tarballs, content, filename="json.tgz")
+    with pytest.raises(TarballError, match=reason):
+        read(path)
+
+
+def test_package_json_twice_uses_the_last_with_a_warning(tarballs):
+    second = file_member("package/package.json", b'{"name":"demo","version":"2.0.0"}')
+    path = make_tarball(tarballs, MANIFEST, extra=[second], filename="twice.tgz")
+    record = read(path)
+    assert record.manifest["version"] == "2.0.0"
+    assert any("2 times" in w for w in record.warnings)
+
+
+def test_a_fifo_named_like_a_tarball_is_refused_without_waiting(tarballs):
+    path = tarballs / "fifo.tgz"
+    os.mkfifo(path)
+    with pytest.raises(TarballError, match="not a regular file"):
+        read(path)
+
+
+def test_a_failing_copy_is_an_output_error_not_the_tarballs(tarballs, tmp_path):
+    path = make_tarball(tarballs, MANIFEST)
+    with pytest.raises(OSError) as info:
+        read(path, tmp_path / "no-such-folder" / "copy.tgz")
+    assert not isinstance(info.value, TarballError)
