@@ -28,7 +28,7 @@ from staticreg.reader import read_tarball
 
 BASE_URL = "http://registry.test/"
 KILLS = 50
-NOT_PACKAGES = {"-", "index.html", ".nojekyll"}
+NOT_PACKAGES = {"-", "index.html", "404.html", ".nojekyll"}
 
 
 class Swapped(Exception):
@@ -174,6 +174,9 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
             report = out.parent / "out.report.json"
             if report.exists():
                 json.loads(report.read_bytes())
+            cache = out.parent / ".out.staticreg-cache"  # the incremental cache, replaced atomically
+            if cache.exists():
+                assert json.loads(cache.read_bytes())["records"]
     finally:
         stop.set()
         watcher.join()
