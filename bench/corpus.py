@@ -10,8 +10,9 @@ The same count and seed always give the same bytes. A corpus holds:
 
 Packages have 1 to 300 versions (a heavy-tailed mix, like a real registry), a
 package.json of the usual size (description, scripts, repository, keywords,
-dependencies, devDependencies, engines...), a README of 0.5 to 20 KiB and a few
-JavaScript files; about one in six is scoped. A few tarballs carry a 5 to 20 MB
+dependencies, devDependencies, engines...; as in real packages most of it stays
+the same from version to version), a README of 0.5 to 20 KiB that changes with
+the minor version, and a few JavaScript files; about one in six is scoped. A few tarballs carry a 5 to 20 MB
 incompressible native binary. Dependencies point only at a pool of "popular"
 packages, so the install project (a few hundred direct dependencies, all at
 ^1.0.0) resolves to a few hundred packages, all inside the corpus.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -114,36 +116,41 @@ def flat(name: str) -> str:
     return name.lstrip("@").replace("/", "-")
 
 
-def _manifest(rng: random.Random, index: int, name: str, version: str, popular: list[str]) -> dict:
-    deps = {}
+def _manifest(seed: int, index: int, name: str, version: str, popular: list[str]) -> dict:
+    """What changes between versions changes as in real packages: the version always,
+    dependencies and devDependencies with the major version, the rest rarely."""
+    major = version.split(".")[0]
+    stable = random.Random(f"package-{seed}-{name}")
+    line = random.Random(f"line-{seed}-{name}-{major}")
     pool = popular[:index] if index < len(popular) else popular
-    for dep in rng.sample(pool, min(len(pool), rng.choice((0, 0, 1, 2, 3, 4, 6)))):
-        deps[dep] = "^1.0.0"
-    dev = {f"{rng.choice(WORDS)}-{rng.choice(WORDS)}": f"^{rng.randint(1, 9)}.{rng.randint(0, 20)}.0"
-           for _ in range(rng.randint(3, 14))}  # fmt: skip
+    deps = {dep: "^1.0.0" for dep in line.sample(pool, min(len(pool), line.choice((0, 0, 1, 2, 3, 4, 6))))}
+    dev = {f"{line.choice(WORDS)}-{line.choice(WORDS)}": f"^{line.randint(1, 9)}.{line.randint(0, 20)}.0"
+           for _ in range(line.randint(3, 14))}  # fmt: skip
     short = flat(name)
     manifest = {
         "name": name,
         "version": version,
-        "description": " ".join(rng.choices(WORDS, k=rng.randint(5, 16))).capitalize() + ".",
+        "description": " ".join(stable.choices(WORDS, k=stable.randint(5, 16))).capitalize() + ".",
         "main": "index.js",
         "types": "index.d.ts",
         "files": ["index.js", "lib/", "index.d.ts"],
-        "scripts": {"test": "node test.js", "build": "tsc -p .", "lint": f"eslint lib/ --fix --ext .js,.ts"},
+        "scripts": {"test": "node test.js", "build": "tsc -p .", "lint": "eslint lib/ --fix --ext .js,.ts"},
         "repository": {"type": "git", "url": f"git+https://git.example.com/{short}/{short}.git"},
-        "keywords": rng.sample(WORDS, rng.randint(2, 9)),
-        "author": {"name": f"{rng.choice(WORDS).title()} {rng.choice(WORDS).title()}", "email": f"{short}@example.com"},
-        "license": rng.choice(LICENSES),
+        "keywords": stable.sample(WORDS, stable.randint(2, 9)),
+        "author": {"name": f"{stable.choice(WORDS).title()} {stable.choice(WORDS).title()}",
+                   "email": f"{short}@example.com"},  # fmt: skip
+        "license": stable.choice(LICENSES),
         "bugs": {"url": f"https://git.example.com/{short}/{short}/issues"},
         "homepage": f"https://git.example.com/{short}/{short}#readme",
-        "engines": {"node": f">={rng.choice((12, 14, 16, 18))}"},
+        "engines": {"node": f">={line.choice((12, 14, 16, 18))}"},
         "dependencies": deps,
         "devDependencies": dev,
+        "gitHead": hashlib.sha1(f"{name}@{version}".encode()).hexdigest(),
     }
-    if rng.random() < 0.1:
+    if stable.random() < 0.1:
         manifest["bin"] = {short: "bin/cli.js"}
-    if rng.random() < 0.1:
-        manifest["peerDependencies"] = {popular[0]: "^1.0.0"} if popular else {}
+    if stable.random() < 0.1 and popular:
+        manifest["peerDependencies"] = {popular[0]: "^1.0.0"}
     return manifest
 
 
@@ -169,8 +176,10 @@ def make_tarball(seed: int, index: int, name: str, version: str, popular: list[s
     pool = _POOL[seed]
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        _add(tar, "package.json", (json.dumps(_manifest(rng, index, name, version, popular), indent=2) + "\n").encode())
-        _add(tar, "README.md", _readme(rng, name, pool).encode())
+        _add(tar, "package.json", (json.dumps(_manifest(seed, index, name, version, popular), indent=2) + "\n").encode())
+        # The README changes with the minor version.
+        minor = ".".join(version.split(".")[:2])
+        _add(tar, "README.md", _readme(random.Random(f"readme-{seed}-{name}-{minor}"), name, pool).encode())
         _add(tar, "LICENSE", b"MIT License\n\nPermission is hereby granted, free of charge...\n" * 8)
         for f in range(rng.randint(1, 8)):
             body = "".join(rng.choice(pool)[: rng.randint(500, 8192)] for _ in range(rng.randint(1, 4)))

@@ -19,7 +19,7 @@ from pathlib import Path
 from staticreg import __version__, layout, times
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
-from staticreg.model import Problem, Registry, build_registry
+from staticreg.model import Problem, RecordSlimmer, Registry, build_registry
 from staticreg.output import Staging, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.reader import TarballRecord, read_tarball
@@ -162,9 +162,10 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
         records: list[TarballRecord] = []
+        slimmer = RecordSlimmer(config)
         for rel, record, error in read_all(tasks, config.workers, progress):
             if record is not None:
-                records.append(record)
+                records.append(slimmer.add(record))
             else:
                 problems.append(Problem(rel, error))
         progress.close()
@@ -177,6 +178,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         kept = times.load(config.times_path)
         remembered.update(kept)
         registry = build_registry(records, config, remembered, now)
+        slimmer.restore_readmes(registry)
         problems += registry.problems
         report.timings["model"] = time.monotonic() - mark
         report.rejected = sorted(problems, key=lambda p: p.source)

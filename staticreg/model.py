@@ -9,7 +9,8 @@ returns every problem it found instead of stopping at the first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Iterable, Mapping
@@ -304,3 +305,61 @@ def _apply_deprecations(packages: dict[str, Package], overrides: Iterable[Overri
             warnings.append(Problem(o.where, f"deprecations: {o.name}@{o.range} matches no version in the input"))
         for version in matched:
             package.versions[version].manifest["deprecated"] = o.message
+
+
+class RecordSlimmer:
+    """Keeps a hundred thousand records small while they are read. Pure, no I/O.
+
+    A package's versions mostly repeat the same manifest values, and only the
+    latest version's README is ever written. So equal top-level manifest values
+    are shared with the package's previous manifest (the build never changes a
+    record's manifest in place) and keys are interned, and READMEs are held aside only for versions
+    that can still become `latest`: the highest stable and the highest
+    prerelease of each name, and versions a dist_tags setting makes latest.
+    `restore_readmes` gives the latest versions of the model theirs back.
+    """
+
+    def __init__(self, config: Config):
+        self._pinned = {(o.name, o.version) for o in config.dist_tags if o.tag == "latest"}
+        self._previous: dict[str, dict] = {}
+        self._best: dict[tuple[str, bool], tuple[tuple, str]] = {}
+        self._readmes: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def add(self, record: TarballRecord) -> TarballRecord:
+        name = record.manifest.get("name")
+        if not isinstance(name, str):
+            return record
+        previous = self._previous.get(name, {})
+        manifest = {}
+        for key, value in record.manifest.items():
+            old = previous.get(key, manifest)
+            if old is not value and type(old) is type(value) and old == value:
+                value = old
+            manifest[sys.intern(key)] = value
+        self._previous[name] = manifest
+        record = replace(record, manifest=manifest)
+        if record.readme is None:
+            return record
+        try:
+            version = names.clean_version(manifest.get("version"))
+            key = names.version_key(version)
+        except (names.NameProblem, ValueError):
+            return replace(record, readme=None, readme_filename=None)  # rejected later
+        keep = (name, version) in self._pinned
+        slot = (name, names.is_prerelease(version))
+        best = self._best.get(slot)
+        if best is None or key > best[0]:
+            if best is not None and (name, best[1]) not in self._pinned:
+                self._readmes.pop((name, best[1]), None)
+            self._best[slot] = (key, version)
+            keep = True
+        if keep:
+            self._readmes.setdefault((name, version), (record.readme, record.readme_filename))
+        return replace(record, readme=None, readme_filename=None)
+
+    def restore_readmes(self, registry: Registry) -> None:
+        for package in registry.packages.values():
+            latest = package.latest
+            kept = self._readmes.get((package.name, latest.version))
+            if kept is not None:
+                latest.record = replace(latest.record, readme=kept[0], readme_filename=kept[1])

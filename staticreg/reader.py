@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -30,6 +31,11 @@ MAX_PACKAGE_JSON_BYTES = 4 * 1024 * 1024
 MAX_README_BYTES = 1024 * 1024
 MAX_UNPACKED_BYTES = 1024**3
 MAX_MEMBERS = 100_000
+# Tarballs up to this size (nearly all of them) are read with one read, hashed and
+# copied with one call each and inflated with one call, if they expand to at most
+# WHOLE_MAX_UNPACKED; larger ones stream through _Tee in CHUNKs.
+WHOLE_MAX_BYTES = 8 * 1024 * 1024
+WHOLE_MAX_UNPACKED = 64 * 1024 * 1024
 _README = re.compile(r"^readme(\.[^.]+)?$", re.IGNORECASE)
 _README_PREFERENCE = (".md", ".markdown", "")
 
@@ -53,9 +59,15 @@ class TarballRecord:
     warnings: tuple[str, ...] = field(default=())
 
 
+def _expands_too_much() -> TarballError:
+    return TarballError("", f"it expands to more than {MAX_UNPACKED_BYTES // 1024**2} MiB")
+
+
 class _Tee:
     """A file-like that reads raw bytes, hashes and copies them, and hands out
     the decompressed stream (or the raw one for a plain tar)."""
+
+    mode = "r|"
 
     def __init__(self, raw: BinaryIO, sink: BinaryIO | None, gzipped: bool):
         self.raw = raw
@@ -68,6 +80,7 @@ class _Tee:
         self.pending = b""  # raw bytes not yet given to zlib
         self.buffer = bytearray()
         self.raw_done = False
+        self.fileobj = self
 
     def _pull(self) -> bytes:
         data = self.raw.read(CHUNK)
@@ -100,7 +113,7 @@ class _Tee:
             out = self.gzip.decompress(source, CHUNK * 4)
             self.unpacked += len(out)
             if self.unpacked > MAX_UNPACKED_BYTES:
-                raise TarballError("", f"it expands to more than {MAX_UNPACKED_BYTES // 1024**2} MiB")
+                raise _expands_too_much()
             self.buffer += out
 
     def read(self, size: int = -1) -> bytes:
@@ -131,6 +144,42 @@ class _Tee:
         if trailing.strip(b"\0"):
             warnings.append("data after the end of the gzip stream was ignored")
         return warnings
+
+
+class _Whole:
+    """A small tarball read at once; the same interface as _Tee, but tarfile
+    reads it in random-access mode and seeks over the members' data."""
+
+    mode = "r:"
+
+    def __init__(self, data: bytes, sink: BinaryIO | None, gzipped: bool):
+        self.size = len(data)
+        self.sha1 = hashlib.sha1(data)
+        self.sha512 = hashlib.sha512(data)
+        self.trailing = b""
+        tar = data
+        if gzipped:
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            limit = min(WHOLE_MAX_UNPACKED, MAX_UNPACKED_BYTES)
+            tar = inflate.decompress(data, limit + 1)
+            if len(tar) > MAX_UNPACKED_BYTES:
+                raise _expands_too_much()
+            if len(tar) > limit:
+                raise _TooBig
+            if not inflate.eof:
+                raise TarballError("", "the gzip data is truncated (the file ends too early)")
+            self.trailing = inflate.unused_data
+        if sink is not None:
+            sink.write(data)
+        self.unpacked = len(tar)
+        self.fileobj = io.BytesIO(tar)
+
+    def finish(self) -> list[str]:
+        return ["data after the end of the gzip stream was ignored"] if self.trailing.strip(b"\0") else []
+
+
+class _TooBig(Exception):
+    """A small tarball that expands too much to be read at once: stream it instead."""
 
 
 def _decode_package_json(data: bytes) -> dict:
@@ -219,9 +268,17 @@ def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
         raw.seek(0)
         if not head:
             raise TarballError("", "the file is empty")
+        gzipped = head == b"\x1f\x8b"
         sink = open(copy_to, "wb") if copy_to is not None else None
         try:
-            tee = _Tee(raw, sink, gzipped=head == b"\x1f\x8b")
+            tee = None
+            if stat.st_size <= WHOLE_MAX_BYTES:
+                try:
+                    tee = _Whole(raw.read(), sink, gzipped)
+                except _TooBig:
+                    raw.seek(0)
+            if tee is None:
+                tee = _Tee(raw, sink, gzipped)
             record = _scan(tee, source, stat.st_size, stat.st_mtime)
         finally:
             if sink is not None:
@@ -229,7 +286,7 @@ def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
     return record
 
 
-def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
+def _scan(tee: _Tee | _Whole, source: str, size: int, mtime: float) -> TarballRecord:
     warnings: list[str] = []
     root = None
     manifest_bytes = None
@@ -238,7 +295,7 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
     file_count = unpacked_size = members = links = 0
     # TarSafe is tarfile with extraction guards; we never extract, and check
     # every member ourselves in _check_member, because reading is not guarded.
-    with TarSafe.open(fileobj=tee, mode="r|") as archive:
+    with TarSafe.open(fileobj=tee.fileobj, mode=tee.mode) as archive:
         for member in archive:
             members += 1
             if members > MAX_MEMBERS:
