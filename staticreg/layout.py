@@ -102,6 +102,11 @@ def package_url(base_url: str, name: str) -> str:
 
 def safe_join(root: Path, relative: str) -> Path:
     """root/relative, refusing anything that could leave root."""
+    return Path(safe_join_str(str(root), relative))
+
+
+def safe_join_str(root: str, relative: str) -> str:
+    """safe_join on plain strings, for the writers' hot path."""
     parts = relative.split("/")
     if (
         not relative
@@ -111,8 +116,9 @@ def safe_join(root: Path, relative: str) -> Path:
         or any(part in ("", ".", "..") for part in parts)
     ):
         raise UnsafePath(f"refusing to write outside the output folder: {relative!r}")
-    path = root.joinpath(*parts)
-    if os.path.commonpath([os.path.abspath(root), os.path.abspath(path)]) != os.path.abspath(root):
+    path = os.path.join(root, *parts)
+    # With the checks above only a drive letter ("C:") could still leave root.
+    if ":" in relative and os.path.commonpath([os.path.abspath(root), os.path.abspath(path)]) != os.path.abspath(root):
         raise UnsafePath(f"refusing to write outside the output folder: {relative!r}")
     return path
 

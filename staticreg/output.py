@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from staticreg.errors import BuildError
-from staticreg.layout import safe_join
+from staticreg.layout import safe_join, safe_join_str
 
 try:
     import fcntl
@@ -79,6 +79,7 @@ class Staging:
         self._lock_file = None
         self.reused = 0
         self.written = 0
+        self._folders: set[str] = set()  # made in staging already: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
     def __enter__(self) -> "Staging":
@@ -146,16 +147,27 @@ class Staging:
     def previous(self, relative: str) -> Path:
         return safe_join(self.output, relative)
 
+    def _new_file(self, relative: str) -> str:
+        """The staging path for `relative`, its folder made."""
+        target = safe_join_str(str(self.root), relative)
+        folder = os.path.dirname(target)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        return target
+
     def write(self, relative: str, data: bytes) -> None:
         """Write a file; when the previous output has the same bytes, link that file instead."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old = self.previous(relative)
+        target = self._new_file(relative)
+        old = safe_join_str(str(self.output), relative)
         try:
-            if old.stat().st_size == len(data) and old.read_bytes() == data:
-                os.link(old, target)
-                self.reused += 1
-                return
+            if os.stat(old).st_size == len(data):
+                with open(old, "rb") as f:
+                    same = f.read() == data
+                if same:
+                    os.link(old, target)
+                    self.reused += 1
+                    return
         except OSError:
             pass
         with open(target, "wb") as f:
@@ -164,14 +176,12 @@ class Staging:
 
     def link(self, existing: str, relative: str) -> None:
         """A second name for a file already in staging (hard link, or a copy)."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._new_file(relative)
+        source = safe_join_str(str(self.root), existing)
         try:
-            os.link(self.path(existing), target)
+            os.link(source, target)
         except OSError:
-            shutil.copyfile(self.path(existing), target)
+            shutil.copyfile(source, target)
 
     def move_in(self, source: Path, relative: str) -> None:
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+        os.replace(source, self._new_file(relative))
