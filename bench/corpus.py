@@ -88,7 +88,7 @@ def _versions(rng: random.Random, count: int) -> list[str]:
     return out[:count]
 
 
-def plan(count: int, seed: int = 1) -> dict:
+def plan(count: int, seed: int = 1, big: int | None = None) -> dict:
     """Which packages and versions a corpus of `count` tarballs has (no I/O)."""
     rng = random.Random(f"plan-{seed}-{count}")
     packages = []
@@ -104,7 +104,8 @@ def plan(count: int, seed: int = 1) -> dict:
         name = f"@{rng.choice(WORDS)}{i % 97}/{base}" if rng.random() < 0.16 else base
         packages.append({"name": name, "versions": _versions(rng, n), "big": False})
         total += n
-    big = min(10, max(3, count // 2000))
+    if big is None:
+        big = min(10, max(3, count // 2000))
     for p in rng.sample(packages[POPULAR:] or packages, min(big, len(packages))):
         p["big"] = True
     small = [p["name"] for p in packages if not p["big"]]
@@ -217,13 +218,15 @@ def extra_version(package: dict) -> str:
     return f"{package['versions'][0].split('.')[0]}999.0.0"
 
 
-def generate(count: int, root: Path = DEFAULT_ROOT, seed: int = 1, workers: int | None = None) -> Path:
-    """Write the corpus of `count` tarballs (once; an existing complete corpus is reused)."""
+def generate(count: int, root: Path = DEFAULT_ROOT, seed: int = 1, workers: int | None = None,
+             big: int | None = None) -> Path:
+    """Write the corpus of `count` tarballs (once; an existing complete corpus is reused).
+    `big`: how many tarballs carry a 5-20 MB binary (default: 3 to 10 by size)."""
     dest = root / str(count)
     done = dest / "corpus.json"
     if done.exists() and json.loads(done.read_text()).get("seed") == seed:
         return dest
-    layout = plan(count, seed)
+    layout = plan(count, seed, big)
     popular = [p["name"] for p in layout["packages"][:POPULAR] if not p["big"]]
     extra_package = layout["packages"][0]
     layout["extra"] = {"name": extra_package["name"], "version": extra_version(extra_package)}

@@ -139,9 +139,9 @@ def clean_output(work: Path) -> None:
             path.unlink()
 
 
-def bench_build(count: int, runs: int, base_url: str) -> dict:
-    corpus = generate(count, DEFAULT_ROOT)
-    work = WORK / str(count)
+def bench_build(corpus: Path, work: Path, runs: int, base_url: str) -> dict:
+    """Hashing floor and cold build (alternating), no-op and add-one rebuilds of one corpus."""
+    count = json.loads((corpus / "corpus.json").read_text())["count"]
     work.mkdir(parents=True, exist_ok=True)
     config = write_config(work, corpus, base_url)
     files = sorted(str(p) for p in (corpus / "tarballs").rglob("*.tgz"))
@@ -498,7 +498,8 @@ def main() -> None:
     builds, peer = {}, None
     for count in sorted(sizes):
         port = free_port()
-        builds[count] = bench_build(count, args.runs, f"http://127.0.0.1:{port}/")
+        corpus = generate(count, DEFAULT_ROOT)
+        builds[count] = bench_build(corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/")
         if count == args.peer:
             peer = bench_peer(count, args.runs, port, builds[count])
             peer["build_seconds"] = builds[count]["cold_seconds"]
