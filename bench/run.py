@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DEFAULT_ROOT, flat, generate  # noqa: E402
 from tests.e2e.npm import DEAD_PROXY, Npm  # noqa: E402
-from tests.e2e.servers import free_port, start_nginx, wait_for  # noqa: E402
+from tests.e2e.servers import Server, free_port, start_nginx, wait_for  # noqa: E402
 
 WORK = HERE / "work"
 TOOLS = WORK / "tools"
@@ -232,19 +232,19 @@ log: {type: stdout, format: pretty, level: error}
 """
 
 
-class Verdaccio:
+class Verdaccio(Server):
     def __init__(self, bin_dir: Path, folder: Path, port: int):
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         (folder / "config.yaml").write_text(VERDACCIO_CONFIG)
-        self.port = port
-        self.log = open(folder / "verdaccio.log", "wb")
-        self.process = subprocess.Popen(
+        self.output = open(folder / "verdaccio.log", "wb")
+        process = subprocess.Popen(
             [str(bin_dir / "verdaccio"), "-c", str(folder / "config.yaml"), "-l", f"127.0.0.1:{port}"],
-            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=folder, stdout=self.output, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(port, self.process, timeout=60)
+        super().__init__(process, port, folder / "verdaccio.log")
+        wait_for(port, process, timeout=60)
         status, body = self.request("PUT", "/-/user/org.couchdb.user:bench",
                                     {"name": "bench", "password": "bench-password", "type": "user", "roles": []})  # fmt: skip
         if status != 201:
@@ -264,14 +264,8 @@ class Verdaccio:
             conn.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        super().stop()
+        self.output.close()
 
 
 def publish_document(path: Path, port: int) -> tuple[str, dict]:
