@@ -139,7 +139,7 @@ def clean_output(work: Path) -> None:
             path.unlink()
 
 
-def bench_build(corpus: Path, work: Path, runs: int, base_url: str) -> dict:
+def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bool = True) -> dict:
     """Hashing floor and cold build (alternating), no-op and add-one rebuilds of one corpus."""
     count = json.loads((corpus / "corpus.json").read_text())["count"]
     work.mkdir(parents=True, exist_ok=True)
@@ -159,6 +159,25 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str) -> dict:
             f"({colds[-1]['seconds'] / floors[-1]:.2f}x), peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB")  # fmt: skip
     report = json.loads((work / "report.json").read_text())
 
+    cold = statistics.median(r["seconds"] for r in colds)
+    floor = statistics.median(floors)
+    result = {
+        "tarballs": len(files),
+        "bytes": total_bytes,
+        "packages": report["counts"]["packages"],
+        "versions": report["counts"]["versions"],
+        "floor_seconds": floors,
+        "cold": colds,
+        "build_timings": report["timings_seconds"],
+        "floor": floor,
+        "cold_seconds": cold,
+        "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors)),
+        "peak_rss_tree_mib": max(r["peak_rss_tree"] for r in colds) / 2**20,
+        "peak_rss_main_mib": max(r["peak_rss_main"] for r in colds) / 2**20,
+    }
+    if not rebuilds:
+        return result
+
     noops = [run_staticreg(config) for _ in range(runs)]
     log(f"{count}: no-op rebuild {statistics.median(r['seconds'] for r in noops):.2f} s")
 
@@ -176,26 +195,16 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str) -> dict:
         run_staticreg(config)  # back to the corpus as it was
     log(f"{count}: add-one rebuild {statistics.median(r['seconds'] for r in add_ones):.2f} s")
 
-    cold = statistics.median(r["seconds"] for r in colds)
-    floor = statistics.median(floors)
-    return {
-        "tarballs": len(files),
-        "bytes": total_bytes,
-        "packages": report["counts"]["packages"],
-        "versions": report["counts"]["versions"],
-        "floor_seconds": floors,
-        "cold": colds,
-        "noop": noops,
-        "add_one": add_ones,
-        "build_timings": report["timings_seconds"],
-        "floor": floor,
-        "cold_seconds": cold,
-        "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors)),
-        "noop_seconds": statistics.median(r["seconds"] for r in noops),
-        "add_one_seconds": statistics.median(r["seconds"] for r in add_ones),
-        "peak_rss_tree_mib": max(r["peak_rss_tree"] for r in colds + noops + add_ones) / 2**20,
-        "peak_rss_main_mib": max(r["peak_rss_main"] for r in colds + noops + add_ones) / 2**20,
-    }
+    everything = colds + noops + add_ones
+    result.update(
+        noop=noops,
+        add_one=add_ones,
+        noop_seconds=statistics.median(r["seconds"] for r in noops),
+        add_one_seconds=statistics.median(r["seconds"] for r in add_ones),
+        peak_rss_tree_mib=max(r["peak_rss_tree"] for r in everything) / 2**20,
+        peak_rss_main_mib=max(r["peak_rss_main"] for r in everything) / 2**20,
+    )
+    return result
 
 
 # -- Verdaccio ------------------------------------------------------------------
@@ -444,10 +453,11 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
     lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s | peak RSS MiB (tree/main)")
     for count, b in sorted(builds.items()):
+        noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | {b['add_one_seconds']:.2f}"
+                if "noop_seconds" in b else "- | - | -")  # fmt: skip
         lines.append(
             f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['cold_seconds']:.2f} | "
-            f"{b['cold_over_floor']:.2f} | {b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
-            f"{b['add_one_seconds']:.2f} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f}"
+            f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f}"
         )
     sizes = sorted(builds)
     for small, large in zip(sizes, sizes[1:]):
@@ -485,6 +495,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="corpus sizes, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed step (medians are reported)")
     parser.add_argument("--peer", type=int, default=0, help="the size to compare with Verdaccio at (0: none)")
+    parser.add_argument("--cold-only", action="store_true", help="no no-op and add-one rebuilds (for 100,000)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.peer and args.peer not in sizes:
@@ -493,7 +504,8 @@ def main() -> None:
     for count in sorted(sizes):
         port = free_port()
         corpus = generate(count, DEFAULT_ROOT)
-        builds[count] = bench_build(corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/")
+        builds[count] = bench_build(corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/",
+                                    rebuilds=not args.cold_only)  # fmt: skip
         if count == args.peer:
             peer = bench_peer(count, args.runs, port, builds[count])
             peer["build_seconds"] = builds[count]["cold_seconds"]
