@@ -183,5 +183,5 @@ class Staging:
         except OSError:
             shutil.copyfile(source, target)
 
-    def move_in(self, source: Path, relative: str) -> None:
+    def move_in(self, source: Path | str, relative: str) -> None:
         os.replace(source, self._new_file(relative))
