@@ -40,7 +40,7 @@ class Problem:
         return f"{self.source}: {self.reason}"
 
 
-@dataclass
+@dataclass(slots=True)  # one per tarball: no __dict__ each
 class Version:
     name: str
     version: str
