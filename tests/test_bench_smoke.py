@@ -1,0 +1,36 @@
+"""The benchmark's scripts keep working: a 50-tarball corpus, one round of every
+build measurement, and the document it would publish to Verdaccio. No timings
+are checked (the benchmark itself is bench/run.py; see bench/RESULTS.md)."""
+
+import json
+
+from bench import corpus as bench_corpus
+from bench import run as bench_run
+
+
+def test_corpus_is_deterministic_and_builds(tmp_path):
+    first = bench_corpus.generate(50, tmp_path / "a", big=1)
+    second = bench_corpus.generate(50, tmp_path / "b", big=1)
+    files = sorted(p.relative_to(first) for p in first.rglob("*.tgz"))
+    assert len(files) == 51  # 50 and the extra one
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files[:10])
+
+    result = bench_run.bench_build(first, tmp_path / "work", runs=1, base_url="http://127.0.0.1:9/")
+    assert result["tarballs"] == 50 and result["versions"] == 50
+    assert result["peak_rss_tree_mib"] > 0 and result["floor"] > 0
+    layout = json.loads((first / "corpus.json").read_text())
+    name = layout["packages"][0]["name"]
+    document = json.loads((tmp_path / "work" / "out" / name / "index.json").read_bytes())
+    assert sorted(document["versions"]) == sorted(layout["packages"][0]["versions"])
+    assert "1999.0.0" not in document["versions"]  # the add-one tarball was taken out again
+
+
+def test_publish_document_is_what_npm_publish_sends(tmp_path):
+    folder = bench_corpus.generate(5, tmp_path, big=0)
+    tarball = next((folder / "tarballs").rglob("*.tgz"))
+    name, doc = bench_run.publish_document(tarball, 4873)
+    version = next(iter(doc["versions"]))
+    assert doc["name"] == name and doc["dist-tags"] in ({"latest": version}, {"next": version})
+    attachment = doc["_attachments"][f"{name}-{version}.tgz"]
+    assert attachment["length"] == tarball.stat().st_size
+    assert doc["versions"][version]["dist"]["tarball"].startswith("http://127.0.0.1:4873/")
