@@ -104,6 +104,9 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         if file is None:
             if error and not Path(self.directory).is_dir():
                 return self._error_page(error)  # no good build yet
+            page = Path(self.directory) / layout.SITE_NOT_FOUND
+            if page.is_file():  # as nginx's error_page does: the site's page for a missing package
+                return self._send_bytes(HTTPStatus.NOT_FOUND, "text/html; charset=utf-8", page.read_bytes())
             self.send_error(HTTPStatus.NOT_FOUND, "Not found")
             return None
         relative = file.relative_to(self.directory).as_posix()

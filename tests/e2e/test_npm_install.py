@@ -200,6 +200,9 @@ def test_npm_installs_from_staticreg_serve(scratch, input_dir):
         assert banner.startswith(f"Serving 5 packages (9 versions) at http://127.0.0.1:{port}/"), banner
         status, headers, body = fetch(f"http://127.0.0.1:{port}/@demo%2Fgreet", accept=CORGI_ACCEPT)
         assert status == 200 and headers["content-type"] == "application/vnd.npm.install-v1+json"
+        status, headers, body = fetch(f"http://127.0.0.1:{port}/no-such-package")
+        assert status == 404 and headers["content-type"].startswith("text/html")  # the site's 404 page, as nginx
+        assert b"<title>Not found" in body
         npm = Npm(scratch / "npm-serve", f"http://127.0.0.1:{port}/")
         project = make_project(scratch / "project-serve", {"demo-cli": "^1.0.0", "fixture-pre": "2.0.0-beta.1"})
         npm.run("install", "--no-audit", cwd=project)
