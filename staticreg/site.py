@@ -106,7 +106,8 @@ def write_site(registry: Registry, staging: Staging, config: Config, show_progre
     workers = config.workers if len(registry.packages) >= _PARALLEL_FROM else 1
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
     try:
-        for packages_done, rendered in _render(_batches(registry, config), config, site, workers):
+        batches = _batches(registry, config, kept=lambda name: staging.is_kept(layout.site_package_page(name)))
+        for packages_done, rendered in _render(batches, config, site, workers):
             for path, data in rendered:
                 staging.write(path, data)
             progress.step(packages_done)
@@ -120,12 +121,14 @@ _PARALLEL_FROM = 200  # packages; below this, starting worker processes costs mo
 _BATCH_PAGES = 64
 
 
-def _batches(registry: Registry, config: Config) -> Iterator[tuple[int, list[_Page]]]:
-    """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page."""
+def _batches(registry: Registry, config: Config, kept=lambda name: False) -> Iterator[tuple[int, list[_Page]]]:
+    """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page.
+    Packages whose pages an incremental build kept from the previous output are not rendered."""
     batch: list[_Page] = []
     count = 0
     for package in registry.packages.values():
-        batch += _package_pages(registry, package, config)
+        if not kept(package.name):
+            batch += _package_pages(registry, package, config)
         count += 1
         if len(batch) >= _BATCH_PAGES:
             yield count, batch
