@@ -28,6 +28,14 @@ def document_cache(max_age: int = 0) -> str:
     return f"public, max-age={int(max_age)}, must-revalidate"
 
 
+def content_type(path: str) -> str:
+    """By extension; the extensionless files (-/ping, dist-tags) are JSON documents."""
+    name = path.rpartition("/")[2]
+    if "." not in name:
+        return JSON
+    return _TYPES.get("." + name.rpartition(".")[2]) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 def for_object(path: str, kind: str, document_max_age: int = 0) -> tuple[str, str]:
     """(Content-Type, Cache-Control) for one file of the registry, by its kind."""
     if kind == layout.DOCUMENT:

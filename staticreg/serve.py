@@ -21,7 +21,6 @@ import html
 import io
 import ipaddress
 import json
-import mimetypes
 import os
 import re
 import shutil
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
+from staticreg import headers as http_headers
 from staticreg import layout, publish, watch
 from staticreg.build import TARBALL_SUFFIXES, BuildReport, build
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
@@ -53,25 +53,14 @@ RETRIES = 3  # rebuilds tried for a tarball that looks half-written before its e
 # still being copied in looks like this, so it means "try again soon", not "broken".
 _INCOMPLETE = ("truncated", "ends too early", "unexpected end of data", "the file is empty")
 
-_TYPES = {
-    ".json": "application/json",
-    ".corgi": layout.ABBREVIATED_MEDIA_TYPE,
-    ".tgz": "application/octet-stream",
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".svg": "image/svg+xml",
-}
-
-
 def cache_control(relative: str, document_max_age: int) -> str:
     if relative.endswith(".tgz") and "/-/" in "/" + relative:
-        return "public, max-age=31536000, immutable"
+        return http_headers.TARBALL_CACHE
     if relative.endswith(("/" + layout.FULL_DOCUMENT, "/" + layout.ABBREVIATED_DOCUMENT)) or relative.startswith(
         ("-/ping", "-/package/")
     ):
-        return f"public, max-age={document_max_age}, must-revalidate"
-    return "public, max-age=300"
+        return http_headers.document_cache(document_max_age)
+    return http_headers.OTHER_CACHE
 
 
 class RegistryHandler(SimpleHTTPRequestHandler):
@@ -115,9 +104,8 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         stat = file.stat()
         etag = '"%x-%x"' % (int(stat.st_mtime), stat.st_size)
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
-        suffix = file.suffix if file.suffix else ".json"
         headers = {
-            "Content-Type": _TYPES.get(suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream",
+            "Content-Type": http_headers.content_type(relative),
             "Cache-Control": cache_control(relative, self.document_max_age),
             "ETag": etag,
             "Last-Modified": last_modified,
@@ -161,11 +149,11 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         match = re.search(rb"<body[^>]*>", page, re.IGNORECASE)
         at = match.end() if match else 0
         page = page[:at] + error_banner(error).encode("utf-8") + page[at:]
-        return self._send_bytes(HTTPStatus.OK, _TYPES[".html"], page)
+        return self._send_bytes(HTTPStatus.OK, http_headers.content_type("index.html"), page)
 
     def _error_page(self, error: str) -> io.BytesIO:
         page = f"<!doctype html><meta charset=utf-8><title>staticreg: build failed</title>{error_banner(error)}"
-        return self._send_bytes(HTTPStatus.SERVICE_UNAVAILABLE, _TYPES[".html"], page.encode("utf-8"))
+        return self._send_bytes(HTTPStatus.SERVICE_UNAVAILABLE, http_headers.content_type("index.html"), page.encode("utf-8"))
 
     # -- npm publish, dist-tag, deprecate (loopback only) ---------------------
     def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
