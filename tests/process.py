@@ -44,22 +44,45 @@ def start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     )  # fmt: skip
 
 
+# Linux keeps a process's peak RSS across exec, so a command started straight from
+# pytest (hundreds of MB after the browser tests) would report pytest's peak as its
+# own. A small Python launcher forks and execs the command instead, and reports its
+# child's peak (RUSAGE_CHILDREN) in a file; the command dies with the launcher.
+_LAUNCHER = """
+import ctypes, os, resource, signal, sys
+pid = os.fork()
+if pid == 0:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status = os.waitpid(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_cli(*args: str, timeout: float = 300) -> Run:
     """Run `staticreg ARGS`; a run that outlives `timeout` seconds is killed (and fails its test)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        command = prefix() + CLI + [str(a) for a in args]
         proc = subprocess.Popen(
-            prefix() + CLI + [str(a) for a in args], stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            [sys.executable, "-c", _LAUNCHER, peak_file, *command], stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), usage.ru_maxrss)
+        try:
+            with open(peak_file) as f:
+                peak = int(f.read() or 0)
+        except FileNotFoundError:  # the launcher itself was killed
+            peak = 0
+        return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), peak)
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
