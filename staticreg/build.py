@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -82,27 +83,42 @@ def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]],
     if not input_dir.is_dir():
         raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
     root = input_dir.resolve()
-    skip_real = {s.resolve() for s in skip}
+    # Folders to skip (the output, when it is inside the input), by inode: one stat
+    # per folder instead of resolving every path, which costs at 10,000 packages.
+    skip_ids = set()
+    for folder in skip:
+        try:
+            info = os.stat(folder)
+            skip_ids.add((info.st_dev, info.st_ino))
+        except OSError:
+            pass
     found: list[tuple[Path, str]] = []
     problems: list[Problem] = []
+    top = os.fspath(input_dir)
 
     def on_error(exc: OSError) -> None:
         problems.append(Problem(os.path.relpath(exc.filename, input_dir), f"cannot be read ({exc.strerror})"))
 
-    for dirpath, dirnames, filenames in os.walk(input_dir, onerror=on_error):
-        here = Path(dirpath)
+    def walk_into(dirpath: str, name: str) -> bool:
+        if name.startswith("."):
+            return False
+        try:
+            info = os.lstat(os.path.join(dirpath, name))
+        except OSError:
+            return False
+        return not stat.S_ISLNK(info.st_mode) and (info.st_dev, info.st_ino) not in skip_ids
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=on_error):
+        prefix = "" if dirpath == top else os.path.relpath(dirpath, top).replace(os.sep, "/") + "/"
         for d in sorted(dirnames):
             if d.lower().endswith(TARBALL_SUFFIXES):
-                problems.append(Problem(os.path.relpath(here / d, input_dir), "is a folder, not a tarball"))
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and (here / d).resolve() not in skip_real and not (here / d).is_symlink()
-        )  # fmt: skip
+                problems.append(Problem(prefix + d, "is a folder, not a tarball"))
+        dirnames[:] = sorted(d for d in dirnames if walk_into(dirpath, d))
         for f in sorted(filenames):
             if not f.lower().endswith(TARBALL_SUFFIXES) or f.startswith("."):
                 continue
-            path = here / f
-            rel = os.path.relpath(path, input_dir).replace(os.sep, "/")
+            path = Path(dirpath, f)
+            rel = prefix + f
             if path.is_symlink():
                 target = Path(os.path.realpath(path))  # never raises, even for a loop of links
                 if root not in target.parents:
