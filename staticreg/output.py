@@ -142,6 +142,7 @@ class Staging:
         self.added: set[str] = set()
         self.changed: set[str] = set()
         self.created: set[str] = set()  # every file this build put in staging, but for kept folders
+        self._made: set[str] = set()  # folders made in staging already: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
     def __enter__(self) -> "Staging":
@@ -227,13 +228,23 @@ class Staging:
     def previous(self, relative: str) -> Path:
         return safe_join(self.output, relative)
 
+    def _target(self, relative: str) -> Path | None:
+        """Where a new file goes in staging, its folder made; None inside a kept folder."""
+        if self.is_kept(relative):
+            return None
+        target = self.path(relative)
+        folder = relative.rpartition("/")[0]
+        if folder not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        self.created.add(relative)
+        return target
+
     def write(self, relative: str, data: bytes) -> None:
         """Write a file; when the previous output has the same bytes, link that file instead."""
-        if self.is_kept(relative):
+        target = self._target(relative)
+        if target is None:
             return
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.created.add(relative)
         old = self.previous(relative)
         try:
             if old.stat().st_size == len(data) and old.read_bytes() == data:
@@ -249,11 +260,9 @@ class Staging:
 
     def link(self, existing: str, relative: str) -> None:
         """A second name for a file already in staging (hard link, or a copy)."""
-        if self.is_kept(relative):
+        target = self._target(relative)
+        if target is None:
             return
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.created.add(relative)
         try:
             os.link(self.path(existing), target)
         except OSError:
@@ -263,11 +272,9 @@ class Staging:
 
     def move_in(self, source: Path, relative: str) -> None:
         """Move a new file in; if the previous output has the same bytes, link that one instead."""
-        if self.is_kept(relative):
+        target = self._target(relative)
+        if target is None:
             return
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.created.add(relative)
         old = self.previous(relative)
         try:
             if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
@@ -281,9 +288,9 @@ class Staging:
 
     def link_previous(self, relative: str) -> bool:
         """Take a file unchanged from the previous output; False if it is not there."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.created.add(relative)
+        target = self._target(relative)
+        if target is None:
+            return True
         try:
             os.link(self.previous(relative), target)
         except FileNotFoundError:
