@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
 from staticreg import headers, layout
+from staticreg.config import check_base_url
 from staticreg.errors import StaticregError
 
 FULL_ACCEPT = "application/json"
@@ -112,22 +113,29 @@ def _max_age(cache_control: str) -> int | None:
 
 
 def package_names(registry: str) -> list[str]:
-    """The packages the site's home page links to (the registry has no list of its own)."""
-    home = fetch(registry)
-    if home.status != 200:  # S3's REST endpoint has no index documents
-        home = fetch(registry + layout.SITE_HOME)
-    prefix = layout.SITE_DIR + "/package/"
-    names = re.findall(re.escape(prefix) + r"([^\"'#?]+?)/(?:index\.html)?[\"'#?]", home.body.decode("utf-8", "replace"))
-    return sorted({urllib.request.unquote(n) for n in names})
+    """Every package in the site's search index (the registry has no list of its own)."""
+    index = fetch(registry + layout.SITE_SEARCH_INDEX)
+    if index.status != 200:
+        return []
+    try:
+        rows = json.loads(index.body)["packages"]
+        return sorted({row[0] for row in rows if isinstance(row[0], str)})
+    except (ValueError, KeyError, TypeError, IndexError):
+        return []
 
 
 def check(registry: str, names: list[str] | None = None, all_tarballs: bool = False, sample: int = 20) -> CheckReport:
-    registry = registry if registry.endswith("/") else registry + "/"
+    try:
+        registry = check_base_url(registry)
+    except ValueError:
+        raise CheckError(
+            f"{registry!r} is not a registry URL: give its http(s) address, e.g. https://npm.example.com/"
+        ) from None
     report = CheckReport()
     check_ping(registry, report)
     names = names or package_names(registry)
     if not names:
-        report.problem(registry, "found no package to check (the home page links to none)",
+        report.problem(registry, "found no package to check (the site's search index lists none)",
                        "name packages with --package, or build with the site on")  # fmt: skip
     for index, name in enumerate(names):
         document = check_document(registry, name, report)

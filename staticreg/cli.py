@@ -179,7 +179,7 @@ def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age,
 
 @cli.command("check")
 @click.argument("url")
-@click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package the home page links to).")
+@click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package in the site's search index).")
 @click.option("--all", "all_tarballs", is_flag=True, help="Download every tarball of every package, not only a sample.")
 @click.option("--sample", type=click.IntRange(min=0), default=20, show_default=True, help="How many packages' latest tarball to download.")
 def check_command(url, names, all_tarballs, sample) -> None:

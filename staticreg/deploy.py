@@ -82,7 +82,10 @@ def _client(endpoint_url: str | None):
         from botocore.config import Config
     except ImportError:
         raise DeployError("deploying to S3 needs boto3: pip install 'staticreg[s3]'") from None
-    return boto3.client("s3", endpoint_url=endpoint_url or None, config=Config(s3={"addressing_style": "path"}))
+    try:
+        return boto3.client("s3", endpoint_url=endpoint_url or None, config=Config(s3={"addressing_style": "path"}))
+    except ValueError as exc:  # botocore: "Invalid endpoint: ..."
+        raise DeployError(f"--endpoint-url {endpoint_url!r} is not usable ({exc}); give a URL like http://127.0.0.1:9000") from None
 
 
 def _existing(s3, bucket: str, prefix: str) -> dict[str, str]:
@@ -97,8 +100,8 @@ def _existing(s3, bucket: str, prefix: str) -> dict[str, str]:
 def deploy(registry_dir: Path, target: str, endpoint_url: str | None = None, delete: bool = False,
            document_max_age: int = 0, dry_run: bool = False, say=lambda line: None) -> DeployReport:  # fmt: skip
     bucket, prefix = parse_target(target)
+    s3 = _client(endpoint_url)  # before hashing every file: a bad endpoint or no boto3 fails at once
     uploads = plan(registry_dir, prefix, document_max_age)
-    s3 = _client(endpoint_url)
     from botocore.exceptions import BotoCoreError, ClientError
     report = DeployReport()
     try:

@@ -101,6 +101,11 @@ def _publish(target: Target, name: str, doc: dict) -> str:
     except (TypeError, KeyError, binascii.Error):
         raise Refused(400, "the tarball in _attachments is not base64 data") from None
     sent_version = next(iter(versions))
+    tags = doc.get("dist-tags") or {}
+    if not isinstance(tags, dict):
+        raise Refused(400, "dist-tags in the publish request is not an object")
+    for tag in tags:
+        _checked_tag(tag)
     fd, tmp = tempfile.mkstemp(dir=target.input_dir, prefix=".staticreg-publish-", suffix=".part")
     tmp_path = Path(tmp)
     try:
@@ -113,7 +118,11 @@ def _publish(target: Target, name: str, doc: dict) -> str:
             raise Refused(400, f"the tarball cannot be used: {exc.reason}") from None
         except (names.NameProblem, layout.UnsafePath) as exc:
             raise Refused(400, f"the tarball's package.json cannot be used: {exc}") from None
-        if got_name != name or version != names.clean_version(sent_version):
+        try:
+            sent_clean = names.clean_version(sent_version)
+        except names.NameProblem as exc:
+            raise Refused(400, f"the version in the publish request cannot be used: {exc}") from None
+        if got_name != name or version != sent_clean:
             raise Refused(400, f"the tarball holds {got_name}@{version}, not {name}@{sent_version}")
         sent = versions[sent_version] if isinstance(versions[sent_version], dict) else {}
         declared = sent.get("dist", {}).get("integrity") if isinstance(sent.get("dist"), dict) else None
@@ -132,7 +141,7 @@ def _publish(target: Target, name: str, doc: dict) -> str:
             raise Refused(409, f"{filename} appeared in the input folder meanwhile; publish again") from None
     finally:
         tmp_path.unlink(missing_ok=True)
-    for tag, tagged in (doc.get("dist-tags") or {}).items():
+    for tag, tagged in tags.items():
         if tag != "latest" and tagged == version:  # latest is always the highest stable version here
             _set_tag(target, name, tag, version)
     return f"published {name}@{version} as {filename}"
@@ -171,10 +180,7 @@ def _deprecate(target: Target, name: str, doc: dict) -> str:
 def dist_tag(target: Target, name: str, tag: str, body: bytes | None) -> str:
     """PUT (body: the version as a JSON string) or DELETE (body None) /-/package/<name>/dist-tags/<tag>."""
     _checked_name(name)
-    try:
-        names.check_tag(tag)
-    except names.NameProblem as exc:
-        raise Refused(400, f"invalid tag {tag!r}: {exc}") from None
+    _checked_tag(tag)
     if body is None:
         if tag == "latest":
             raise Refused(400, "latest is always the highest stable version here; it cannot be removed")
@@ -188,6 +194,13 @@ def dist_tag(target: Target, name: str, tag: str, body: bytes | None) -> str:
         raise Refused(404, f"{name} has no version {version!r}")
     _set_tag(target, name, tag, version)
     return f"{name}: {tag} -> {version}"
+
+
+def _checked_tag(tag: object) -> str:
+    try:
+        return names.check_tag(tag)
+    except names.NameProblem as exc:
+        raise Refused(400, f"invalid tag {tag!r}: {exc}") from None
 
 
 def _set_tag(target: Target, name: str, tag: str, version: str | None) -> None:

@@ -194,6 +194,10 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         except publish.Refused as refused:
             print(f"refused {method} /{path}: {refused.message}", file=sys.stderr, flush=True)
             return self._reply(refused.status, {"error": refused.message})
+        except (StaticregError, OSError) as exc:  # e.g. a read-only input folder, a broken file already there
+            message = exc.format_message() if isinstance(exc, StaticregError) else f"{exc.filename}: {exc.strerror}"
+            print(f"failed {method} /{path}: {message}", file=sys.stderr, flush=True)
+            return self._reply(500, {"error": message})
         print(done, flush=True)
         error = self.dev.rebuild_and_wait()
         if error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from staticreg import check
 
 
@@ -29,3 +31,13 @@ def test_document_body_problems():
     check.check_document_body("u", "x", {"name": "x", "versions": {"1.0.0": {}}, "dist-tags": {"latest": "1.0.0"}, "time": {}}, report)
     check.check_document_body("v", "y", {"name": "y", "versions": {"1.0.0": {}}, "dist-tags": {}}, report)
     assert [p.split(": ", 1)[1].split(" (")[0] for p in report.problems] == ["time has no entry for 1.0.0", "dist-tags.latest is missing or names no version"]
+
+
+@pytest.mark.parametrize("url", ["npm.example.com", "file:///etc/", "ftp://host/"])
+def test_check_refuses_what_is_not_a_registry_url_without_a_traceback(url):
+    from click.testing import CliRunner
+
+    from staticreg.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", url], catch_exceptions=False)
+    assert result.exit_code == 1 and "is not a registry URL: give its http(s) address" in result.stderr

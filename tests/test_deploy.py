@@ -36,3 +36,12 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
 def test_plan_refuses_a_folder_that_is_not_a_registry(tmp_path):
     with pytest.raises(deploy.DeployError, match="not a built registry"):
         deploy.plan(tmp_path, "")
+
+
+def test_an_unusable_endpoint_is_a_user_error(tmp_path):
+    from click.testing import CliRunner
+
+    from staticreg.cli import cli
+
+    result = CliRunner().invoke(cli, ["deploy", str(tmp_path), "s3://bucket", "--endpoint-url", "foo"], catch_exceptions=False)
+    assert result.exit_code == 1 and "--endpoint-url 'foo' is not usable" in result.stderr

@@ -72,3 +72,21 @@ def test_dist_tags_and_deprecations_go_to_the_config(target):
     text = target.config_file.read_text()
     assert "beta: 1.0.0" in text and "a@1.0.0: use 2" in text
     assert "input: tarballs\n" in text  # created beside the input, pointing at it
+
+
+@pytest.mark.parametrize("tags, sent_version, reason", [
+    ({"Bad Tag!": "1.0.0"}, "1.0.0", "invalid tag"),
+    ({"1.0.0": "1.0.0"}, "1.0.0", "invalid tag"),
+    (["next"], "1.0.0", "dist-tags in the publish request is not an object"),
+    (None, "not-semver", "the version in the publish request cannot be used"),
+])  # fmt: skip
+def test_a_malformed_request_is_refused_before_anything_is_written(target, tmp_path, tags, sent_version, reason):
+    packed = make_tarball(tmp_path / "src", {"name": "b", "version": "1.0.0"})
+    request = json.loads(body(packed, "b", sent_version))
+    if tags is not None:
+        request["dist-tags"] = tags
+    with pytest.raises(publish.Refused) as refused:
+        publish.put_package(target, "b", json.dumps(request).encode())
+    assert refused.value.status == 400 and reason in refused.value.message
+    assert sorted(p.name for p in target.input_dir.iterdir()) == ["a-1.0.0.tgz", "staticreg-times.json"]
+    assert not target.config_file.exists()

