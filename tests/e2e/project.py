@@ -51,6 +51,8 @@ input: {input_dir}
 output: {output}
 base_url: {base_url}
 dist_tags:
+  demo-utils:
+    next: "2.0.0-beta.1"
   fixture-pre:
     next: "2.0.0-beta.1"
 deprecations:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.npm import Npm, make_project, pack
 from tests.e2e.servers import fetch, free_port
-from tests.e2e.test_npm_install import EXAMPLES, resolved_version
+from tests.e2e.project import EXAMPLES, resolved_version
 
 pytestmark = pytest.mark.e2e
 
