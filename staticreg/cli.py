@@ -98,17 +98,11 @@ def _served(command):
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for nginx's pid, logs and temp files.")
 @click.option("--user", help="With --standalone, when run as root: the user nginx's workers run as.")
 @click.option("--foreground", is_flag=True, help="With --standalone: daemon off.")
-def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir, user, foreground) -> None:
+def nginx_command(foreground, **options) -> None:
     """nginx: JSON types, Accept negotiation, cache headers, %2f."""
     from staticreg import server_config
 
-    click.echo(
-        server_config.nginx(
-            root, listen=listen, prefix=prefix, document_max_age=document_max_age,
-            standalone=standalone, state_dir=state_dir, user=user, daemon=not foreground,
-        ),
-        nl=False,
-    )  # fmt: skip
+    click.echo(server_config.nginx(daemon=not foreground, **options), nl=False)
 
 
 @server_config_group.command("apache")
@@ -119,17 +113,11 @@ def nginx_command(root, listen, prefix, document_max_age, standalone, state_dir,
 @click.option("--user", help="With --standalone, when run as root: the user Apache's workers run as.")
 @click.option("--group", help="With --user: their group (default: the user's name).")
 @click.option("--modules-dir", type=_PATH, default=Path("/usr/lib/apache2/modules"), show_default=True, help="With --standalone: where mod_rewrite.so and the others are.")
-def apache_command(root, listen, prefix, document_max_age, standalone, state_dir, user, group, modules_dir) -> None:
+def apache_command(**options) -> None:
     """Apache httpd: AllowEncodedSlashes, mod_rewrite, JSON types, cache headers."""
     from staticreg import server_config
 
-    click.echo(
-        server_config.apache(
-            root, listen=listen, prefix=prefix, document_max_age=document_max_age, standalone=standalone,
-            state_dir=state_dir, user=user, group=group, modules_dir=modules_dir,
-        ),
-        nl=False,
-    )  # fmt: skip
+    click.echo(server_config.apache(**options), nl=False)
 
 
 @server_config_group.command("caddy")
@@ -137,15 +125,11 @@ def apache_command(root, listen, prefix, document_max_age, standalone, state_dir
 @click.option("--address", default="http://127.0.0.1:8080", show_default=True, help="Caddy site address, e.g. npm.example.com (Caddy then gets HTTPS itself).")
 @click.option("--standalone", is_flag=True, help="A whole Caddyfile: admin API and automatic HTTPS off, logs in --state-dir.")
 @click.option("--state-dir", type=_PATH, help="With --standalone: folder for Caddy's logs and storage.")
-def caddy_command(root, address, prefix, document_max_age, standalone, state_dir) -> None:
+def caddy_command(**options) -> None:
     """Caddy: a site block with JSON types, Accept negotiation and cache headers."""
     from staticreg import server_config
 
-    click.echo(
-        server_config.caddy(root, address=address, prefix=prefix, document_max_age=document_max_age,
-                            standalone=standalone, state_dir=state_dir),
-        nl=False,
-    )  # fmt: skip
+    click.echo(server_config.caddy(**options), nl=False)
 
 
 @server_config_group.command("netlify")
@@ -153,10 +137,17 @@ def caddy_command(root, address, prefix, document_max_age, standalone, state_dir
 @_DOCUMENT_MAX_AGE
 def netlify_command(root, document_max_age) -> None:
     """Netlify and Cloudflare Pages: write _headers and _redirects into the built registry (after every build)."""
-    from staticreg.host_files import write_netlify_files
+    from staticreg.host_files import CLOUDFLARE_HEADER_RULES, header_rules, write_netlify_files
 
     for path in write_netlify_files(root, document_max_age):
         click.echo(f"wrote {path}")
+        rules = header_rules(path.read_text()) if path.name == "_headers" else 0
+        if rules > CLOUDFLARE_HEADER_RULES:
+            click.echo(
+                f"warning: {path} has {rules} rules; Cloudflare Pages applies only the first "
+                f"{CLOUDFLARE_HEADER_RULES} (Netlify applies all), so there later packages get the host's default headers",
+                err=True,
+            )
 
 
 @cli.command("deploy")

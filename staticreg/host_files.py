@@ -9,9 +9,19 @@ from pathlib import Path
 from staticreg import headers, layout
 
 
+# Cloudflare Pages applies the first 100 rules of _headers and ignores the rest.
+CLOUDFLARE_HEADER_RULES = 100
+
+
 def package_names(root: Path) -> list[str]:
-    paths = (p.relative_to(root).as_posix() for p in root.glob("**/" + layout.FULL_DOCUMENT))
+    """The packages of a built registry: <name>/index.json and @scope/<name>/index.json."""
+    found = [*root.glob(f"*/{layout.FULL_DOCUMENT}"), *root.glob(f"@*/*/{layout.FULL_DOCUMENT}")]
+    paths = (p.relative_to(root).as_posix() for p in found)
     return sorted(name for name in map(layout.package_of_document, paths) if name)
+
+
+def header_rules(headers_text: str) -> int:
+    return sum(1 for line in headers_text.splitlines() if line.startswith("/"))
 
 
 def netlify_files(root: Path, document_max_age: int = 0) -> dict[str, str]:

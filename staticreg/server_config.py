@@ -18,7 +18,10 @@ _TEMPLATES = jinja2.Environment(
 _NGINX_UNSAFE = re.compile(r"[\"'$;{}\\\s]")
 
 
-def _check(label: str, value: str) -> str:
+def _check(label: str, value: str | None) -> str:
+    """A value for the configuration ("" for none), refusing what it cannot hold."""
+    if value is None:
+        return ""
     if _NGINX_UNSAFE.search(value):
         raise ConfigError(f"{label} {value!r} has characters the nginx configuration cannot hold (quotes, $, ;, braces, spaces)")
     return value
@@ -37,6 +40,8 @@ def _render(template: str, root: Path, prefix: str, document_max_age: int, stand
     """Render one server's template with what every server's configuration shares."""
     if standalone and state_dir is None:
         raise ConfigError(f"--standalone needs --state-dir, a folder for {state_holds}")
+    if not standalone and (state_dir is not None or values.get("user")):
+        raise ConfigError("--state-dir and --user go with --standalone; a snippet for your own server has neither")
     prefix = normalize_prefix(prefix)
     return _TEMPLATES.get_template(template).render(
         root=_check("--root", str(root.absolute())),
@@ -45,7 +50,7 @@ def _render(template: str, root: Path, prefix: str, document_max_age: int, stand
         prefix_regex=re.escape(prefix),
         document_max_age=int(document_max_age),
         standalone=standalone,
-        state_dir=_check("--state-dir", str(state_dir.absolute())) if state_dir else "",
+        state_dir=_check("--state-dir", str(state_dir.absolute()) if state_dir else None),
         **values,
     )
 
@@ -62,7 +67,7 @@ def nginx(
 ) -> str:
     return _render("nginx.conf.j2", root, prefix, document_max_age, standalone, state_dir,
                    "nginx's pid, logs and temp files", listen=_check("--listen", listen),
-                   user=_check("--user", user) if user else "", daemon=daemon)  # fmt: skip
+                   user=_check("--user", user), daemon=daemon)  # fmt: skip
 
 
 def apache(
@@ -79,8 +84,7 @@ def apache(
     """Apache httpd: mod_rewrite maps URLs to the layout, AllowEncodedSlashes finds %2f."""
     return _render("apache.conf.j2", root, prefix, document_max_age, standalone, state_dir,
                    "Apache's pid and logs", listen=_check("--listen", listen),
-                   user=_check("--user", user) if user else "",
-                   group=_check("--group", group or user) if user else "",
+                   user=_check("--user", user), group=_check("--group", (group or user) if user else None),
                    modules_dir=_check("--modules-dir", str(modules_dir)))  # fmt: skip
 
 

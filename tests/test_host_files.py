@@ -31,3 +31,18 @@ def test_one_exact_rule_per_package(tarballs, make_config):
 def test_refuses_a_folder_that_is_not_a_registry(tmp_path):
     with pytest.raises(ConfigError, match="not a built registry"):
         netlify_files(tmp_path)
+
+
+@pytest.mark.parametrize("packages, warned", [(48, False), (50, True)])
+def test_more_header_rules_than_cloudflare_applies_are_warned_about(tarballs, make_config, packages, warned):
+    from click.testing import CliRunner
+
+    from staticreg.cli import cli
+
+    for i in range(packages):
+        make_tarball(tarballs, {"name": f"p{i}", "version": "1.0.0"})
+    config = make_config(tarballs, jobs=1, site=False)
+    build(config, show_progress=False)
+    result = CliRunner().invoke(cli, ["server-config", "netlify", "--root", str(config.output_dir)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert ("Cloudflare Pages applies only the first 100" in result.stderr) is warned
