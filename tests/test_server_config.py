@@ -4,6 +4,7 @@ import pytest
 
 from staticreg import server_config
 from staticreg.errors import ConfigError
+from tests.e2e.hosts import APACHE
 from tests.e2e.servers import nginx_binary
 
 
@@ -21,13 +22,33 @@ def test_unsafe_root_is_refused(tmp_path):
         server_config.nginx(tmp_path / "a;b")
 
 
-@pytest.mark.parametrize("prefix", ["/", "/npm/", "/a/b/"])
-def test_generated_config_passes_nginx_t(tmp_path, prefix):
+def _nginx_t(tmp_path, prefix):
     (tmp_path / "tmp").mkdir()
     conf = tmp_path / "nginx.conf"
     conf.write_text(server_config.nginx(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
                                         state_dir=tmp_path, user="root", daemon=False))  # fmt: skip
-    result = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
+    return [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)], None
+
+
+def _apache_t(tmp_path, prefix):
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
+                                         state_dir=tmp_path, user="nobody", group="nogroup"))  # fmt: skip
+    return [APACHE, "-t", "-f", str(conf)], None
+
+
+def _caddy_validate(tmp_path, prefix):
+    conf = tmp_path / "Caddyfile"
+    conf.write_text(server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    return ["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)], env
+
+
+@pytest.mark.parametrize("server", [_nginx_t, _apache_t, _caddy_validate], ids=["nginx", "apache", "caddy"])
+@pytest.mark.parametrize("prefix", ["/", "/npm/", "/a/b/"])
+def test_generated_configuration_passes_the_servers_own_check(tmp_path, server, prefix):
+    command, env = server(tmp_path, prefix)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
 
 
@@ -37,24 +58,6 @@ def test_snippet_mentions_every_rule(tmp_path):
                    "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on"]:  # fmt: skip
         assert needle in text
     assert "pid " not in text and "http {" not in text
-
-
-@pytest.mark.parametrize("prefix", ["/", "/npm/"])
-def test_generated_apache_config_passes_apache_t(tmp_path, prefix):
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
-                                         state_dir=tmp_path, user="nobody", group="nogroup"))  # fmt: skip
-    result = subprocess.run(["/usr/sbin/apache2", "-t", "-f", str(conf)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize("prefix", ["/", "/npm/"])
-def test_generated_caddyfile_passes_caddy_validate(tmp_path, prefix):
-    conf = tmp_path / "Caddyfile"
-    conf.write_text(server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
-    result = subprocess.run(["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
 
 
 def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
@@ -69,6 +72,8 @@ def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
     assert "admin off" not in caddy
     with pytest.raises(ConfigError, match="cannot hold"):
         server_config.caddy(tmp_path, address="a b")
+
+
 @pytest.mark.parametrize("prefix, page", [("/", "/404.html"), ("/npm/", "/npm/404.html")])
 def test_missing_files_get_the_site_404_page(tmp_path, prefix, page):
     text = server_config.nginx(tmp_path, prefix=prefix)
