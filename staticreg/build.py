@@ -131,16 +131,16 @@ def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]],
     return found, problems
 
 
-def _read_one(task: tuple[Path, str, Path]) -> tuple[str, TarballRecord | None, str | None]:
+def _read_one(task: tuple[Path, str, Path]) -> tuple[TarballRecord | None, Problem | None]:
     path, rel, copy_to = task
     try:
-        return rel, read_tarball(path, rel, copy_to), None
+        return read_tarball(path, rel, copy_to), None
     except TarballError as exc:
         try:
             os.unlink(copy_to)
         except OSError:
             pass
-        return rel, None, exc.reason
+        return None, Problem(rel, exc.reason, exc.ends_early)
 
 
 def _worker_init(parent: int) -> None:
@@ -217,11 +217,11 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
         records: list[TarballRecord] = list(hits.values())
-        for rel, record, error in read_all(tasks, config.workers, progress):
+        for record, problem in read_all(tasks, config.workers, progress):
             if record is not None:
                 records.append(record)
             else:
-                problems.append(Problem(rel, error))
+                problems.append(problem)
         progress.close()
         report.timings["read"] = time.monotonic() - mark
 
@@ -246,6 +246,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
                 f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found; nothing was written "
                 f"(the previous output is unchanged). Fix them, or use --keep-going to build without them:",
                 [str(p) for p in report.rejected],
+                ends_early=any(p.ends_early for p in problems),
             )
 
         # -- write: packages whose inputs did not change are linked whole from the previous output

@@ -16,18 +16,21 @@ class ConfigError(StaticregError):
 
 
 class TarballError(StaticregError):
-    """One input tarball cannot be used. `path` names it, `reason` says why."""
+    """One input tarball cannot be used. `path` names it, `reason` says why.
+    `ends_early`: the file stops short, as one still being copied in does."""
 
-    def __init__(self, path: str, reason: str):
+    def __init__(self, path: str, reason: str, ends_early: bool = False):
         self.path = path
         self.reason = reason
+        self.ends_early = ends_early
         super().__init__(f"{path}: {reason}")
 
 
 class BuildError(StaticregError):
     """The build was refused; `problems` lists every reason, one line each."""
 
-    def __init__(self, summary: str, problems: list[str] | tuple[str, ...] = ()):
+    def __init__(self, summary: str, problems: list[str] | tuple[str, ...] = (), ends_early: bool = False):
         self.problems = list(problems)
+        self.ends_early = ends_early  # a rejected tarball stops short: perhaps it is still being written
         lines = [summary] + [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))

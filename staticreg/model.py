@@ -34,6 +34,7 @@ class Problem:
 
     source: str  # a tarball path relative to the input folder, or "staticreg.yml:12"
     reason: str
+    ends_early: bool = False  # the tarball stops short (see TarballError)
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"

@@ -147,7 +147,7 @@ class _Tee:
             if not self.gzip.unconsumed_tail and not self.pending:
                 self.pending = self._pull()
                 if not self.pending:
-                    raise TarballError("", "the gzip data is truncated (the file ends too early)")
+                    raise TarballError("", "the gzip data is truncated (the file ends too early)", ends_early=True)
             source = self.gzip.unconsumed_tail or self.pending
             self.pending = b""
             out = self.gzip.decompress(source, CHUNK * 4)
@@ -306,9 +306,10 @@ def read_tarball(path: Path, source: str, copy_to: Path | None = None) -> Tarbal
         error = exc.error
         raise OSError(error.errno, error.strerror, str(error.filename or copy_to)) from None
     except TarballError as exc:
-        raise TarballError(source, exc.reason) from None
+        raise TarballError(source, exc.reason, exc.ends_early) from None
     except (tarfile.TarError, EOFError) as exc:
-        raise TarballError(source, f"not a valid tar archive ({exc or 'unexpected end of data'})") from None
+        short = isinstance(exc, EOFError) or "unexpected end of data" in str(exc)  # tarfile's words for it
+        raise TarballError(source, f"not a valid tar archive ({exc or 'unexpected end of data'})", short) from None
     except (ValueError, OverflowError, UnicodeError) as exc:
         # tarfile lets these out of headers it cannot parse (e.g. a pax size that is not a number)
         raise TarballError(source, f"not a valid tar archive (a broken header: {exc})") from None
@@ -337,7 +338,7 @@ def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
         head = raw.read(2)
         raw.seek(0)
         if not head:
-            raise TarballError("", "the file is empty")
+            raise TarballError("", "the file is empty", ends_early=True)
         sink = _open_copy(copy_to) if copy_to is not None else None
         try:
             tee = _Tee(raw, sink, gzipped=head == b"\x1f\x8b")

@@ -49,9 +49,6 @@ PORTS_TO_TRY = 20
 DEBOUNCE_SECONDS = 0.15  # quiet time (no event, no size or mtime change) before a rebuild
 RETRY_SECONDS = 1.0
 RETRIES = 3  # rebuilds tried for a tarball that looks half-written before its error is shown
-# Reasons reader.py gives for a file that ends too early: while serving, a tarball
-# still being copied in looks like this, so it means "try again soon", not "broken".
-_INCOMPLETE = ("truncated", "ends too early", "unexpected end of data", "the file is empty")
 
 def cache_control(relative: str, document_max_age: int) -> str:
     if relative.endswith(".tgz") and "/-/" in "/" + relative:
@@ -261,7 +258,8 @@ class DevServer:
             report = build(config, show_progress=False)
         except StaticregError as exc:
             text = exc.format_message()
-            return None, text, any(marker in text for marker in _INCOMPLETE)
+            # A tarball still being copied in stops short: that means "try again soon", not "broken".
+            return None, text, getattr(exc, "ends_early", False)
         except Exception:  # a bug in staticreg: say so, keep serving the last good build
             return None, "staticreg crashed while rebuilding (a bug; please report it):\n" + traceback.format_exc(), False
         problems = [f"rejected: {p}" for p in report.rejected]

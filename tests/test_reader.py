@@ -356,3 +356,18 @@ def test_a_failing_copy_is_an_output_error_not_the_tarballs(tarballs, tmp_path):
     with pytest.raises(OSError) as info:
         read(path, tmp_path / "no-such-folder" / "copy.tgz")
     assert not isinstance(info.value, TarballError)
+
+
+def test_a_file_that_stops_short_says_so_and_other_faults_do_not(tarballs):
+    """staticreg serve waits for such a file to be complete instead of reporting it broken."""
+    good = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
+    data = good.read_bytes()
+    cases = {"cut.tgz": data[: len(data) // 2], "empty.tgz": b"", "plain-cut.tgz": gzip.decompress(data)[:700],
+             "garbage.tgz": b"\x1f\x8b\x08\x00garbage" + b"\0" * 600, "not-tar.tgz": b"hello" * 200}  # fmt: skip
+    short = {}
+    for name, content in cases.items():
+        (tarballs / name).write_bytes(content)
+        with pytest.raises(TarballError) as info:
+            read(tarballs / name)
+        short[name] = info.value.ends_early
+    assert short == {"cut.tgz": True, "empty.tgz": True, "plain-cut.tgz": True, "garbage.tgz": False, "not-tar.tgz": False}
