@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
+from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball
 from staticreg.site import write_site
 from staticreg.writers import write_documents
@@ -78,11 +78,14 @@ class BuildReport:
         return (json.dumps(data, indent=2) + "\n").encode()
 
 
-def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]], list[Problem]]:
-    """Every tarball below input_dir as (path, path relative to input_dir), sorted."""
+def discover(
+    input_dir: Path, skip: list[Path]
+) -> tuple[list[tuple[Path, str]], dict[str, incremental.StatKey], list[Problem]]:
+    """Every tarball below input_dir as (path, path relative to input_dir), sorted by the
+    relative path; with each one's stat key (size, mtime, inode), taken in the same pass."""
     if not input_dir.is_dir():
         raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
-    root = input_dir.resolve()
+    root = os.path.realpath(input_dir)
     # Folders to skip (the output, when it is inside the input), by inode: one stat
     # per folder instead of resolving every path, which costs at 10,000 packages.
     skip_ids = set()
@@ -93,48 +96,56 @@ def discover(input_dir: Path, skip: list[Path]) -> tuple[list[tuple[Path, str]],
         except OSError:
             pass
     found: list[tuple[Path, str]] = []
+    stats: dict[str, incremental.StatKey] = {}
     problems: list[Problem] = []
-    top = os.fspath(input_dir)
-
-    def on_error(exc: OSError) -> None:
-        problems.append(Problem(os.path.relpath(exc.filename, input_dir), f"cannot be read ({exc.strerror})"))
-
-    def walk_into(dirpath: str, name: str) -> bool:
-        if name.startswith("."):
-            return False
+    pending = [(os.fspath(input_dir), "")]
+    while pending:  # os.scandir: the kind of each entry comes with the listing, without a stat
+        folder, prefix = pending.pop()
         try:
-            info = os.lstat(os.path.join(dirpath, name))
-        except OSError:
-            return False
-        return not stat.S_ISLNK(info.st_mode) and (info.st_dev, info.st_ino) not in skip_ids
-
-    for dirpath, dirnames, filenames in os.walk(top, onerror=on_error):
-        prefix = "" if dirpath == top else os.path.relpath(dirpath, top).replace(os.sep, "/") + "/"
-        for d in sorted(dirnames):
-            if d.lower().endswith(TARBALL_SUFFIXES):
-                problems.append(Problem(prefix + d, "is a folder, not a tarball"))
-        dirnames[:] = sorted(d for d in dirnames if walk_into(dirpath, d))
-        for f in sorted(filenames):
-            if not f.lower().endswith(TARBALL_SUFFIXES) or f.startswith("."):
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            problems.append(Problem(prefix.rstrip("/") or str(input_dir), f"cannot be read ({exc.strerror})"))
+            continue
+        for entry in entries:
+            name = entry.name
+            rel = prefix + name
+            try:
+                is_dir = entry.is_dir()  # a link to a folder too, but only real folders are walked into
+            except OSError:
+                is_dir = False  # a loop of links: reading it names the problem
+            if is_dir:
+                if name.lower().endswith(TARBALL_SUFFIXES):
+                    problems.append(Problem(rel, "is a folder, not a tarball"))
+                elif not name.startswith(".") and not entry.is_symlink():
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) not in skip_ids:
+                        pending.append((entry.path, rel + "/"))
                 continue
-            path = Path(dirpath, f)
-            rel = prefix + f
-            if path.is_symlink():
-                target = Path(os.path.realpath(path))  # never raises, even for a loop of links
-                if root not in target.parents:
+            if name.startswith(".") or not name.lower().endswith(TARBALL_SUFFIXES):
+                continue
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)  # never raises, even for a loop of links
+                if not target.startswith(root + os.sep):
                     problems.append(
                         Problem(rel, "is a link to a file outside the input folder; copy the file in instead")
                     )
                     continue
-            found.append((path, rel))
+            try:
+                info = entry.stat()
+            except OSError:
+                info = None  # a dangling link: reading it names the problem
+            found.append((Path(entry.path), rel))
+            stats[rel] = (info.st_size, info.st_mtime_ns, info.st_ino) if info else None
     found.sort(key=lambda item: item[1])
-    return found, problems
+    problems.sort(key=lambda p: p.source)
+    return found, stats, problems
 
 
-def _read_one(task: tuple[Path, str, Path]) -> tuple[TarballRecord | None, Problem | None]:
-    path, rel, copy_to = task
+def _read_one(task: tuple[Path, str, Path, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
+    path, rel, copy_to, readmes = task
     try:
-        return read_tarball(path, rel, copy_to), None
+        return read_tarball(path, rel, copy_to, readmes), None
     except TarballError as exc:
         try:
             os.unlink(copy_to)
@@ -195,9 +206,8 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
 
 def _build(config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool):
     mark = started
-    sources, problems = discover(config.input_dir, skip=[output])
+    sources, stats, problems = discover(config.input_dir, skip=[output])
     report.tarballs = len(sources)
-    stats = {rel: incremental.stat_key(path) for path, rel in sources}
     settings = incremental.settings_key(config)
     report.timings["discover"] = time.monotonic() - mark
 
@@ -211,9 +221,15 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         # -- read: only the tarballs the cache does not know as they are now
         incoming = staging.root / _INCOMING
         incoming.mkdir()
-        hits = {rel: cached[1] for rel, cached in cache.records.items() if stats.get(rel) == cached[0]}
-        tasks = [(path, rel, incoming / f"{i}.tgz") for i, (path, rel) in enumerate(sources) if rel not in hits]
-        copies = {rel: copy for _, rel, copy in tasks}
+        readmes = ReadmeStore(incremental.readmes_path(output))
+        present = readmes.ids()  # a cached record whose README is gone (deleted by hand) is read again
+        hits = {
+            rel: record for rel, (key, record) in cache.records.items()
+            if stats.get(rel) == key and (record.readme is None or record.readme in present)
+        }  # fmt: skip
+        del present
+        tasks = [(path, rel, incoming / f"{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
+        copies = {rel: copy for _, rel, copy, _ in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
         records: list[TarballRecord] = list(hits.values())
@@ -264,11 +280,11 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         previous_versions = cache.versions if output_known else {}
         _place_tarballs(registry, staging, copies, previous_versions, config.input_dir, incoming)
         shutil.rmtree(incoming)
-        write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config)
+        write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
         report.timings["write"] = time.monotonic() - mark
         if config.site:
             mark = time.monotonic()
-            write_site(registry, staging, config, show_progress=show_progress)
+            write_site(registry, staging, config, readmes, show_progress=show_progress)
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = sorted(staging.added), sorted(staging.changed)
         report.removed = staging.removed()
@@ -301,6 +317,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
             _discard(spare)
             os.rename(trash, spare)
+        readmes.keep_only({r.readme for r in records if r.readme})
         _keep_times(config, merged, kept, report)
         report.timings["total"] = time.monotonic() - started
         _save_report(config, report)

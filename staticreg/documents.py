@@ -17,8 +17,9 @@ ABBREVIATED_VERSION_FIELDS = (
 )  # fmt: skip
 
 
-def packument(package: Package) -> dict:
-    """The full package document: what `npm install` and yarn berry read."""
+def packument(package: Package, readme: str | None) -> dict:
+    """The full package document: what `npm install` and yarn berry read.
+    `readme` is the text of the latest version's README (the record names it only)."""
     latest = package.latest
     doc: dict = {"_id": package.name, "name": package.name}
     for key in HOISTED_FIELDS:
@@ -29,10 +30,9 @@ def packument(package: Package) -> dict:
     doc["time"] = {"created": package.created, "modified": package.modified}
     doc["time"].update((v, entry.time) for v, entry in package.versions.items())
     doc["modified"] = package.modified
-    readme, readme_file = latest.record.readme, latest.record.readme_filename
     if readme is not None:
         doc["readme"] = readme[:MAX_README_CHARS]
-        doc["readmeFilename"] = readme_file
+        doc["readmeFilename"] = latest.record.readme_filename
     return doc
 
 

@@ -63,6 +63,12 @@ def spare_path(output: Path) -> Path:
     return output.parent / f".{output.name}.staticreg-spare"
 
 
+def readmes_path(output: Path) -> Path:
+    """The ReadmeStore the build's records point into."""
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg-readmes"
+
+
 def folder_id(path: Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)

@@ -26,6 +26,7 @@ from typing import BinaryIO
 from tarsafe import TarSafe
 
 from staticreg.errors import TarballError
+from staticreg.readmes import ReadmeStore
 
 CHUNK = 256 * 1024
 MAX_PACKAGE_JSON_BYTES = 4 * 1024 * 1024
@@ -54,7 +55,7 @@ class TarballRecord:
     unpacked_size: int
     has_binding_gyp: bool
     has_shrinkwrap: bool
-    readme: str | None
+    readme: str | None  # the README's id in a ReadmeStore (its text is not kept in memory)
     readme_filename: str | None
     warnings: tuple[str, ...] = field(default=())
 
@@ -295,13 +296,16 @@ def _check_symlinks(symlinks: dict[str, str]) -> None:
                 pending = symlinks[here].split("/") + pending
 
 
-def read_tarball(path: Path, source: str, copy_to: Path | None = None) -> TarballRecord:
-    """Read `path` (shown to the user as `source`); stream its bytes to `copy_to` if given.
+def read_tarball(
+    path: Path, source: str, copy_to: Path | None = None, readmes: ReadmeStore | None = None
+) -> TarballRecord:
+    """Read `path` (shown to the user as `source`); stream its bytes to `copy_to` if given,
+    and put its README into `readmes` if given (without a store the record names no README).
 
     Raises TarballError for anything wrong with the tarball, and OSError when
     writing the copy fails (that is the output's problem, not the tarball's)."""
     try:
-        return _read(path, source, copy_to)
+        return _read(path, source, copy_to, readmes)
     except CopyFailed as exc:
         error = exc.error
         raise OSError(error.errno, error.strerror, str(error.filename or copy_to)) from None
@@ -328,7 +332,7 @@ def _open_nonblocking(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NONBLOCK)
 
 
-def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
+def _read(path: Path, source: str, copy_to: Path | None, store: ReadmeStore | None) -> TarballRecord:
     with open(path, "rb", opener=_open_nonblocking) as raw:
         stat = os.fstat(raw.fileno())
         if stat_mode.S_ISDIR(stat.st_mode):
@@ -342,7 +346,7 @@ def _read(path: Path, source: str, copy_to: Path | None) -> TarballRecord:
         sink = _open_copy(copy_to) if copy_to is not None else None
         try:
             tee = _Tee(raw, sink, gzipped=head == b"\x1f\x8b")
-            record = _scan(tee, source, stat.st_size, stat.st_mtime)
+            record = _scan(tee, source, stat.st_size, stat.st_mtime, store)
         finally:
             if sink is not None:
                 _close_copy(sink)
@@ -363,7 +367,7 @@ def _close_copy(sink: BinaryIO) -> None:
         raise CopyFailed(exc) from None
 
 
-def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
+def _scan(tee: _Tee, source: str, size: int, mtime: float, store: ReadmeStore | None) -> TarballRecord:
     warnings: list[str] = []
     root = None
     manifest_bytes = None
@@ -414,7 +418,9 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float) -> TarballRecord:
     if links:
         warnings.append(f"{links} link member(s): npm and bun drop links when they install, so the package may break")
     readme_name = _pick_readme(readmes)
-    readme = readmes[readme_name].decode("utf-8", errors="replace") if readme_name else None
+    readme = None
+    if readme_name and store is not None:
+        readme = store.put(readmes[readme_name].decode("utf-8", errors="replace"))
     return TarballRecord(
         source=source,
         size=tee.size,

@@ -29,6 +29,7 @@ from staticreg.errors import BuildError
 from staticreg.model import DEPENDENCY_FIELDS, Package, Registry, Version
 from staticreg.output import Staging
 from staticreg.progress import Progress
+from staticreg.readmes import ReadmeStore
 
 _PACKAGE_DIR = Path(__file__).parent
 PAGE_SIZE = 100  # packages per page of the list; the home page is the first
@@ -84,7 +85,9 @@ class SiteTemplateError(Exception):
     """A template failed to render (a user's template, most likely); picklable across processes."""
 
 
-def write_site(registry: Registry, staging: Staging, config: Config, show_progress: bool = False) -> None:
+def write_site(
+    registry: Registry, staging: Staging, config: Config, readmes: ReadmeStore, show_progress: bool = False
+) -> None:
     """Render every page of the site into staging.
 
     Pages are rendered in batches of whole packages, in worker processes when the
@@ -107,7 +110,7 @@ def write_site(registry: Registry, staging: Staging, config: Config, show_progre
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
     try:
         batches = _batches(registry, config, kept=lambda name: staging.is_kept(layout.site_package_page(name)))
-        for packages_done, rendered in _render(batches, config, site, workers):
+        for packages_done, rendered in _render(batches, config, site, readmes, workers):
             for path, data in rendered:
                 staging.write(path, data)
             progress.step(packages_done)
@@ -164,18 +167,18 @@ class _Page(NamedTuple):
     template: str
     path: str
     context: dict
-    readme: tuple[str, str | None] | None = None  # (text, file name), rendered where the page is
+    readme: tuple[str, str | None] | None = None  # (README id, file name), read and rendered where the page is
     root: str | None = None  # the link to the top of the output; relative to the page unless given
 
 
-def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: dict, workers: int):
+def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: dict, readmes: ReadmeStore, workers: int):
     """Yield (packages, [(path, bytes)]) for each batch, in order."""
     if workers <= 1:
-        _start_renderer(config, site)
+        _start_renderer(config, site, readmes)
         for count, pages in batches:
             yield count, _render_pages(pages)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site, readmes)) as pool:
         pending: deque = deque()
         for count, pages in batches:
             pending.append((count, pool.submit(_render_pages, pages)))
@@ -191,15 +194,16 @@ _RENDERER: dict = {}
 _README_TEMPLATES = ("package.html", "version.html")
 
 
-def _start_renderer(config: Config, site: dict) -> None:
+def _start_renderer(config: Config, site: dict, readmes: ReadmeStore) -> None:
     _RENDERER["env"] = environment(config)
     _RENDERER["site"] = site
+    _RENDERER["readmes"] = readmes
 
 
 def _render_pages(pages: list[_Page]) -> list[tuple[str, bytes]]:
     """Render pages (in this process or a worker); each distinct README once."""
     env, site = _RENDERER["env"], _RENDERER["site"]
-    readmes: dict[tuple[str, str | None], Markup] = {}
+    readmes: dict[tuple[str, str | None], Markup | None] = {}
     out = []
     for page in pages:
         root = layout.relative_root(page.path) if page.root is None else page.root
@@ -214,7 +218,7 @@ def _render_pages(pages: list[_Page]) -> list[tuple[str, bytes]]:
 
         context = dict(page.context)
         if page.readme is not None and page.readme not in readmes:
-            readmes[page.readme] = untrusted.render_readme(*page.readme)
+            readmes[page.readme] = _render_readme(*page.readme)
         if page.template in _README_TEMPLATES:
             context["readme"] = readmes[page.readme] if page.readme is not None else None
         try:
@@ -312,8 +316,13 @@ def search_index(registry: Registry) -> bytes:
 
 
 def _readme(entry: Version) -> tuple[str, str | None] | None:
-    text = entry.record.readme
-    return (text, entry.record.readme_filename) if text and text.strip() else None
+    readme_id = entry.record.readme
+    return (readme_id, entry.record.readme_filename) if readme_id else None
+
+
+def _render_readme(readme_id: str, filename: str | None) -> Markup | None:
+    text = _RENDERER["readmes"].get(readme_id)
+    return untrusted.render_readme(text, filename) if text.strip() else None
 
 
 def _package_pages(registry: Registry, package: Package, config: Config) -> list[_Page]:

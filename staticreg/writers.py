@@ -6,20 +6,23 @@ from staticreg import documents, layout
 from staticreg.config import Config
 from staticreg.model import Package, Registry
 from staticreg.output import Staging
+from staticreg.readmes import ReadmeStore
 
 
-def write_documents(registry: Registry, staging: Staging, config: Config) -> None:
+def write_documents(registry: Registry, staging: Staging, config: Config, readmes: ReadmeStore) -> None:
     staging.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
     if config.index_html:
         staging.write(layout.NOJEKYLL, b"")  # GitHub Pages: serve folders starting with _ as they are
     for package in registry.packages.values():
-        write_package(package, staging, config)
+        write_package(package, staging, config, readmes)
 
 
-def write_package(package: Package, staging: Staging, config: Config) -> None:
+def write_package(package: Package, staging: Staging, config: Config, readmes: ReadmeStore) -> None:
     name = package.name
     full = layout.packument_path(name)
-    staging.write(full, documents.dumps(documents.packument(package)))
+    readme_id = package.latest.record.readme
+    readme = readmes.get(readme_id) if readme_id else None
+    staging.write(full, documents.dumps(documents.packument(package, readme)))
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
     paths = [full]

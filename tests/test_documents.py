@@ -9,13 +9,13 @@ def package(**kw):
         record({"name": "x", "version": "1.0.0", "description": "old", "scripts": {"test": "t"}}),
         record({"name": "x", "version": "1.1.0", "description": "new <b>", "keywords": ["k"], "license": "MIT",
                 "repository": "git+https://e.test/x.git", "os": ["linux"], "bin": {"x": "x.js"}},
-               readme="R" * 70_000, readme_filename="README.md"),
+               readme="0" * 40, readme_filename="README.md"),
     ]  # fmt: skip
     return registry(*recs, **kw).packages["x"]
 
 
 def test_packument_has_what_clients_need():
-    doc = documents.packument(package())
+    doc = documents.packument(package(), "R" * 70_000)
     assert doc["_id"] == doc["name"] == "x"
     assert doc["dist-tags"] == {"latest": "1.1.0"}
     assert list(doc["versions"]) == ["1.0.0", "1.1.0"]
@@ -27,7 +27,7 @@ def test_packument_has_what_clients_need():
 
 def test_abbreviated_is_a_strict_subset_without_time():
     pkg = package()
-    full, corgi = documents.packument(pkg), documents.abbreviated(pkg)
+    full, corgi = documents.packument(pkg, None), documents.abbreviated(pkg)
     assert set(corgi) == {"name", "modified", "dist-tags", "versions"}
     v = corgi["versions"]["1.1.0"]
     assert v["os"] == ["linux"] and v["bin"] == {"x": "x.js"} and "dist" in v

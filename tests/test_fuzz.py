@@ -202,7 +202,7 @@ def check_accepted(record: TarballRecord) -> None:
     config = Config(input_dir=ROOT, output_dir=ROOT, base_url="http://registry.test/")
     registry = build_registry([record], config, {}, NOW)
     for package in registry.packages.values():
-        for doc in (documents.packument(package), documents.abbreviated(package)):
+        for doc in (documents.packument(package, None), documents.abbreviated(package)):
             json.loads(documents.dumps(doc))  # strict JSON: no NaN or Infinity
 
 

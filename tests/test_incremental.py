@@ -19,9 +19,9 @@ def reads(monkeypatch):
     seen: list[str] = []
     real = build_module.read_tarball
 
-    def counting(path, source, copy_to=None):
+    def counting(path, source, copy_to=None, readmes=None):
         seen.append(source)
-        return real(path, source, copy_to)
+        return real(path, source, copy_to, readmes)
 
     monkeypatch.setattr(build_module, "read_tarball", counting)
     return seen

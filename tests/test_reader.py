@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import file_member, make_tarball, tar_bytes
 from staticreg import reader
 from staticreg.errors import TarballError
+from staticreg.readmes import ReadmeStore
 
 MANIFEST = {"name": "demo", "version": "1.0.0"}
 
@@ -33,7 +34,8 @@ def special_member(name, kind):
 def test_reads_manifest_hashes_and_counts(tarballs, tmp_path):
     path = make_tarball(tarballs, MANIFEST, {"index.js": "x", "lib/a.js": "yy", "README.md": "# Demo"})
     copy = tmp_path / "copy.tgz"
-    record = read(path, copy)
+    store = ReadmeStore(tmp_path / "readmes")
+    record = reader.read_tarball(path, path.name, copy, store)
     data = path.read_bytes()
     assert record.manifest == MANIFEST
     assert record.shasum == hashlib.sha1(data).hexdigest()
@@ -42,8 +44,9 @@ def test_reads_manifest_hashes_and_counts(tarballs, tmp_path):
     assert copy.read_bytes() == data
     assert record.file_count == 4
     assert record.unpacked_size == len(b'{\n  "name": "demo",\n  "version": "1.0.0"\n}') + 1 + 2 + 6
-    assert record.readme == "# Demo"
+    assert store.get(record.readme) == "# Demo"
     assert record.readme_filename == "README.md"
+    assert read(path).readme is None  # without a store, no README is kept
     assert not record.has_binding_gyp and not record.has_shrinkwrap
     assert record.mtime == os.stat(path).st_mtime
 
@@ -80,12 +83,13 @@ def test_nested_binding_gyp_does_not_count(tarballs):
     assert not read(path).has_binding_gyp
 
 
-def test_readme_prefers_markdown_and_is_capped(tarballs, monkeypatch):
+def test_readme_prefers_markdown_and_is_capped(tarballs, monkeypatch, tmp_path):
     monkeypatch.setattr(reader, "MAX_README_BYTES", 10)
     path = make_tarball(tarballs, MANIFEST, {"readme.txt": "plain", "Readme.markdown": "m" * 50, "README.md": "x" * 50})
-    record = read(path)
+    store = ReadmeStore(tmp_path / "readmes")
+    record = reader.read_tarball(path, path.name, None, store)
     assert record.readme_filename == "README.md"
-    assert record.readme == "x" * 10
+    assert store.get(record.readme) == "x" * 10
 
 
 def test_links_inside_the_package_give_a_warning(tarballs):
