@@ -27,7 +27,6 @@ from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball
-from staticreg.site import write_site
 from staticreg.writers import write_documents
 
 TARBALL_SUFFIXES = (".tgz", ".tar.gz")
@@ -213,10 +212,12 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
 
     with Staging(output) as staging:
         cache_file = incremental.cache_path(output)
-        cache, output_known = incremental.load(cache_file, output)
         kept = times.load(config.times_path)
-        if output_known and cache.signature == incremental.input_signature(config, settings, stats, problems, kept):
-            return _unchanged(report, cache, started)  # a no-op rebuild: nothing read, nothing written
+        signature = incremental.input_signature(config, settings, stats, problems, kept)
+        summary = incremental.unchanged_summary(cache_file, output, signature)
+        if summary is not None:
+            return _unchanged(report, summary, started)  # a no-op rebuild: nothing read, nothing written
+        cache, output_known = incremental.load(cache_file, output)
 
         # -- read: only the tarballs the cache does not know as they are now
         incoming = staging.root / _INCOMING
@@ -284,6 +285,8 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         report.timings["write"] = time.monotonic() - mark
         if config.site:
             mark = time.monotonic()
+            from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
+
             write_site(registry, staging, config, readmes, show_progress=show_progress)
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = sorted(staging.added), sorted(staging.changed)
@@ -371,8 +374,7 @@ def _discard(folder: Path) -> None:
     threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
 
 
-def _unchanged(report: BuildReport, cache: incremental.Cache, started: float) -> BuildReport:
-    summary = cache.summary
+def _unchanged(report: BuildReport, summary: dict, started: float) -> BuildReport:
     report.packages, report.versions = summary["packages"], summary["versions"]
     for name in ("rejected", "warnings", "duplicates"):
         setattr(report, name, [Problem(source, reason) for source, reason in summary[name]])

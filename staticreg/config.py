@@ -365,3 +365,19 @@ def _read_publish_times(node, problems: _Problems, label: str) -> tuple[Override
             continue
         out.append(Override(name=name, version=version, time=when, where=f"{label}:{line}"))
     return tuple(out)
+
+
+_PACKAGE_DIR = Path(__file__).parent
+
+
+def builtin_template_dir() -> Path:
+    """site-template/ inside the installed package, or at the top of a source checkout."""
+    for candidate in (_PACKAGE_DIR / "site-template", _PACKAGE_DIR.parent / "site-template"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError("staticreg is installed without its site-template folder")
+
+
+def template_dirs(config: Config) -> list[Path]:
+    """Where templates and assets are looked up, first match wins: the user's folder, then ours."""
+    return ([config.template_dir] if config.template_dir else []) + [builtin_template_dir()]

@@ -1,7 +1,8 @@
 """What a build remembers for the next one, so that it redoes only what changed.
 
 The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`),
-as JSON replaced atomically: a build killed at any moment leaves the old cache or
+as JSON replaced atomically (a first line with what a no-op rebuild needs, which
+it reads alone, then the rest): a build killed at any moment leaves the old cache or
 the new one, never half of one. It holds two things:
 
 - per input tarball, keyed by its path relative to the input folder, size,
@@ -28,12 +29,12 @@ from pathlib import Path
 from typing import Container, Iterable
 
 from staticreg import __version__, layout
-from staticreg.config import Config
+from staticreg.config import Config, builtin_template_dir
 from staticreg.model import DEPENDENCY_FIELDS, Package, Problem
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 3
+FORMAT = 4
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
@@ -85,20 +86,42 @@ def stat_key(path: Path) -> StatKey | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def _head(data: dict, output: Path) -> bool:
+    return (
+        data.get("format") == FORMAT and data.get("staticreg") == __version__
+        and bool(data.get("output_id")) and tuple(data["output_id"]) == folder_id(output)
+    )  # fmt: skip
+
+
+def unchanged_summary(path: Path, output: Path, signature: str) -> dict | None:
+    """The summary of the build that made `output`, if its input signature was `signature`:
+    a no-op rebuild reads only the cache's first line, not the records after it."""
+    try:
+        with open(path, "rb") as f:
+            head = json.loads(f.readline())
+        if _head(head, output) and head["signature"] == signature:
+            return head["summary"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
+
+
 def load(path: Path, output: Path) -> tuple[Cache, bool]:
     """The cache, and whether its output part describes `output` as it is now.
     A missing, unreadable or foreign cache is an empty one: the build reads everything."""
     try:
-        data = json.loads(path.read_bytes())
-        if data.get("format") != FORMAT or data.get("staticreg") != __version__:
+        first, _, rest = path.read_bytes().partition(b"\n")
+        head = json.loads(first)
+        if head.get("format") != FORMAT or head.get("staticreg") != __version__:
             return Cache(), False
+        data = json.loads(rest)
         records = {
             rel: (tuple(key), TarballRecord(**{**rec, "warnings": tuple(rec["warnings"])}))
             for rel, (key, rec) in data["records"].items()
         }
         cache = Cache(
             records=records,
-            output_id=tuple(data["output_id"]) if data.get("output_id") else None,
+            output_id=tuple(head["output_id"]) if head.get("output_id") else None,
             versions=data["versions"],
             fingerprints=data["fingerprints"],
             files=data["files"],
@@ -106,21 +129,26 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
             spare_fingerprints=data["spare_fingerprints"],
             spare_files=data["spare_files"],
             times=data["times"],
-            signature=data["signature"],
-            summary=data["summary"],
+            signature=head["signature"],
+            summary=head["summary"],
         )
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return Cache(), False
-    return cache, cache.output_id is not None and cache.output_id == folder_id(output)
+    return cache, _head(head, output)
 
 
 def save(path: Path, cache: Cache) -> None:
-    data = {
+    """One line of JSON with what a no-op rebuild needs, then the rest."""
+    head = {
         "format": FORMAT,
         "staticreg": __version__,
+        "output_id": list(cache.output_id) if cache.output_id else None,
+        "signature": cache.signature,
+        "summary": cache.summary,
+    }
+    data = {
         # vars(), not asdict(): a record is flat, and asdict's deep copy costs more than the rest of save()
         "records": {rel: [list(key), vars(rec)] for rel, (key, rec) in sorted(cache.records.items())},
-        "output_id": list(cache.output_id) if cache.output_id else None,
         "versions": cache.versions,
         "fingerprints": cache.fingerprints,
         "files": cache.files,
@@ -128,10 +156,9 @@ def save(path: Path, cache: Cache) -> None:
         "spare_fingerprints": cache.spare_fingerprints,
         "spare_files": cache.spare_files,
         "times": cache.times,
-        "signature": cache.signature,
-        "summary": cache.summary,
     }
-    write_file_atomic(path, json.dumps(data, separators=(",", ":")).encode())
+    compact = {"separators": (",", ":")}  # json.dumps never writes a raw newline
+    write_file_atomic(path, json.dumps(head, **compact).encode() + b"\n" + json.dumps(data, **compact).encode())
 
 
 def _tree_stamp(folder: Path | None) -> list:
@@ -148,8 +175,6 @@ def _tree_stamp(folder: Path | None) -> list:
 
 def settings_key(config: Config) -> str:
     """Everything outside the packages themselves that shapes the files of every package."""
-    from staticreg.site import builtin_template_dir
-
     shape = (
         __version__, config.base_url, config.title, config.site, config.index_html,
         _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),

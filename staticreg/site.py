@@ -24,14 +24,13 @@ import jinja2
 from markupsafe import Markup
 
 from staticreg import __version__, documents, layout, untrusted
-from staticreg.config import Config
+from staticreg.config import Config, template_dirs
 from staticreg.errors import BuildError
 from staticreg.model import DEPENDENCY_FIELDS, Package, Registry, Version
 from staticreg.output import Staging
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
 
-_PACKAGE_DIR = Path(__file__).parent
 PAGE_SIZE = 100  # packages per page of the list; the home page is the first
 LIST_DESCRIPTION_CHARS = 300  # in lists and in the search index
 DESCRIPTION_CHARS = 2000  # on a package's page
@@ -42,19 +41,6 @@ _DEPENDENCY_LABELS = {
     "devDependencies": "Development dependencies",
 }
 assert set(_DEPENDENCY_LABELS) == set(DEPENDENCY_FIELDS)
-
-
-def builtin_template_dir() -> Path:
-    """site-template/ inside the installed package, or at the top of a source checkout."""
-    for candidate in (_PACKAGE_DIR / "site-template", _PACKAGE_DIR.parent / "site-template"):
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("staticreg is installed without its site-template folder")
-
-
-def template_dirs(config: Config) -> list[Path]:
-    """Where templates and assets are looked up, first match wins: the user's folder, then ours."""
-    return ([config.template_dir] if config.template_dir else []) + [builtin_template_dir()]
 
 
 def environment(config: Config) -> jinja2.Environment:

@@ -176,7 +176,8 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
                 json.loads(report.read_bytes())
             cache = out.parent / ".out.staticreg-cache"  # the incremental cache, replaced atomically
             if cache.exists():
-                assert json.loads(cache.read_bytes())["records"]
+                head, rest = cache.read_bytes().split(b"\n", 1)
+                assert json.loads(head)["signature"] and json.loads(rest)["records"]
     finally:
         stop.set()
         watcher.join()

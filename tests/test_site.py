@@ -10,7 +10,7 @@ import pytest
 
 from staticreg import layout, site
 from staticreg.build import build
-from staticreg.config import Override
+from staticreg.config import Override, builtin_template_dir
 from staticreg.errors import BuildError
 from tests.conftest import make_tarball
 
@@ -173,7 +173,7 @@ def test_user_templates_override_ours_file_by_file(tarballs, make_config, tmp_pa
     assert "Integrity" in read(out, layout.site_version_page("lib", "1.0.0"))  # ours
     assert (out / layout.site_asset("style.css")).read_text() == "body { color: rebeccapurple }"
     assert (out / layout.site_asset("logo.png")).read_bytes() == b"\x89PNG"
-    assert (out / layout.site_asset("site.js")).read_bytes() == (site.builtin_template_dir() / "assets/site.js").read_bytes()
+    assert (out / layout.site_asset("site.js")).read_bytes() == (builtin_template_dir() / "assets/site.js").read_bytes()
 
 
 def test_a_broken_user_template_fails_the_build_and_names_the_line(tarballs, make_config, tmp_path):

@@ -57,7 +57,7 @@ def test_installed_wheel_renders_the_site(wheel, tmp_path):
         import staticreg
         from staticreg.build import build
         from staticreg.config import Config
-        from staticreg.site import builtin_template_dir
+        from staticreg.config import builtin_template_dir
         # Only the installed wheel can provide staticreg, and with it site-template/.
         sources = [p for p in sys.path if Path(p or ".", "staticreg", "__init__.py").is_file()]
         assert len(sources) == 1 and sources[0].startswith({str(venv)!r}), sys.path
