@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import json
 import random
 import resource
 import shutil
@@ -78,7 +79,7 @@ def records(packages: int, versions: int, seed: int = 1) -> list[TarballRecord]:
             out.append(TarballRecord(
                 source=f"{name.replace('/', '-')}-{version}.tgz", size=1000, mtime=mtime + minor * 86400,
                 shasum=hashlib.sha1(digest).hexdigest(), integrity="sha512-" + digest.hex()[:86] + "==",
-                manifest=manifest, file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
+                manifest_json=json.dumps(manifest), file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
                 readme=readme(rng, name, version), readme_filename="README.md",
             ))  # fmt: skip
     return out

@@ -247,7 +247,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         if output_known:
             remembered = dict(cache.times)
         else:
-            names = sorted({r.manifest.get("name") for r in records if isinstance(r.manifest.get("name"), str)})
+            names = sorted({name for name in (r.manifest.get("name") for r in records) if isinstance(name, str)})
             remembered = times.from_previous_output(output, names)
         remembered.update(kept)
         registry = build_registry(records, config, remembered, now)

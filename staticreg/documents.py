@@ -21,12 +21,13 @@ def packument(package: Package, readme: str | None) -> dict:
     """The full package document: what `npm install` and yarn berry read.
     `readme` is the text of the latest version's README (the record names it only)."""
     latest = package.latest
+    manifests = {v: entry.manifest for v, entry in package.versions.items()}
     doc: dict = {"_id": package.name, "name": package.name}
     for key in HOISTED_FIELDS:
-        if key in latest.manifest:
-            doc[key] = latest.manifest[key]
+        if key in manifests[latest.version]:
+            doc[key] = manifests[latest.version][key]
     doc["dist-tags"] = package.dist_tags
-    doc["versions"] = {v: entry.manifest for v, entry in package.versions.items()}
+    doc["versions"] = manifests
     doc["time"] = {"created": package.created, "modified": package.modified}
     doc["time"].update((v, entry.time) for v, entry in package.versions.items())
     doc["modified"] = package.modified
@@ -42,11 +43,12 @@ def abbreviated(package: Package) -> dict:
         "name": package.name,
         "modified": package.modified,
         "dist-tags": package.dist_tags,
-        "versions": {
-            v: {k: entry.manifest[k] for k in ABBREVIATED_VERSION_FIELDS if k in entry.manifest}
-            for v, entry in package.versions.items()
-        },
+        "versions": {v: _abbreviated_version(entry.manifest) for v, entry in package.versions.items()},
     }
+
+
+def _abbreviated_version(manifest: dict) -> dict:
+    return {k: manifest[k] for k in ABBREVIATED_VERSION_FIELDS if k in manifest}
 
 
 def version_document(entry: Version) -> dict:

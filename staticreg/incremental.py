@@ -213,13 +213,14 @@ def fingerprint(package: Package, settings: str, registry_names: Container[str] 
     """Everything a package's own files are rendered from. Equal fingerprints, equal files:
     a record's bytes (its integrity) fix its manifest; settings fix the rest; and the site
     page links the dependencies that are in this registry, so which of them are counts too."""
+    manifests = {v: e.manifest for v, e in package.versions.items()}
     depended_on = {
-        dep for e in package.versions.values() for field in DEPENDENCY_FIELDS
-        if isinstance(e.manifest.get(field), dict) for dep in e.manifest[field]
+        dep for m in manifests.values() for field in DEPENDENCY_FIELDS
+        if isinstance(m.get(field), dict) for dep in m[field]
     }  # fmt: skip
     shape = (
         settings, package.name, sorted(package.dist_tags.items()), package.created, package.modified,
-        [(v, e.record.integrity, e.time, e.manifest.get("deprecated")) for v, e in package.versions.items()],
+        [(v, e.record.integrity, e.time, manifests[v].get("deprecated")) for v, e in package.versions.items()],
         sorted(d for d in depended_on if d in registry_names),
     )  # fmt: skip
     return hashlib.sha256(repr(shape).encode()).hexdigest()

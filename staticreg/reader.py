@@ -50,7 +50,7 @@ class TarballRecord:
     mtime: float
     shasum: str  # sha1, hex
     integrity: str  # sha512, SRI
-    manifest: dict  # package.json as parsed, untouched
+    manifest_json: str  # package.json as parsed, untouched, as compact JSON (dicts cost 5x the memory)
     file_count: int
     unpacked_size: int
     has_binding_gyp: bool
@@ -58,6 +58,11 @@ class TarballRecord:
     readme: str | None  # the README's id in a ReadmeStore (its text is not kept in memory)
     readme_filename: str | None
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def manifest(self) -> dict:
+        """package.json, a new dict on every call."""
+        return json.loads(self.manifest_json)
 
 
 class CopyFailed(Exception):
@@ -427,7 +432,7 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float, store: ReadmeStore | 
         mtime=mtime,
         shasum=tee.sha1.hexdigest(),
         integrity="sha512-" + base64.b64encode(tee.sha512.digest()).decode("ascii"),
-        manifest=manifest,
+        manifest_json=json.dumps(manifest, separators=(",", ":")),
         file_count=file_count,
         unpacked_size=unpacked_size,
         has_binding_gyp="binding.gyp" in top_files,

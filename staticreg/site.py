@@ -267,13 +267,14 @@ def _pagination(number: int, count: int) -> dict | None:
 def summary(package: Package) -> dict:
     """One row of a package list."""
     latest = package.latest
+    manifest = latest.manifest
     return {
         "name": package.name,
         "scope": _scope_key(package.name),
         "version": latest.version,
-        "description": untrusted.text(latest.manifest.get("description"), LIST_DESCRIPTION_CHARS),
+        "description": untrusted.text(manifest.get("description"), LIST_DESCRIPTION_CHARS),
         "published": package.modified,
-        "deprecated": bool(latest.manifest.get("deprecated")),
+        "deprecated": bool(manifest.get("deprecated")),
         "page": layout.site_package_page(package.name),
     }
 

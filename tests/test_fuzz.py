@@ -174,7 +174,7 @@ def read_bytes(data: bytes) -> None:
 def record_for(manifest: dict) -> TarballRecord:
     return TarballRecord(
         source="fuzz.tgz", size=1, mtime=1_600_000_000, shasum="0" * 40, integrity="sha512-AAAA",
-        manifest=manifest, file_count=1, unpacked_size=1, has_binding_gyp=False, has_shrinkwrap=False,
+        manifest_json=json.dumps(manifest), file_count=1, unpacked_size=1, has_binding_gyp=False, has_shrinkwrap=False,
         readme=None, readme_filename=None,
     )  # fmt: skip
 

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -15,7 +16,8 @@ def record(manifest, source=None, integrity=None, mtime=1_600_000_000.0, **kw) -
     name = str(manifest.get("name", "x")).lstrip("@").replace("/", "-")
     fields = dict(
         source=source or f"{name}-{manifest.get('version')}.tgz", size=10, mtime=mtime, shasum="ab" * 20,
-        integrity=integrity or f"sha512-{manifest.get('name')}{manifest.get('version')}", manifest=manifest,
+        integrity=integrity or f"sha512-{manifest.get('name')}{manifest.get('version')}",
+        manifest_json=json.dumps(manifest),
         file_count=1, unpacked_size=5, has_binding_gyp=False, has_shrinkwrap=False, readme=None, readme_filename=None,
     )  # fmt: skip
     fields.update(kw)
