@@ -1,8 +1,9 @@
 """What a build remembers for the next one, so that it redoes only what changed.
 
 The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`),
-as JSON replaced atomically (a first line with what a no-op rebuild needs, which
-it reads alone, then the rest): a build killed at any moment leaves the old cache or
+as lines of JSON replaced atomically (a first line with what a no-op rebuild
+needs, which it reads alone, then what the output holds, then one line per
+record, so that it is never whole in memory): a build killed at any moment leaves the old cache or
 the new one, never half of one. It holds two things:
 
 - per input tarball, keyed by its path relative to the input folder, size,
@@ -24,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Container, Iterable
 
@@ -34,7 +35,8 @@ from staticreg.model import DEPENDENCY_FIELDS, Package, Problem
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 4
+FORMAT = 5
+_RECORD_FIELDS = tuple(f.name for f in fields(TarballRecord))
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
@@ -110,15 +112,17 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
     """The cache, and whether its output part describes `output` as it is now.
     A missing, unreadable or foreign cache is an empty one: the build reads everything."""
     try:
-        first, _, rest = path.read_bytes().partition(b"\n")
-        head = json.loads(first)
-        if head.get("format") != FORMAT or head.get("staticreg") != __version__:
-            return Cache(), False
-        data = json.loads(rest)
-        records = {
-            rel: (tuple(key), TarballRecord(**{**rec, "warnings": tuple(rec["warnings"])}))
-            for rel, (key, rec) in data["records"].items()
-        }
+        with open(path, "rb") as f:
+            head = json.loads(f.readline())
+            if head.get("format") != FORMAT or head.get("staticreg") != __version__:
+                return Cache(), False
+            data = json.loads(f.readline())
+            records = {}
+            for line in f:  # one record a line: never the whole file in memory at once
+                rel, key, rec = json.loads(line)
+                records[rel] = (tuple(key), TarballRecord(**{**rec, "warnings": tuple(rec["warnings"])}))
+        if len(records) != head["records"]:
+            return Cache(), False  # cut short: not written by save()
         cache = Cache(
             records=records,
             output_id=tuple(head["output_id"]) if head.get("output_id") else None,
@@ -138,27 +142,42 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
 
 
 def save(path: Path, cache: Cache) -> None:
-    """One line of JSON with what a no-op rebuild needs, then the rest."""
-    head = {
-        "format": FORMAT,
-        "staticreg": __version__,
-        "output_id": list(cache.output_id) if cache.output_id else None,
-        "signature": cache.signature,
-        "summary": cache.summary,
-    }
-    data = {
-        # vars(), not asdict(): a record is flat, and asdict's deep copy costs more than the rest of save()
-        "records": {rel: [list(key), vars(rec)] for rel, (key, rec) in sorted(cache.records.items())},
-        "versions": cache.versions,
-        "fingerprints": cache.fingerprints,
-        "files": cache.files,
-        "spare_id": list(cache.spare_id) if cache.spare_id else None,
-        "spare_fingerprints": cache.spare_fingerprints,
-        "spare_files": cache.spare_files,
-        "times": cache.times,
-    }
+    """A line of JSON with what a no-op rebuild needs, a line with what the output holds,
+    then one line per record; written piece by piece."""
     compact = {"separators": (",", ":")}  # json.dumps never writes a raw newline
-    write_file_atomic(path, json.dumps(head, **compact).encode() + b"\n" + json.dumps(data, **compact).encode())
+
+    def lines():
+        head = {
+            "format": FORMAT,
+            "staticreg": __version__,
+            "output_id": list(cache.output_id) if cache.output_id else None,
+            "signature": cache.signature,
+            "summary": cache.summary,
+            "records": len(cache.records),
+        }
+        yield json.dumps(head, **compact).encode() + b"\n"
+        data = {
+            "versions": cache.versions,
+            "fingerprints": cache.fingerprints,
+            "files": cache.files,
+            "spare_id": list(cache.spare_id) if cache.spare_id else None,
+            "spare_fingerprints": cache.spare_fingerprints,
+            "spare_files": cache.spare_files,
+            "times": cache.times,
+        }
+        yield json.dumps(data, **compact).encode() + b"\n"
+        batch = []
+        for rel in sorted(cache.records):
+            key, record = cache.records[rel]
+            # not asdict(): a record is flat, and asdict's deep copy costs more than the rest
+            batch.append(json.dumps([rel, list(key), {f: getattr(record, f) for f in _RECORD_FIELDS}], **compact))
+            if len(batch) == 1000:
+                yield ("\n".join(batch) + "\n").encode()
+                batch = []
+        if batch:
+            yield ("\n".join(batch) + "\n").encode()
+
+    write_file_atomic(path, lines())
 
 
 def _tree_stamp(folder: Path | None) -> list:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable
 
 from staticreg.errors import BuildError
 from staticreg.layout import PING, safe_join
@@ -72,13 +73,15 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write a small file (state, report) so that a reader sees old or new, never half."""
+def write_file_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write a state file (report, cache) so that a reader sees old or new, never half.
+    `data` may come in pieces, so that a big file is never whole in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -41,7 +41,7 @@ _README = re.compile(r"^readme(\.[^.]+)?$", re.IGNORECASE)
 _README_PREFERENCE = (".md", ".markdown", "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 100,000 of them are held at once
 class TarballRecord:
     """What the build needs to know about one tarball (plain data, picklable)."""
 

@@ -148,6 +148,9 @@ def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
     report = build(config, show_progress=False)
     assert len(reads) == 6 and report.packages == 2
     assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir)[1]
+    cache_file = incremental.cache_path(config.output_dir)
+    cache_file.write_bytes(cache_file.read_bytes().rsplit(b"\n", 2)[0] + b"\n")  # its last record cut off
+    assert incremental.load(cache_file, config.output_dir) == (incremental.Cache(), False)
 
 
 def test_the_cache_is_json_beside_the_output(tarballs, make_config):
@@ -155,11 +158,11 @@ def test_the_cache_is_json_beside_the_output(tarballs, make_config):
     config = make_config(tarballs, jobs=1)
     build(config, show_progress=False)
     cache_file = config.output_dir.parent / f".{config.output_dir.name}.staticreg-cache"
-    head, rest = cache_file.read_bytes().split(b"\n", 1)  # the head a no-op rebuild reads alone, then the rest
-    assert json.loads(head)["summary"]["packages"] == 2
-    data = json.loads(rest)
-    assert sorted(data["records"]) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
-    assert data["versions"]["@s/b@1.0.0"].startswith("sha512-")
+    # the head a no-op rebuild reads alone, what the output holds, then a record a line
+    head, output, *records = cache_file.read_bytes().splitlines()
+    assert json.loads(head)["summary"]["packages"] == 2 and json.loads(head)["records"] == 3
+    assert [json.loads(line)[0] for line in records] == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
+    assert json.loads(output)["versions"]["@s/b@1.0.0"].startswith("sha512-")
 
 
 def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, tmp_path, monkeypatch):

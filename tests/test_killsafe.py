@@ -176,8 +176,9 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
                 json.loads(report.read_bytes())
             cache = out.parent / ".out.staticreg-cache"  # the incremental cache, replaced atomically
             if cache.exists():
-                head, rest = cache.read_bytes().split(b"\n", 1)
-                assert json.loads(head)["signature"] and json.loads(rest)["records"]
+                head, output, *records = cache.read_bytes().splitlines()
+                assert len(records) == json.loads(head)["records"] > 0 and json.loads(output)["versions"]
+                assert all(json.loads(line)[2]["integrity"] for line in records)
     finally:
         stop.set()
         watcher.join()
