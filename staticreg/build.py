@@ -79,7 +79,7 @@ class BuildReport:
 
 def discover(
     input_dir: Path, skip: list[Path]
-) -> tuple[list[tuple[Path, str]], dict[str, incremental.StatKey], list[Problem]]:
+) -> tuple[list[tuple[str, str]], dict[str, incremental.StatKey], list[Problem]]:
     """Every tarball below input_dir as (path, path relative to input_dir), sorted by the
     relative path; with each one's stat key (size, mtime, inode), taken in the same pass."""
     if not input_dir.is_dir():
@@ -94,7 +94,7 @@ def discover(
             skip_ids.add((info.st_dev, info.st_ino))
         except OSError:
             pass
-    found: list[tuple[Path, str]] = []
+    found: list[tuple[str, str]] = []
     stats: dict[str, incremental.StatKey] = {}
     problems: list[Problem] = []
     pending = [(os.fspath(input_dir), "")]
@@ -134,14 +134,14 @@ def discover(
                 info = entry.stat()
             except OSError:
                 info = None  # a dangling link: reading it names the problem
-            found.append((Path(entry.path), rel))
+            found.append((entry.path, rel))  # a str: a Path for each of 100,000 tarballs costs
             stats[rel] = (info.st_size, info.st_mtime_ns, info.st_ino) if info else None
     found.sort(key=lambda item: item[1])
     problems.sort(key=lambda p: p.source)
     return found, stats, problems
 
 
-def _read_one(task: tuple[Path, str, Path, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
+def _read_one(task: tuple[str, str, Path, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
     path, rel, copy_to, readmes = task
     try:
         return read_tarball(path, rel, copy_to, readmes), None
@@ -165,7 +165,7 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
-def read_all(tasks: list[tuple[Path, str, Path]], workers: int, progress: Progress):
+def read_all(tasks: list[tuple[str, str, Path, ReadmeStore]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:

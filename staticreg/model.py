@@ -12,7 +12,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 from typing import Iterable, Mapping
 
 from staticreg import layout, names
@@ -176,7 +175,7 @@ _FILENAME = re.compile(r"^(?P<stem>.+?)-v?\d+\.\d+\.\d+.*\.(tgz|tar\.gz|tar)$")
 
 def filename_warning(source: str, name: str) -> str | None:
     """Warn when a file is named after another package (other names are fine)."""
-    match = _FILENAME.match(PurePosixPath(source).name)
+    match = _FILENAME.match(source.rpartition("/")[2])  # source: a relative path with "/"
     if not match:
         return None
     stem = match.group("stem")
