@@ -198,8 +198,11 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
     extra = json.loads((corpus / "corpus.json").read_text())["extra"]
     source = corpus / "extra" / f"{flat(extra['name'])}-{extra['version']}.tgz"
     added = corpus / "tarballs" / "zz-bench-extra" / source.name
+    # The first rebuild after a cold build links every unchanged file into a new tree; from
+    # the second on, a rebuild starts from the output before the previous one (the spare),
+    # which is what `staticreg serve` does all day. Both are reported; the target is on the second.
     add_ones = []
-    for _ in range(runs):
+    for _ in range(runs + 1):
         added.parent.mkdir(exist_ok=True)
         shutil.copy2(source, added)
         try:
@@ -207,14 +210,18 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         finally:
             shutil.rmtree(added.parent)
         run_staticreg(config)  # back to the corpus as it was
-    log(f"{count}: add-one rebuild {statistics.median(r['seconds'] for r in add_ones):.2f} s")
+    first, add_ones = add_ones[0], add_ones[1:]
+    log(f"{count}: add-one rebuild {statistics.median(r['seconds'] for r in add_ones):.2f} s "
+        f"(the first after the cold build: {first['seconds']:.2f} s)")  # fmt: skip
 
-    everything = colds + noops + add_ones
+    everything = colds + noops + add_ones + [first]
     result.update(
         noop=noops,
         add_one=add_ones,
+        first_add_one=first,
         noop_seconds=statistics.median(r["seconds"] for r in noops),
         add_one_seconds=statistics.median(r["seconds"] for r in add_ones),
+        first_add_one_seconds=first["seconds"],
         peak_rss_tree_mib=max(r["peak_rss_tree"] for r in everything) / 2**20,
         peak_rss_main_mib=max(r["peak_rss_main"] for r in everything) / 2**20,
     )
@@ -465,9 +472,10 @@ def machine() -> str:
 
 def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
-    lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s | peak MiB (PSS of all processes / RSS of the main one)")
+    lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one)")
     for count, b in sorted(builds.items()):
-        noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | {b['add_one_seconds']:.2f}"
+        noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
+                f"{b['add_one_seconds']:.2f} ({b['first_add_one_seconds']:.2f})"
                 if "noop_seconds" in b else "- | - | -")  # fmt: skip
         lines.append(
             f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['cold_seconds']:.2f} | "

@@ -20,6 +20,7 @@ def test_corpus_is_deterministic_and_builds(tmp_path):
     result = bench_run.bench_build(first, tmp_path / "work", runs=1, base_url="http://127.0.0.1:9/")
     assert result["tarballs"] == 50 and result["versions"] == 50
     assert result["peak_rss_tree_mib"] > 0 and result["floor"] > 0
+    assert len(result["add_one"]) == 1 and result["first_add_one"]["seconds"] > 0
     layout = json.loads((first / "corpus.json").read_text())
     name = layout["packages"][0]["name"]
     document = json.loads((tmp_path / "work" / "out" / name / "index.json").read_bytes())
