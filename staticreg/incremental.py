@@ -2,8 +2,8 @@
 
 The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`),
 as lines of JSON replaced atomically (a first line with what a no-op rebuild
-needs, which it reads alone, then what the output holds, then one line per
-record, so that it is never whole in memory): a build killed at any moment leaves the old cache or
+needs, which it reads alone, then one line per record, version and package,
+so that it is never whole in memory): a build killed at any moment leaves the old cache or
 the new one, never half of one. It holds two things:
 
 - per input tarball, keyed by its path relative to the input folder, size,
@@ -35,7 +35,7 @@ from staticreg.model import DEPENDENCY_FIELDS, Package, Problem
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 5
+FORMAT = 6
 _RECORD_FIELDS = tuple(f.name for f in fields(TarballRecord))
 StatKey = tuple  # (size, mtime_ns, inode)
 
@@ -111,73 +111,87 @@ def unchanged_summary(path: Path, output: Path, signature: str) -> dict | None:
 def load(path: Path, output: Path) -> tuple[Cache, bool]:
     """The cache, and whether its output part describes `output` as it is now.
     A missing, unreadable or foreign cache is an empty one: the build reads everything."""
+    cache = Cache()
     try:
         with open(path, "rb") as f:
             head = json.loads(f.readline())
             if head.get("format") != FORMAT or head.get("staticreg") != __version__:
                 return Cache(), False
-            data = json.loads(f.readline())
-            records = {}
-            for line in f:  # one record a line: never the whole file in memory at once
-                rel, key, rec = json.loads(line)
-                records[rel] = (tuple(key), TarballRecord(**{**rec, "warnings": tuple(rec["warnings"])}))
-        if len(records) != head["records"]:
+            lines = 0
+            for line in f:  # a line at a time: never the whole file in memory
+                kind, key, *rest = json.loads(line)
+                if kind == "record":
+                    stat, fields = rest
+                    cache.records[key] = (tuple(stat), TarballRecord(**{**fields, "warnings": tuple(fields["warnings"])}))
+                elif kind == "version":
+                    cache.versions[key] = rest[0]
+                elif kind == "time":
+                    cache.times[key] = rest[0]
+                elif kind in ("package", "spare"):
+                    fingerprints, files = (cache.fingerprints, cache.files) if kind == "package" else (
+                        cache.spare_fingerprints, cache.spare_files)  # fmt: skip
+                    if rest[0] is not None:
+                        fingerprints[key] = rest[0]
+                    if rest[1] is not None:
+                        files[key] = rest[1]
+                else:
+                    raise ValueError(kind)
+                lines += 1
+        if lines != head["lines"]:
             return Cache(), False  # cut short: not written by save()
-        cache = Cache(
-            records=records,
-            output_id=tuple(head["output_id"]) if head.get("output_id") else None,
-            versions=data["versions"],
-            fingerprints=data["fingerprints"],
-            files=data["files"],
-            spare_id=tuple(data["spare_id"]) if data.get("spare_id") else None,
-            spare_fingerprints=data["spare_fingerprints"],
-            spare_files=data["spare_files"],
-            times=data["times"],
-            signature=head["signature"],
-            summary=head["summary"],
-        )
+        cache.output_id = tuple(head["output_id"]) if head.get("output_id") else None
+        cache.spare_id = tuple(head["spare_id"]) if head.get("spare_id") else None
+        cache.signature, cache.summary = head["signature"], head["summary"]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return Cache(), False
     return cache, _head(head, output)
 
 
 def save(path: Path, cache: Cache) -> None:
-    """A line of JSON with what a no-op rebuild needs, a line with what the output holds,
-    then one line per record; written piece by piece."""
-    compact = {"separators": (",", ":")}  # json.dumps never writes a raw newline
+    """A first line with what a no-op rebuild needs, then one line per record, version,
+    time and package, each `[kind, key, ...]`; written a thousand lines at a time."""
 
-    def lines():
+    def entries():
+        for rel in sorted(cache.records):
+            stat, record = cache.records[rel]
+            # not asdict(): a record is flat, and asdict's deep copy costs more than the rest
+            yield ["record", rel, list(stat), {f: getattr(record, f) for f in _RECORD_FIELDS}]
+        yield from (["version", key, integrity] for key, integrity in cache.versions.items())
+        yield from (["time", key, time] for key, time in cache.times.items())
+        for name in sorted(cache.fingerprints.keys() | cache.files.keys()):
+            yield ["package", name, cache.fingerprints.get(name), cache.files.get(name)]
+        for name in sorted(cache.spare_fingerprints.keys() | cache.spare_files.keys()):
+            yield ["spare", name, cache.spare_fingerprints.get(name), cache.spare_files.get(name)]
+
+    def pieces():
+        lines = (
+            len(cache.records) + len(cache.versions) + len(cache.times)
+            + len(cache.fingerprints.keys() | cache.files.keys())
+            + len(cache.spare_fingerprints.keys() | cache.spare_files.keys())
+        )  # fmt: skip
         head = {
             "format": FORMAT,
             "staticreg": __version__,
             "output_id": list(cache.output_id) if cache.output_id else None,
+            "spare_id": list(cache.spare_id) if cache.spare_id else None,
             "signature": cache.signature,
             "summary": cache.summary,
-            "records": len(cache.records),
+            "lines": lines,
         }
-        yield json.dumps(head, **compact).encode() + b"\n"
-        data = {
-            "versions": cache.versions,
-            "fingerprints": cache.fingerprints,
-            "files": cache.files,
-            "spare_id": list(cache.spare_id) if cache.spare_id else None,
-            "spare_fingerprints": cache.spare_fingerprints,
-            "spare_files": cache.spare_files,
-            "times": cache.times,
-        }
-        yield json.dumps(data, **compact).encode() + b"\n"
+        yield _line(head)
         batch = []
-        for rel in sorted(cache.records):
-            key, record = cache.records[rel]
-            # not asdict(): a record is flat, and asdict's deep copy costs more than the rest
-            batch.append(json.dumps([rel, list(key), {f: getattr(record, f) for f in _RECORD_FIELDS}], **compact))
+        for entry in entries():
+            batch.append(_line(entry))
             if len(batch) == 1000:
-                yield ("\n".join(batch) + "\n").encode()
+                yield b"".join(batch)
                 batch = []
-        if batch:
-            yield ("\n".join(batch) + "\n").encode()
+        yield b"".join(batch)
 
-    write_file_atomic(path, lines())
+    write_file_atomic(path, pieces())
+
+
+def _line(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"  # json.dumps writes no raw newline
 
 
 def _tree_stamp(folder: Path | None) -> list:

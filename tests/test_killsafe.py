@@ -176,9 +176,9 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
                 json.loads(report.read_bytes())
             cache = out.parent / ".out.staticreg-cache"  # the incremental cache, replaced atomically
             if cache.exists():
-                head, output, *records = cache.read_bytes().splitlines()
-                assert len(records) == json.loads(head)["records"] > 0 and json.loads(output)["versions"]
-                assert all(json.loads(line)[2]["integrity"] for line in records)
+                head, *lines = [json.loads(line) for line in cache.read_bytes().splitlines()]
+                assert head["signature"] and len(lines) == head["lines"] > 0
+                assert all(line[3]["integrity"] for line in lines if line[0] == "record")
     finally:
         stop.set()
         watcher.join()
