@@ -8,7 +8,6 @@ returns every problem it found instead of stopping at the first.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,17 +43,21 @@ class Problem:
 class Version:
     name: str
     version: str
-    # The manifest, normalised, with dist, as compact JSON: at 100,000 versions the
-    # dicts would take gigabytes, the text a tenth of that. `manifest` parses it.
-    manifest_json: str
     record: TarballRecord
+    base_url: str
+    deprecated: str | None = None  # the config's deprecation message, over the manifest's own
     time: str = ""  # ISO 8601, milliseconds, Z
     time_source: str = ""  # "config", "remembered", "mtime"
 
     @property
     def manifest(self) -> dict:
-        """A new dict on every call: changing it changes nothing."""
-        return json.loads(self.manifest_json)
+        """The version's manifest: normalised, with dist. Made again from the record on every
+        call (a new dict: changing it changes nothing). At 100,000 versions keeping them all,
+        even as JSON text, would take hundreds of megabytes beside the records' own."""
+        manifest = normalize_manifest(self.record, self.base_url)[2]
+        if self.deprecated is not None:
+            manifest["deprecated"] = self.deprecated
+        return manifest
 
 
 @dataclass
@@ -80,11 +83,6 @@ class Registry:
     @property
     def version_count(self) -> int:
         return sum(len(p.versions) for p in self.packages.values())
-
-
-def compact_json(value: object) -> str:
-    """JSON without spaces, all ASCII (one byte a character in memory)."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 def iso_time(when: datetime) -> str:
@@ -219,7 +217,7 @@ def build_registry(
     for record in sorted(records, key=lambda r: r.source):
         warnings += [Problem(record.source, w) for w in record.warnings]
         try:
-            name, version, manifest, notes = normalize_manifest(record, config.base_url)
+            name, version, _, notes = normalize_manifest(record, config.base_url)
         except (names.NameProblem, layout.UnsafePath) as exc:
             problems.append(Problem(record.source, str(exc)))
             continue
@@ -235,7 +233,7 @@ def build_registry(
             else:
                 conflicts.setdefault(key, [first.source]).append(record.source)
             continue
-        by_key[key] = Version(name, version, compact_json(manifest), record)
+        by_key[key] = Version(name, version, record, config.base_url)
 
     for (name, version), sources in conflicts.items():
         del by_key[(name, version)]
@@ -316,5 +314,4 @@ def _apply_deprecations(packages: dict[str, Package], overrides: Iterable[Overri
         if not matched:
             warnings.append(Problem(o.where, f"deprecations: {o.name}@{o.range} matches no version in the input"))
         for version in matched:
-            entry = package.versions[version]
-            entry.manifest_json = compact_json({**entry.manifest, "deprecated": o.message})
+            package.versions[version].deprecated = o.message
