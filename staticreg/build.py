@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from staticreg import __version__, incremental, layout, times
 from staticreg.config import Config
@@ -51,7 +52,9 @@ class BuildReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
-    def to_json(self) -> bytes:
+    def json_pieces(self) -> Iterator[bytes]:
+        """The report as JSON, in pieces: at 100,000 tarballs a cold build's list of added
+        paths alone is tens of megabytes, and is never made into one string."""
         c = self.config
         data = {
             "staticreg": __version__,
@@ -74,7 +77,14 @@ class BuildReport:
             "paths": {"added": self.added, "changed": self.changed, "removed": self.removed},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
         }
-        return (json.dumps(data, indent=2) + "\n").encode()
+        batch: list[str] = []
+        for chunk in json.JSONEncoder(indent=2).iterencode(data):
+            batch.append(chunk)
+            if len(batch) == 10_000:
+                yield "".join(batch).encode()
+                batch = []
+        batch.append("\n")
+        yield "".join(batch).encode()
 
 
 def discover(
@@ -141,7 +151,7 @@ def discover(
     return found, stats, problems
 
 
-def _read_one(task: tuple[str, str, Path, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
+def _read_one(task: tuple[str, str, str, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
     path, rel, copy_to, readmes = task
     try:
         return read_tarball(path, rel, copy_to, readmes), None
@@ -165,7 +175,7 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
-def read_all(tasks: list[tuple[str, str, Path, ReadmeStore]], workers: int, progress: Progress):
+def read_all(tasks: list[tuple[str, str, str, ReadmeStore]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
@@ -229,7 +239,8 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
             if stats.get(rel) == key and (record.readme is None or record.readme in present)
         }  # fmt: skip
         del present
-        tasks = [(path, rel, incoming / f"{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
+        # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
+        tasks = [(path, rel, f"{incoming}/{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
         copies = {rel: copy for _, rel, copy, _ in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
@@ -403,7 +414,7 @@ def _save_cache(path: Path, cache: incremental.Cache, report: BuildReport) -> No
 
 
 def _place_tarballs(
-    registry: Registry, staging: Staging, copies: dict[str, Path], previous: dict[str, str],
+    registry: Registry, staging: Staging, copies: dict[str, str], previous: dict[str, str],
     input_dir: Path, incoming: Path,
 ) -> None:  # fmt: skip
     for package in registry.packages.values():
@@ -413,7 +424,7 @@ def _place_tarballs(
                 continue
             source = entry.record.source
             if source in copies:
-                staging.move_in(copies[source], path)
+                staging.move_in(Path(copies[source]), path)
                 continue
             # A cache hit: the previous output has these bytes, unless it was built otherwise.
             if previous.get(f"{package.name}@{version}") == entry.record.integrity and staging.link_previous(path):
@@ -450,6 +461,6 @@ def _keep_times(config: Config, merged: dict[str, str], kept: dict[str, str], re
 
 def _save_report(config: Config, report: BuildReport) -> None:
     try:
-        write_file_atomic(config.report_path, report.to_json())
+        write_file_atomic(config.report_path, report.json_pieces())
     except OSError as exc:
         print(f"warning: could not write the build report {config.report_path}: {exc.strerror or exc}", file=sys.stderr)
