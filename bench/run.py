@@ -8,8 +8,11 @@ rebuild into the same output, all through the `staticreg build` command line,
 with the peak resident memory of the build's whole process tree. For the
 --peer size it also installs Verdaccio into bench/work (no uplinks), publishes
 the same tarballs into it, serves staticreg's output with nginx, and compares:
-the publish loop against the build, documents per second, bytes, and cold
-pnpm and npm installs. Everything listens on 127.0.0.1 on free ports. Ratios
+the publish loop against the build, documents per second (wrk, which the peer
+comparison needs: apt-get install wrk; and the Node.js client), bytes, and cold
+pnpm and npm installs; then all of it again with every document gzipped beside
+itself (a bench-only step: the build does not write .gz files), and pnpm's own
+cost with no network. Everything listens on 127.0.0.1 on free ports. Ratios
 are printed, and written with the raw figures to bench/work/results-*.json.
 """
 
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import http.client
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,8 +88,8 @@ def _memory(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
-def _tree_rss(root_pid: int) -> tuple[int, int]:
-    """(PSS of root_pid and all its descendants, RSS of root_pid) in bytes."""
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -96,6 +101,12 @@ def _tree_rss(root_pid: int) -> tuple[int, int]:
             continue
         ppid = int(stat.rpartition(")")[2].split()[1])
         children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _tree_rss(root_pid: int) -> tuple[int, int]:
+    """(PSS of root_pid and all its descendants, RSS of root_pid) in bytes."""
+    children = _children()
     total, main, todo = 0, 0, [root_pid]
     while todo:
         pid = todo.pop()
@@ -107,6 +118,22 @@ def _tree_rss(root_pid: int) -> tuple[int, int]:
         main = rss if pid == root_pid else main
         todo += children.get(pid, [])
     return total, main
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by root_pid and its living descendants."""
+    children, ticks = _children(), os.sysconf("SC_CLK_TCK")
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        todo += children.get(pid, [])
+    return total / ticks
 
 
 def run_staticreg(config: Path) -> dict:
@@ -263,11 +290,14 @@ log: {type: stdout, format: pretty, level: error}
 
 
 class Verdaccio(Server):
-    def __init__(self, bin_dir: Path, folder: Path, port: int):
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        (folder / "config.yaml").write_text(VERDACCIO_CONFIG)
+    """Verdaccio in its own folder; `reuse` keeps the storage an earlier run published into."""
+
+    def __init__(self, bin_dir: Path, folder: Path, port: int, reuse: bool = False):
+        if not reuse:
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            (folder / "config.yaml").write_text(VERDACCIO_CONFIG)
         self.output = open(folder / "verdaccio.log", "wb")
         process = subprocess.Popen(
             [str(bin_dir / "verdaccio"), "-c", str(folder / "config.yaml"), "-l", f"127.0.0.1:{port}"],
@@ -275,6 +305,8 @@ class Verdaccio(Server):
         )  # fmt: skip
         super().__init__(process, port, folder / "verdaccio.log")
         wait_for(port, process, timeout=60)
+        if reuse:
+            return  # nothing to publish, no user needed
         status, body = self.request("PUT", "/-/user/org.couchdb.user:bench",
                                     {"name": "bench", "password": "bench-password", "type": "user", "roles": []})  # fmt: skip
         if status != 201:
@@ -367,94 +399,203 @@ def publish_all(verdaccio: Verdaccio, corpus: Path, connections: int) -> float:
 
 
 # -- clients against both registries ----------------------------------------------
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("the peer comparison fetches documents with wrk: apt-get install wrk")
+    return found
+
+
+def wrk_documents(base_url: str, names_file: Path, seconds: float, servers: list[int], connections: int = 8) -> dict:
+    """wrk, one thread, `connections` keep-alive connections, for `seconds`: every package
+    document in turn with pnpm's Accept header and gzip (bench/fetch_documents.lua).
+    With the CPU seconds wrk and the server processes (`servers`, with their children) used."""
+    command = [wrk_binary(), "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "30s",
+               "-s", str(HERE / "fetch_documents.lua"), base_url.rstrip("/"), "--", str(names_file)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = sum(tree_cpu_seconds(pid) for pid in servers)
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    server_cpu = sum(tree_cpu_seconds(pid) for pid in servers) - server_before
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got.update(
+        rate=got["requests"] / got["seconds"],
+        client_cpu_seconds=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        server_cpu_seconds=server_cpu,
+    )
+    return got
+
+
 def fetch_documents(base_url: str, names_file: Path, mode: str, concurrency: int = 8) -> dict:
+    """One pass over every document with the Node.js client: body bytes as sent, and its rate."""
     result = subprocess.run(
         ["node", str(HERE / "fetch_documents.mjs"), base_url, str(names_file), mode, str(concurrency)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return json.loads(result.stdout)
+    got = json.loads(result.stdout)
+    got["rate"] = got["requests"] / got["seconds"]
+    return got
 
 
-def install(client: str, registry: str, project: dict, folder: Path, bin_dir: Path) -> float:
-    """A cold install: empty cache and store, no lockfile, nothing but `registry` reachable."""
-    if folder.exists():
+def precompress(root: Path) -> tuple[int, int, int]:
+    """Bench only (the build does not do this): NAME.gz beside every package and version
+    document (index.json, index.corgi), gzip level 9, with the document's mtime, as
+    nginx's gzip_static wants. Returns (files, bytes before, bytes after)."""
+    files = before = after = 0
+    for path in root.rglob("index.*"):
+        if path.suffix not in (".json", ".corgi") or not path.is_file():
+            continue
+        data = path.read_bytes()
+        packed = gzip.compress(data, 9, mtime=0)
+        target = path.with_name(path.name + ".gz")
+        target.write_bytes(packed)
+        stat = path.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        files, before, after = files + 1, before + len(data), after + len(packed)
+    return files, before, after
+
+
+def remove_precompressed(root: Path) -> None:
+    for path in root.rglob("index.*.gz"):
+        path.unlink()
+
+
+def install(client: str, registry: str, project: dict, folder: Path, bin_dir: Path, *extra: str,
+            keep: bool = False) -> float:  # fmt: skip
+    """A cold install: empty cache and store, no lockfile, nothing but `registry` reachable.
+    With keep=True the cache and store are kept for the next call (and its `extra` flags)."""
+    if folder.exists() and not keep:
         shutil.rmtree(folder)
     npm = Npm(folder, registry)
     project_dir = folder / "project"
+    if project_dir.exists():
+        shutil.rmtree(project_dir)
     project_dir.mkdir()
     (project_dir / "package.json").write_text(json.dumps(project))
     started = time.monotonic()
     if client == "npm":
-        npm.run("install", cwd=project_dir)
+        npm.run("install", *extra, cwd=project_dir)
     else:
         (npm.home / ".npmrc").write_text(
             npm.npmrc() + f"store-dir={folder / 'store'}\ncache-dir={folder / 'pnpm-cache'}\n"
         )
-        result = subprocess.run([str(bin_dir / "pnpm"), "install", "--reporter=silent"], cwd=project_dir,
+        result = subprocess.run([str(bin_dir / "pnpm"), "install", "--reporter=silent", *extra], cwd=project_dir,
                                 env=npm.env(), capture_output=True, text=True, timeout=900)  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"pnpm install failed:\n{result.stdout}\n{result.stderr}")
     seconds = time.monotonic() - started
     installed = sum(1 for _ in project_dir.glob("node_modules/**/package.json"))
-    shutil.rmtree(folder)
     if installed < len(project["dependencies"]):
         raise RuntimeError(f"{client} from {registry} installed only {installed} package.json files")
+    if not keep:
+        shutil.rmtree(folder)
     return seconds
 
 
-def bench_peer(count: int, runs: int, nginx_port: int, build: dict) -> dict:
+def pnpm_floor(registry: str, project: dict, folder: Path, bin_dir: Path) -> dict:
+    """pnpm's own cost, whatever the registry: start-up (`pnpm --version`), a project with
+    no dependencies, and the project again with store and metadata cache full and
+    `--offline` (no request at all; no lockfile, no node_modules)."""
+    started = time.monotonic()
+    subprocess.run([str(bin_dir / "pnpm"), "--version"], capture_output=True, check=True)
+    version = time.monotonic() - started
+    empty = install("pnpm", registry, dict(project, dependencies={}), folder, bin_dir)
+    install("pnpm", registry, project, folder, bin_dir, keep=True)
+    offline = install("pnpm", registry, project, folder, bin_dir, "--offline", keep=True)
+    shutil.rmtree(folder)
+    return {"version": version, "empty_project": empty, "offline_warm": offline}
+
+
+def compare(registries: dict[str, str], servers: dict[str, int], names_file: Path, project: dict, work: Path,
+            bin_dir: Path, runs: int, fetch_seconds: float, count: int, label: str) -> dict:  # fmt: skip
+    """Documents per second (wrk, then the Node.js client) and cold installs, staticreg and
+    Verdaccio alternating, medians and every run."""
+    names = list(registries)
+    results: dict = {}
+    for client_name, fetch in (
+        ("wrk", lambda n: wrk_documents(registries[n], names_file, fetch_seconds, [servers[n]])),
+        ("node", lambda n: fetch_documents(registries[n], names_file, "corgi")),
+    ):
+        got: dict[str, list] = {n: [] for n in names}
+        for run in range(max(3, runs)):
+            for name in names if run % 2 == 0 else names[::-1]:
+                got[name].append(fetch(name))
+        for name, rounds in got.items():
+            if any(r["failures"] for r in rounds):
+                raise RuntimeError(f"document fetches failed on {name}: {rounds}")
+        rate = {n: statistics.median(r["rate"] for r in rounds) for n, rounds in got.items()}
+        results[f"documents_{client_name}"] = {"runs": got, "median": rate, "ratio": rate["staticreg"] / rate["verdaccio"]}
+        log(f"{count} {label}: documents/s with {client_name}: {rate}")
+
+    full = {n: fetch_documents(registries[n], names_file, "full") for n in names}
+    corgi = results["documents_node"]["runs"]
+    results["bytes"] = {
+        "staticreg_abbreviated_gzip": corgi["staticreg"][0]["bytes"],
+        "staticreg_full_plain": full["staticreg"]["bytes"],
+        "verdaccio_abbreviated_gzip": corgi["verdaccio"][0]["bytes"],
+        "verdaccio_full_plain": full["verdaccio"]["bytes"],
+    }
+    results["bytes_ratio"] = corgi["staticreg"][0]["bytes"] / full["staticreg"]["bytes"]
+
+    installs: dict = {}
+    for client in ("pnpm", "npm"):
+        times: dict[str, list[float]] = {n: [] for n in names}
+        floors = []
+        for run in range(runs):
+            for name in names[::-1] if run % 2 == 0 else names:
+                seconds = install(client, registries[name], project, work / f"install-{client}-{name}", bin_dir)
+                times[name].append(seconds)
+                log(f"{count} {label}: {client} install from {name}: {seconds:.1f} s")
+            if client == "pnpm":
+                floors.append(pnpm_floor(registries["staticreg"], project, work / "pnpm-floor", bin_dir))
+                log(f"{count} {label}: pnpm's own cost {floors[-1]}")
+        median = {n: statistics.median(t) for n, t in times.items()}
+        installs[client] = {"runs": times, "median": median, "ratio": median["staticreg"] / median["verdaccio"]}
+        if floors:
+            offline = statistics.median(f["offline_warm"] for f in floors)
+            installs[client].update(floor=floors, offline_over_verdaccio=offline / median["verdaccio"])
+    results["installs"] = installs
+    return results
+
+
+def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_seconds: float, reuse: bool) -> dict:
     corpus = DEFAULT_ROOT / str(count)
     work = WORK / str(count)
     layout = json.loads((corpus / "corpus.json").read_text())
     bin_dir = ensure_tools()
+    wrk_binary()
+    published = work / "verdaccio" / "published.json"  # written once the publish loop has finished
+    if reuse and not published.exists():
+        raise RuntimeError(f"--reuse-verdaccio: no finished publish loop of {count} tarballs in bench/work to reuse")
     nginx = start_nginx(work / "out", work / "nginx", nginx_port)
-    verdaccio = Verdaccio(bin_dir, work / "verdaccio", free_port())
+    verdaccio = Verdaccio(bin_dir, work / "verdaccio", free_port(), reuse=reuse)
     results: dict = {}
     try:
-        log(f"{count}: publishing into Verdaccio on port {verdaccio.port}")
-        results["verdaccio_publish_seconds"] = publish_all(verdaccio, corpus, connections=4)
+        if reuse:
+            results["verdaccio_publish_seconds"] = json.loads(published.read_text())["seconds"]
+            results["verdaccio_reused"] = True
+            log(f"{count}: Verdaccio on port {verdaccio.port}, storage published by an earlier run")
+        else:
+            log(f"{count}: publishing into Verdaccio on port {verdaccio.port}")
+            results["verdaccio_publish_seconds"] = publish_all(verdaccio, corpus, connections=4)
+            published.write_text(json.dumps({"seconds": results["verdaccio_publish_seconds"]}))
+            log(f"{count}: Verdaccio publish loop {results['verdaccio_publish_seconds']:.1f} s")
         results["publish_over_build"] = results["verdaccio_publish_seconds"] / build["cold_seconds"]
-        log(f"{count}: Verdaccio publish loop {results['verdaccio_publish_seconds']:.1f} s")
 
         names_file = work / "names.txt"
         names_file.write_text("\n".join(p["name"] for p in layout["packages"]) + "\n")
         registries = {"staticreg": f"http://127.0.0.1:{nginx_port}/", "verdaccio": f"http://127.0.0.1:{verdaccio.port}/"}
-        docs: dict[str, list] = {"staticreg": [], "verdaccio": []}
-        for run in range(max(3, runs)):
-            for name in (("staticreg", "verdaccio") if run % 2 == 0 else ("verdaccio", "staticreg")):
-                docs[name].append(fetch_documents(registries[name], names_file, "corgi"))
-        for name, got in docs.items():
-            if any(d["failures"] for d in got):
-                raise RuntimeError(f"document fetches failed on {name}: {got}")
-        rate = {n: statistics.median(d["requests"] / d["seconds"] for d in got) for n, got in docs.items()}
-        results["documents"] = docs
-        results["docs_per_second"] = rate
-        results["docs_rate_ratio"] = rate["staticreg"] / rate["verdaccio"]
-        full = fetch_documents(registries["staticreg"], names_file, "full")
-        verdaccio_full = fetch_documents(registries["verdaccio"], names_file, "full")
-        results["bytes"] = {
-            "staticreg_abbreviated_gzip": docs["staticreg"][0]["bytes"],
-            "staticreg_full_plain": full["bytes"],
-            "verdaccio_abbreviated_gzip": docs["verdaccio"][0]["bytes"],
-            "verdaccio_full_plain": verdaccio_full["bytes"],
-        }
-        results["bytes_ratio"] = docs["staticreg"][0]["bytes"] / full["bytes"]
-        log(f"{count}: documents/s {rate}, bytes {results['bytes']}")
-
+        servers = {"staticreg": nginx.process.pid, "verdaccio": verdaccio.process.pid}
         project = {"name": "bench-project", "version": "1.0.0", "private": True, "dependencies": layout["project"]}
-        installs: dict = {}
-        for client in ("pnpm", "npm"):
-            times: dict[str, list[float]] = {"staticreg": [], "verdaccio": []}
-            for run in range(runs):
-                for name in (("verdaccio", "staticreg") if run % 2 == 0 else ("staticreg", "verdaccio")):
-                    seconds = install(client, registries[name], project, work / f"install-{client}-{name}", bin_dir)
-                    times[name].append(seconds)
-                    log(f"{count}: {client} install from {name}: {seconds:.1f} s")
-            median = {n: statistics.median(t) for n, t in times.items()}
-            installs[client] = {"runs": times, "median": median, "ratio": median["staticreg"] / median["verdaccio"]}
-        results["installs"] = installs
         results["project_dependencies"] = len(layout["project"])
+        common = (registries, servers, names_file, project, work, bin_dir, runs, fetch_seconds, count)
+        results["as_built"] = compare(*common, "as built")
+        files, before, after = precompress(work / "out")
+        results["precompressed"] = {"files": files, "bytes": before, "gzip_bytes": after}
+        log(f"{count}: bench only: gzipped {files} documents beside themselves ({before} -> {after} bytes)")
+        results["gzip_beside"] = compare(*common, "documents gzipped beside")
     finally:
+        remove_precompressed(work / "out")
         verdaccio.stop()
         nginx.stop()
     return results
@@ -493,22 +634,47 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
     if peer:
         lines += [
             "",
-            f"Verdaccio publish loop {peer['verdaccio_publish_seconds']:.1f} s vs cold build "
+            f"Verdaccio publish loop {peer['verdaccio_publish_seconds']:.1f} s"
+            f"{' (an earlier run, whose storage was reused)' if peer.get('verdaccio_reused') else ''} vs cold build "
             f"{peer['build_seconds']:.1f} s: {peer['publish_over_build']:.1f}x",
-            f"package documents/s (abbreviated, gzip, 8 at a time): staticreg+nginx "
-            f"{peer['docs_per_second']['staticreg']:.0f}, Verdaccio {peer['docs_per_second']['verdaccio']:.0f}: "
-            f"{peer['docs_rate_ratio']:.1f}x",
-            f"bytes: abbreviated+gzip {peer['bytes']['staticreg_abbreviated_gzip'] / 1e6:.1f} MB vs full plain "
-            f"{peer['bytes']['staticreg_full_plain'] / 1e6:.1f} MB: {peer['bytes_ratio']:.2f}x "
-            f"(Verdaccio: {peer['bytes']['verdaccio_abbreviated_gzip'] / 1e6:.1f} MB vs "
-            f"{peer['bytes']['verdaccio_full_plain'] / 1e6:.1f} MB)",
         ]
-        for client, r in peer["installs"].items():
+        for key, label in (("as_built", "as built"), ("gzip_beside", "documents gzipped beside (bench only)")):
+            r = peer[key]
+            lines.append(f"-- staticreg {label}")
+            for client, what in (("wrk", f"wrk, 8 connections, {peer['fetch_seconds']:g} s a round"),
+                                 ("node", "bench/fetch_documents.mjs, 8 at a time, one pass a round")):  # fmt: skip
+                d = r[f"documents_{client}"]
+                rounds = len(d["runs"]["staticreg"])
+                line = (f"package documents/s ({what}, median of {rounds}): staticreg+nginx "
+                        f"{d['median']['staticreg']:.0f}, Verdaccio {d['median']['verdaccio']:.0f}: {d['ratio']:.1f}x")
+                if client == "wrk":
+                    cpu = {n: statistics.median(x["server_cpu_seconds"] / x["seconds"] for x in runs)
+                           for n, runs in d["runs"].items()}  # fmt: skip
+                    wrk_cpu = {n: statistics.median(x["client_cpu_seconds"] / x["seconds"] for x in runs)
+                               for n, runs in d["runs"].items()}  # fmt: skip
+                    line += (f" (cores busy, server/wrk: nginx {cpu['staticreg']:.2f}/{wrk_cpu['staticreg']:.2f}, "
+                             f"Verdaccio {cpu['verdaccio']:.2f}/{wrk_cpu['verdaccio']:.2f})")
+                lines.append(line)
+            b = r["bytes"]
             lines.append(
-                f"{client} cold install of {peer['project_dependencies']} dependencies, median of "
-                f"{len(r['runs']['staticreg'])}: staticreg+nginx {r['median']['staticreg']:.1f} s, "
-                f"Verdaccio {r['median']['verdaccio']:.1f} s: {r['ratio']:.2f}x"
+                f"bytes: abbreviated+gzip {b['staticreg_abbreviated_gzip'] / 1e6:.2f} MB vs full plain "
+                f"{b['staticreg_full_plain'] / 1e6:.1f} MB: {r['bytes_ratio']:.3f}x "
+                f"(Verdaccio: {b['verdaccio_abbreviated_gzip'] / 1e6:.2f} MB vs {b['verdaccio_full_plain'] / 1e6:.1f} MB)"
             )
+            for client, i in r["installs"].items():
+                lines.append(
+                    f"{client} cold install of {peer['project_dependencies']} dependencies, median of "
+                    f"{len(i['runs']['staticreg'])}: staticreg+nginx {i['median']['staticreg']:.1f} s, "
+                    f"Verdaccio {i['median']['verdaccio']:.1f} s: {i['ratio']:.2f}x"
+                )
+                if "floor" in i:
+                    floor = {k: statistics.median(f[k] for f in i["floor"]) for k in i["floor"][0]}
+                    lines.append(
+                        f"pnpm's own cost, no registry involved (medians): --version {floor['version']:.1f} s, "
+                        f"a project with no dependencies {floor['empty_project']:.1f} s, the project --offline "
+                        f"from a full store and cache {floor['offline_warm']:.1f} s "
+                        f"= {i['offline_over_verdaccio']:.2f}x Verdaccio's cold install"
+                    )
     return "\n".join(lines)
 
 
@@ -518,10 +684,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed step (medians are reported)")
     parser.add_argument("--peer", type=int, default=0, help="the size to compare with Verdaccio at (0: none)")
     parser.add_argument("--cold-only", action="store_true", help="no no-op and add-one rebuilds (for 100,000)")
+    parser.add_argument("--reuse-verdaccio", action="store_true",
+                        help="serve what an earlier --peer run of the same size published (skips the publish loop)")  # fmt: skip
+    parser.add_argument("--fetch-seconds", type=float, default=10, help="length of each wrk round of the peer comparison")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.peer and args.peer not in sizes:
         sizes.append(args.peer)
+    if args.peer:
+        wrk_binary()  # before the builds, not after them
     builds, peer = {}, None
     for count in sorted(sizes):
         port = free_port()
@@ -529,8 +700,8 @@ def main() -> None:
         builds[count] = bench_build(corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/",
                                     rebuilds=not args.cold_only)  # fmt: skip
         if count == args.peer:
-            peer = bench_peer(count, args.runs, port, builds[count])
-            peer["build_seconds"] = builds[count]["cold_seconds"]
+            peer = bench_peer(count, args.runs, port, builds[count], args.fetch_seconds, args.reuse_verdaccio)
+            peer.update(build_seconds=builds[count]["cold_seconds"], fetch_seconds=args.fetch_seconds)
     text = summary(builds, peer)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -2,6 +2,7 @@
 build measurement, and the document it would publish to Verdaccio. No timings
 are checked (the benchmark itself is bench/run.py; see bench/RESULTS.md)."""
 
+import gzip
 import json
 
 from bench import corpus as bench_corpus
@@ -39,3 +40,20 @@ def test_publish_document_is_what_npm_publish_sends(tmp_path):
     attachment = doc["_attachments"][f"{name}-{version}.tgz"]
     assert attachment["length"] == tarball.stat().st_size
     assert doc["versions"][version]["dist"]["tarball"].startswith("http://127.0.0.1:4873/")
+
+
+def test_precompress_writes_what_gzip_static_serves_and_removes_it(tmp_path):
+    (tmp_path / "demo" / "1.0.0").mkdir(parents=True)
+    documents = [tmp_path / "demo" / name for name in ("index.json", "index.corgi", "1.0.0/index.json")]
+    for i, path in enumerate(documents):
+        path.write_text(json.dumps({"name": "demo", "n": i}))
+    (tmp_path / "demo" / "index.html").write_text("<p>site</p>")
+    files, before, after = bench_run.precompress(tmp_path)
+    assert files == 3 and before == sum(p.stat().st_size for p in documents) and after > 0
+    for path in documents:
+        packed = path.with_name(path.name + ".gz")
+        assert gzip.decompress(packed.read_bytes()) == path.read_bytes()
+        assert packed.stat().st_mtime_ns == path.stat().st_mtime_ns
+    assert not (tmp_path / "demo" / "index.html.gz").exists()
+    bench_run.remove_precompressed(tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*.gz")) == []

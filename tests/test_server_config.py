@@ -1,11 +1,13 @@
+import gzip
 import subprocess
+import urllib.request
 
 import pytest
 
 from staticreg import server_config
 from staticreg.errors import ConfigError
 from tests.e2e.hosts import APACHE
-from tests.e2e.servers import nginx_binary
+from tests.e2e.servers import free_port, nginx_binary, start_nginx
 
 
 def test_prefix_normalisation():
@@ -55,7 +57,7 @@ def test_generated_configuration_passes_the_servers_own_check(tmp_path, server, 
 def test_snippet_mentions_every_rule(tmp_path):
     text = server_config.nginx(tmp_path, document_max_age=60)
     for needle in ["index.corgi", "max-age=60, must-revalidate", "immutable", "default_type application/json",
-                   "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on"]:  # fmt: skip
+                   "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on", "gzip_static on"]:  # fmt: skip
         assert needle in text
     assert "pid " not in text and "http {" not in text
 
@@ -78,3 +80,22 @@ def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
 def test_missing_files_get_the_site_404_page(tmp_path, prefix, page):
     text = server_config.nginx(tmp_path, prefix=prefix)
     assert f"error_page 404 {page};" in text
+
+
+def test_nginx_sends_a_gzipped_copy_beside_a_document_as_it_is(tmp_path):
+    """gzip_static: index.json.gz beside index.json goes out byte for byte, not compressed again."""
+    document = b'{"name": "demo", "versions": {}, "readme": "' + b"x" * 2000 + b'"}'
+    (tmp_path / "root" / "demo").mkdir(parents=True)
+    (tmp_path / "root" / "demo" / "index.json").write_bytes(document)
+    packed = gzip.compress(document, 9, mtime=0)
+    (tmp_path / "root" / "demo" / "index.json.gz").write_bytes(packed)
+    server = start_nginx(tmp_path / "root", tmp_path / "nginx", free_port())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        for encoding, body in (("gzip", packed), ("identity", document)):
+            request = urllib.request.Request(server.url("/demo"), headers={"Accept-Encoding": encoding})
+            with opener.open(request, timeout=10) as response:
+                assert response.read() == body
+                assert response.headers["Content-Type"] == "application/json"
+    finally:
+        server.stop()
