@@ -300,7 +300,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
 
             write_site(registry, staging, config, readmes, show_progress=show_progress)
             report.timings["site"] = time.monotonic() - mark
-        report.added, report.changed = sorted(staging.added), sorted(staging.changed)
+        report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         report.removed = staging.removed()
 
         report.packages = len(registry.packages)

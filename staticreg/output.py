@@ -142,8 +142,9 @@ class Staging:
         # Incremental builds: folders linked whole from the previous output (writes
         # into them are skipped), and the output paths this build adds or changes.
         self.kept: set[str] = set()
-        self.added: set[str] = set()
+        self.added: set[str] = set()  # not kept when there is no previous output: see added_paths
         self.changed: set[str] = set()
+        self.fresh = False  # no previous output: everything is added, and nothing is compared
         self.created: set[str] = set()  # every file this build put in staging, but for kept folders
         self._made: set[str] = set()  # folders made in staging already: one mkdir each, not one per file
 
@@ -163,6 +164,7 @@ class Staging:
             )
         self._lock()
         self._recover()
+        self.fresh = not self.output.is_dir()
         for stale in parent.glob(f".{self.output.name}.staticreg-staging-*"):
             shutil.rmtree(stale, ignore_errors=True)
         for trash in parent.glob(f".{self.output.name}.staticreg-trash-*"):
@@ -250,7 +252,7 @@ class Staging:
             return
         old = self.previous(relative)
         try:
-            if old.stat().st_size == len(data) and old.read_bytes() == data:
+            if not self.fresh and old.stat().st_size == len(data) and old.read_bytes() == data:
                 os.link(old, target)
                 self.reused += 1
                 return
@@ -280,7 +282,7 @@ class Staging:
             return
         old = self.previous(relative)
         try:
-            if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
+            if not self.fresh and old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
                 os.link(old, target)
                 os.unlink(source)
                 return
@@ -302,7 +304,12 @@ class Staging:
 
     # -- incremental builds -----------------------------------------------
     def _note(self, relative: str) -> None:
-        (self.changed if self.previous(relative).exists() else self.added).add(relative)
+        if not self.fresh:  # a set of every path would cost tens of megabytes at 100,000 tarballs
+            (self.changed if self.previous(relative).exists() else self.added).add(relative)
+
+    def added_paths(self) -> list[str]:
+        """The files this build adds to the output, sorted."""
+        return sorted(self.created if self.fresh else self.added)
 
     def is_kept(self, relative: str) -> bool:
         if not self.kept:
