@@ -146,7 +146,7 @@ class Staging:
         self.changed: set[str] = set()
         self.fresh = False  # no previous output: everything is added, and nothing is compared
         self.created: set[str] = set()  # every file this build put in staging, but for kept folders
-        self._made: set[str] = set()  # folders made in staging already: one mkdir each, not one per file
+        self._made: set[str] = set()  # folders made in staging lately: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
     def __enter__(self) -> "Staging":
@@ -241,6 +241,8 @@ class Staging:
         folder = relative.rpartition("/")[0]
         if folder not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
+            if len(self._made) >= 10_000:  # bounded: files come a package at a time, and a
+                self._made.clear()  # forgotten folder costs one more mkdir, not memory
             self._made.add(folder)
         self.created.add(relative)
         return target
