@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from staticreg import __version__, incremental, layout, times
+from staticreg import workers as workers_module
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry
@@ -178,7 +179,7 @@ def _worker_init(parent: int) -> None:
 def read_all(tasks: list[tuple[str, str, str, ReadmeStore]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+        with workers_module.start(ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(os.getpid(),))) as pool:
             try:
                 for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
                     progress.step()

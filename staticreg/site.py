@@ -24,6 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from staticreg import __version__, documents, layout, untrusted
+from staticreg import workers as workers_module
 from staticreg.config import Config, template_dirs
 from staticreg.errors import BuildError
 from staticreg.model import DEPENDENCY_FIELDS, Package, Registry, Version
@@ -164,7 +165,8 @@ def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: di
         for count, pages in batches:
             yield count, _render_pages(pages)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site, readmes)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site, readmes))
+    with workers_module.start(pool):
         pending: deque = deque()
         for count, pages in batches:
             pending.append((count, pool.submit(_render_pages, pages)))
