@@ -6,11 +6,9 @@ staging folder -> swap it in -> keep publish times -> report.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -164,22 +162,11 @@ def _read_one(task: tuple[str, str, str, ReadmeStore]) -> tuple[TarballRecord | 
         return None, Problem(rel, exc.reason, exc.ends_early)
 
 
-def _worker_init(parent: int) -> None:
-    """Pool initializer. Readers end on SIGTERM, whatever handler the parent (staticreg serve)
-    set, and end when the build is killed instead of waiting for work forever."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    try:
-        os.kill(parent, 0)  # the build died before prctl? (its pid, not getppid: forkserver is in between)
-    except ProcessLookupError:
-        os._exit(1)
-
-
 def read_all(tasks: list[tuple[str, str, str, ReadmeStore]], workers: int, progress: Progress):
     """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
     if workers > 1 and len(tasks) >= 4 * workers:
-        with workers_module.start(ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(os.getpid(),))) as pool:
+        pool = ProcessPoolExecutor(workers, initializer=workers_module.die_with, initargs=(os.getpid(),))
+        with workers_module.start(pool):
             try:
                 for result in pool.map(_read_one, tasks, chunksize=max(1, min(64, len(tasks) // (workers * 8)))):
                     progress.step()

@@ -252,9 +252,9 @@ def fingerprint(package: Package, settings: str, registry_names: Container[str] 
     depended_on = set()
     for entry in package.versions.values():
         raw = entry.record.manifest
-        for field in DEPENDENCY_FIELDS:
-            if isinstance(raw.get(field), (dict, list)):
-                depended_on.update(d for d in raw[field] if isinstance(d, str))
+        for kind in DEPENDENCY_FIELDS:
+            if isinstance(raw.get(kind), (dict, list)):
+                depended_on.update(d for d in raw[kind] if isinstance(d, str))
     shape = (
         settings, package.name, sorted(package.dist_tags.items()), package.created, package.modified,
         [(v, e.record.integrity, e.time, e.deprecated) for v, e in package.versions.items()],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import traceback
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -165,7 +166,7 @@ def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: di
         for count, pages in batches:
             yield count, _render_pages(pages)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_renderer, initargs=(config, site, readmes))
+    pool = ProcessPoolExecutor(workers, initializer=_start_renderer, initargs=(config, site, readmes, os.getpid()))
     with workers_module.start(pool):
         pending: deque = deque()
         for count, pages in batches:
@@ -182,7 +183,9 @@ _RENDERER: dict = {}
 _README_TEMPLATES = ("package.html", "version.html")
 
 
-def _start_renderer(config: Config, site: dict, readmes: ReadmeStore) -> None:
+def _start_renderer(config: Config, site: dict, readmes: ReadmeStore, parent: int | None = None) -> None:
+    if parent is not None:  # in a worker process
+        workers_module.die_with(parent)
     _RENDERER["env"] = environment(config)
     _RENDERER["site"] = site
     _RENDERER["readmes"] = readmes

@@ -190,7 +190,7 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
     assert checked_state(out) == expected_state(b)
     leftovers = sorted(p.name for p in out.parent.iterdir() if "staging" in p.name or p.name.endswith("-old"))
     assert leftovers == []
-    # Reader workers die with a killed build (PR_SET_PDEATHSIG) instead of waiting for work forever.
+    # Workers (readers, site renderers) die with a killed build (PR_SET_PDEATHSIG) instead of waiting forever.
     assert not [pid for pid in _processes_mentioning(str(out)) if pid != os.getpid()]
     print(f"{kills} kills in {attempts} builds {phases}; the concurrent reader checked the tree {checks[0]} times")
 
