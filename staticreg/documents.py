@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from staticreg.model import HOISTED_FIELDS, Package, Version
+from staticreg.model import HOISTED_FIELDS, Package
 
 MAX_README_CHARS = 64 * 1024
 
@@ -17,17 +17,23 @@ ABBREVIATED_VERSION_FIELDS = (
 )  # fmt: skip
 
 
-def packument(package: Package, readme: str | None) -> dict:
+def manifests(package: Package) -> dict[str, dict]:
+    """Every version's manifest, made once for all of a package's documents."""
+    return {v: entry.manifest for v, entry in package.versions.items()}
+
+
+def packument(package: Package, readme: str | None, made: dict[str, dict] | None = None) -> dict:
     """The full package document: what `npm install` and yarn berry read.
-    `readme` is the text of the latest version's README (the record names it only)."""
+    `readme` is the text of the latest version's README (the record names it only);
+    `made` the package's manifests, if the caller has them already."""
     latest = package.latest
-    manifests = {v: entry.manifest for v, entry in package.versions.items()}
+    manifests_ = made if made is not None else manifests(package)
     doc: dict = {"_id": package.name, "name": package.name}
     for key in HOISTED_FIELDS:
-        if key in manifests[latest.version]:
-            doc[key] = manifests[latest.version][key]
+        if key in manifests_[latest.version]:
+            doc[key] = manifests_[latest.version][key]
     doc["dist-tags"] = package.dist_tags
-    doc["versions"] = manifests
+    doc["versions"] = manifests_
     doc["time"] = {"created": package.created, "modified": package.modified}
     doc["time"].update((v, entry.time) for v, entry in package.versions.items())
     doc["modified"] = package.modified
@@ -37,22 +43,19 @@ def packument(package: Package, readme: str | None) -> dict:
     return doc
 
 
-def abbreviated(package: Package) -> dict:
+def abbreviated(package: Package, made: dict[str, dict] | None = None) -> dict:
     """The corgi document: what npm's other paths, pnpm, yarn 1 and bun ask for."""
+    manifests_ = made if made is not None else manifests(package)
     return {
         "name": package.name,
         "modified": package.modified,
         "dist-tags": package.dist_tags,
-        "versions": {v: _abbreviated_version(entry.manifest) for v, entry in package.versions.items()},
+        "versions": {v: _abbreviated_version(manifest) for v, manifest in manifests_.items()},
     }
 
 
 def _abbreviated_version(manifest: dict) -> dict:
     return {k: manifest[k] for k in ABBREVIATED_VERSION_FIELDS if k in manifest}
-
-
-def version_document(entry: Version) -> dict:
-    return entry.manifest
 
 
 def dist_tags_document(package: Package) -> dict:

@@ -241,7 +241,7 @@ class Staging:
         folder = relative.rpartition("/")[0]
         if folder not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if len(self._made) >= 10_000:  # bounded: files come a package at a time, and a
+            if len(self._made) >= 100_000:  # bounded: files come a package at a time, and a
                 self._made.clear()  # forgotten folder costs one more mkdir, not memory
             self._made.add(folder)
         self.created.add(relative)
@@ -252,14 +252,15 @@ class Staging:
         target = self._target(relative)
         if target is None:
             return
-        old = self.previous(relative)
-        try:
-            if not self.fresh and old.stat().st_size == len(data) and old.read_bytes() == data:
-                os.link(old, target)
-                self.reused += 1
-                return
-        except OSError:
-            pass
+        if not self.fresh:
+            old = self.previous(relative)
+            try:
+                if old.stat().st_size == len(data) and old.read_bytes() == data:
+                    os.link(old, target)
+                    self.reused += 1
+                    return
+            except OSError:
+                pass
         with open(target, "wb") as f:
             f.write(data)
         self.written += 1
@@ -282,14 +283,15 @@ class Staging:
         target = self._target(relative)
         if target is None:
             return
-        old = self.previous(relative)
-        try:
-            if not self.fresh and old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
-                os.link(old, target)
-                os.unlink(source)
-                return
-        except OSError:
-            pass
+        if not self.fresh:
+            old = self.previous(relative)
+            try:
+                if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
+                    os.link(old, target)
+                    os.unlink(source)
+                    return
+            except OSError:
+                pass
         os.replace(source, target)
         self._note(relative)
 

@@ -22,18 +22,19 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     full = layout.packument_path(name)
     readme_id = package.latest.record.readme
     readme = readmes.get(readme_id) if readme_id else None
-    staging.write(full, documents.dumps(documents.packument(package, readme)))
-    staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package)))
+    made = documents.manifests(package)  # each normalised once, for all the documents below
+    staging.write(full, documents.dumps(documents.packument(package, readme, made)))
+    staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
     paths = [full]
-    for version, entry in package.versions.items():
+    for version in package.versions:
         path = layout.version_document_path(name, version)
-        staging.write(path, documents.dumps(documents.version_document(entry)))
+        staging.write(path, documents.dumps(made[version]))
         paths.append(path)
     for tag, version in package.dist_tags.items():
         if tag not in package.versions:
             path = layout.version_document_path(name, tag)
-            staging.write(path, documents.dumps(documents.version_document(package.versions[version])))
+            staging.write(path, documents.dumps(made[version]))
             paths.append(path)
     if config.index_html:
         for path in paths:
