@@ -173,7 +173,9 @@ def write_config(work: Path, corpus: Path, base_url: str) -> Path:
 
 
 def clean_output(work: Path) -> None:
-    for path in (work / "out", work / "times.json"):
+    """Everything a build leaves, so that the next one is cold: the output, the times file,
+    and the state beside the output (cache, READMEs, spare, lock)."""
+    for path in [work / "out", work / "times.json", *work.glob(".out.staticreg*")]:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():

@@ -222,9 +222,11 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         incoming.mkdir()
         readmes = ReadmeStore(incremental.readmes_path(output))
         present = readmes.ids()  # a cached record whose README is gone (deleted by hand) is read again
+        # A hit saves reading a tarball only when the output has its bytes to link: without
+        # the output, every tarball is read again (in parallel) to be copied anyway.
         hits = {
             rel: record for rel, (key, record) in cache.records.items()
-            if stats.get(rel) == key and (record.readme is None or record.readme in present)
+            if output_known and stats.get(rel) == key and (record.readme is None or record.readme in present)
         }  # fmt: skip
         del present
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.

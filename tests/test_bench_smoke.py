@@ -29,6 +29,8 @@ def test_corpus_is_deterministic_and_builds(tmp_path):
     extra = layout["extra"]  # the add-one tarball, taken out again after its rebuild
     extra_document = tmp_path / "work" / "out" / extra["name"] / "index.json"
     assert not extra_document.exists() or extra["version"] not in json.loads(extra_document.read_bytes())["versions"]
+    bench_run.clean_output(tmp_path / "work")  # what each cold build starts from: no output, no build state
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["report.json", "staticreg.yml"]
 
 
 def test_publish_document_is_what_npm_publish_sends(tmp_path):
