@@ -1,3 +1,4 @@
 from staticreg.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process starts from this module
+    main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing
 import os
 import traceback
 from collections import deque
@@ -166,8 +167,11 @@ def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: di
         for count, pages in batches:
             yield count, _render_pages(pages)
         return
-    pool = ProcessPoolExecutor(workers, initializer=_start_renderer, initargs=(config, site, readmes, os.getpid()))
-    with workers_module.start(pool):
+    # Fresh processes, not forks of the build: by now the build holds every record, and it
+    # goes on touching them, so a forked worker's share of those pages would be copied anyway.
+    fresh = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, fresh, initializer=_start_renderer, initargs=(config, site, readmes, os.getpid()))
+    with pool:
         pending: deque = deque()
         for count, pages in batches:
             pending.append((count, pool.submit(_render_pages, pages)))
