@@ -29,6 +29,7 @@ from staticreg.config import Config  # noqa: E402
 from staticreg.model import build_registry  # noqa: E402
 from staticreg.output import Staging  # noqa: E402
 from staticreg.reader import TarballRecord  # noqa: E402
+from staticreg.readmes import ReadmeStore  # noqa: E402
 from staticreg.site import write_site  # noqa: E402
 from staticreg.writers import write_documents  # noqa: E402
 
@@ -51,7 +52,7 @@ def readme(rng: random.Random, name: str, version: str) -> str:
     return "\n".join(sections)
 
 
-def records(packages: int, versions: int, seed: int = 1) -> list[TarballRecord]:
+def records(packages: int, versions: int, readmes: ReadmeStore, seed: int = 1) -> list[TarballRecord]:
     rng = random.Random(seed)
     out = []
     names = set()
@@ -80,7 +81,7 @@ def records(packages: int, versions: int, seed: int = 1) -> list[TarballRecord]:
                 source=f"{name.replace('/', '-')}-{version}.tgz", size=1000, mtime=mtime + minor * 86400,
                 shasum=hashlib.sha1(digest).hexdigest(), integrity="sha512-" + digest.hex()[:86] + "==",
                 manifest_json=json.dumps(manifest), file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
-                readme=readme(rng, name, version), readme_filename="README.md",
+                readme=readmes.put(readme(rng, name, version)), readme_filename="README.md",
             ))  # fmt: skip
     return out
 
@@ -103,21 +104,22 @@ def main() -> None:
     parser.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: one per core)")
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    recs = records(args.packages, args.versions)
-    made = time.perf_counter() - started
     work = Path(tempfile.mkdtemp(prefix="staticreg-bench-site-"))
     try:
+        store = ReadmeStore(work / "readmes")
+        started = time.perf_counter()
+        recs = records(args.packages, args.versions, store)
+        made = time.perf_counter() - started
         config = Config(input_dir=work / "in", output_dir=work / "out", base_url="https://npm.example.com/", jobs=args.jobs)
         registry = build_registry(recs, config, {}, datetime.now(timezone.utc))
         assert not registry.problems, registry.problems[:3]
         readmes = {(e.record.readme, e.record.readme_filename) for p in registry.packages.values() for e in p.versions.values()}
         with Staging(config.output_dir) as staging:
             mark = time.perf_counter()
-            write_documents(registry, staging, config)  # for scale: the registry's own step
+            write_documents(registry, staging, config, store)  # for scale: the registry's own step
             documents_seconds = time.perf_counter() - mark
             mark, cpu = time.perf_counter(), cpu_seconds()
-            write_site(registry, staging, config)
+            write_site(registry, staging, config, store)
             site_seconds, site_cpu = time.perf_counter() - mark, cpu_seconds() - cpu
             staging.commit()
         out = config.output_dir
@@ -128,7 +130,7 @@ def main() -> None:
         # A second build over the first: unchanged pages are compared and linked, not written.
         with Staging(config.output_dir) as staging:
             mark = time.perf_counter()
-            write_site(registry, staging, config)
+            write_site(registry, staging, config, store)
             again_seconds = time.perf_counter() - mark
             staging.commit()
     finally:
