@@ -140,11 +140,10 @@ def discover(
                     )
                     continue
             try:
-                info = entry.stat()
+                stats[rel] = incremental.key_of(entry.stat())
             except OSError:
-                info = None  # a dangling link: reading it names the problem
+                stats[rel] = None  # a dangling link: reading it names the problem
             found.append((entry.path, rel))  # a str: a Path for each of 100,000 tarballs costs
-            stats[rel] = (info.st_size, info.st_mtime_ns, info.st_ino) if info else None
     found.sort(key=lambda item: item[1])
     problems.sort(key=lambda p: p.source)
     return found, stats, problems
@@ -221,14 +220,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         incoming = staging.root / _INCOMING
         incoming.mkdir()
         readmes = ReadmeStore(incremental.readmes_path(output))
-        present = readmes.ids()  # a cached record whose README is gone (deleted by hand) is read again
-        # A hit saves reading a tarball only when the output has its bytes to link: without
-        # the output, every tarball is read again (in parallel) to be copied anyway.
-        hits = {
-            rel: record for rel, (key, record) in cache.records.items()
-            if output_known and stats.get(rel) == key and (record.readme is None or record.readme in present)
-        }  # fmt: skip
-        del present
+        hits = _cache_hits(cache, stats, readmes) if output_known else {}
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         tasks = [(path, rel, f"{incoming}/{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
         copies = {rel: copy for _, rel, copy, _ in tasks}
@@ -374,6 +366,18 @@ def _discard(folder: Path) -> None:
     trash = folder.with_name(folder.name.replace("staticreg-spare", f"staticreg-trash-{os.getpid()}-{time.monotonic_ns()}"))
     os.rename(folder, trash)
     threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
+
+
+def _cache_hits(cache: incremental.Cache, stats: dict, readmes: ReadmeStore) -> dict[str, TarballRecord]:
+    """Records of tarballs unchanged since the cache was written, whose README is still there
+    (one deleted by hand is read again). Only when the output is the one the cache describes:
+    a hit saves reading a tarball because the output has its bytes to link; without the output
+    every tarball is read again, by the parallel readers, to be copied anyway."""
+    present = readmes.ids()
+    return {
+        rel: record for rel, (key, record) in cache.records.items()
+        if stats.get(rel) == key and (record.readme is None or record.readme in present)
+    }  # fmt: skip
 
 
 def _unchanged(report: BuildReport, summary: dict, started: float) -> BuildReport:

@@ -17,23 +17,21 @@ ABBREVIATED_VERSION_FIELDS = (
 )  # fmt: skip
 
 
-def manifests(package: Package) -> dict[str, dict]:
-    """Every version's manifest, made once for all of a package's documents."""
+def version_manifests(package: Package) -> dict[str, dict]:
+    """Every version's manifest: made once, for all of a package's documents."""
     return {v: entry.manifest for v, entry in package.versions.items()}
 
 
-def packument(package: Package, readme: str | None, made: dict[str, dict] | None = None) -> dict:
-    """The full package document: what `npm install` and yarn berry read.
-    `readme` is the text of the latest version's README (the record names it only);
-    `made` the package's manifests, if the caller has them already."""
+def packument(package: Package, manifests: dict[str, dict], readme: str | None) -> dict:
+    """The full package document: what `npm install` and yarn berry read. `manifests` as
+    version_manifests(package) makes them; `readme` is the text of the latest version's README."""
     latest = package.latest
-    manifests_ = made if made is not None else manifests(package)
     doc: dict = {"_id": package.name, "name": package.name}
     for key in HOISTED_FIELDS:
-        if key in manifests_[latest.version]:
-            doc[key] = manifests_[latest.version][key]
+        if key in manifests[latest.version]:
+            doc[key] = manifests[latest.version][key]
     doc["dist-tags"] = package.dist_tags
-    doc["versions"] = manifests_
+    doc["versions"] = manifests
     doc["time"] = {"created": package.created, "modified": package.modified}
     doc["time"].update((v, entry.time) for v, entry in package.versions.items())
     doc["modified"] = package.modified
@@ -43,14 +41,13 @@ def packument(package: Package, readme: str | None, made: dict[str, dict] | None
     return doc
 
 
-def abbreviated(package: Package, made: dict[str, dict] | None = None) -> dict:
+def abbreviated(package: Package, manifests: dict[str, dict]) -> dict:
     """The corgi document: what npm's other paths, pnpm, yarn 1 and bun ask for."""
-    manifests_ = made if made is not None else manifests(package)
     return {
         "name": package.name,
         "modified": package.modified,
         "dist-tags": package.dist_tags,
-        "versions": {v: _abbreviated_version(manifest) for v, manifest in manifests_.items()},
+        "versions": {v: _abbreviated_version(manifest) for v, manifest in manifests.items()},
     }
 
 

@@ -82,9 +82,12 @@ def folder_id(path: Path) -> tuple[int, int] | None:
 
 def stat_key(path: Path) -> StatKey | None:
     try:
-        st = os.stat(path)
+        return key_of(os.stat(path))
     except OSError:
         return None
+
+
+def key_of(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
@@ -121,8 +124,8 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
             for line in f:  # a line at a time: never the whole file in memory
                 kind, key, *rest = json.loads(line)
                 if kind == "record":
-                    stat, fields = rest
-                    cache.records[key] = (tuple(stat), TarballRecord(**{**fields, "warnings": tuple(fields["warnings"])}))
+                    stat, values = rest
+                    cache.records[key] = (tuple(stat), TarballRecord(**{**values, "warnings": tuple(values["warnings"])}))
                 elif kind == "version":
                     cache.versions[key] = rest[0]
                 elif kind == "time":

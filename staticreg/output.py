@@ -252,15 +252,9 @@ class Staging:
         target = self._target(relative)
         if target is None:
             return
-        if not self.fresh:
-            old = self.previous(relative)
-            try:
-                if old.stat().st_size == len(data) and old.read_bytes() == data:
-                    os.link(old, target)
-                    self.reused += 1
-                    return
-            except OSError:
-                pass
+        if self._link_if_same(relative, target, len(data), lambda old: old.read_bytes() == data):
+            self.reused += 1
+            return
         with open(target, "wb") as f:
             f.write(data)
         self.written += 1
@@ -283,17 +277,25 @@ class Staging:
         target = self._target(relative)
         if target is None:
             return
-        if not self.fresh:
-            old = self.previous(relative)
-            try:
-                if old.stat().st_size == source.stat().st_size and filecmp.cmp(old, source, shallow=False):
-                    os.link(old, target)
-                    os.unlink(source)
-                    return
-            except OSError:
-                pass
+        if self._link_if_same(relative, target, source.stat().st_size, lambda old: filecmp.cmp(old, source, False)):
+            os.unlink(source)
+            return
         os.replace(source, target)
         self._note(relative)
+
+    def _link_if_same(self, relative: str, target: Path, size: int, same) -> bool:
+        """Link the previous output's file at `relative` to `target` if it is `size` bytes and
+        `same(its path)`: unchanged files keep their mtime, so the server's validators stay."""
+        if self.fresh:
+            return False
+        old = self.previous(relative)
+        try:
+            if old.stat().st_size == size and same(old):
+                os.link(old, target)
+                return True
+        except OSError:
+            pass
+        return False
 
     def link_previous(self, relative: str) -> bool:
         """Take a file unchanged from the previous output; False if it is not there."""

@@ -23,7 +23,7 @@ class ReadmeStore:
 
     def put(self, text: str) -> str:
         """Keep the text; returns its id (a hash, also its file name)."""
-        data = text.encode("utf-8", errors="surrogatepass")
+        data = text.encode("utf-8")
         readme_id = hashlib.sha256(data).hexdigest()[:40]
         path = self.folder / readme_id
         if not path.exists():
@@ -37,7 +37,7 @@ class ReadmeStore:
         """The text; raises OSError if it is not here (a store deleted by hand)."""
         if len(readme_id) != 40 or not all(c in "0123456789abcdef" for c in readme_id):
             raise FileNotFoundError(f"not a README id: {readme_id!r}")
-        return (self.folder / readme_id).read_bytes().decode("utf-8", errors="surrogatepass")
+        return (self.folder / readme_id).read_bytes().decode("utf-8")  # read_text would turn \r\n into \n
 
     def ids(self) -> set[str]:
         """The ids of every README here (one listing, not one stat per README)."""

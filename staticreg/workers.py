@@ -1,11 +1,13 @@
-"""Process pools whose workers share the build's memory, and die with the build.
+"""Worker processes that die with the build, and forks that share its memory.
 
-The pools fork (Linux's default). A forked worker shares the parent's pages
-until it writes to them, and Python's cyclic garbage collector writes to every
-object it visits: each worker's first collection copied the whole parent, which
-at 100,000 tarballs is hundreds of megabytes per worker. Freezing the parent's
-objects while the workers fork moves them out of the collector's reach in the
-children (gc.freeze); the parent unfreezes them right after.
+Every pool's workers run `die_with` first, so a killed build leaves none behind.
+The readers' pool forks (Linux's default). A forked worker shares the build's
+pages until it writes to them, and Python's cyclic garbage collector writes to
+every object it visits: each worker's first collection copied its share of the
+build. `start` freezes the build's objects while the workers fork, which moves
+them out of the collector's reach in the children (gc.freeze), and unfreezes
+them right after. (The site's renderers are spawned instead: by then the build
+holds every record and keeps touching them, see site._render.)
 """
 
 from __future__ import annotations

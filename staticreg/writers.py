@@ -22,8 +22,8 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     full = layout.packument_path(name)
     readme_id = package.latest.record.readme
     readme = readmes.get(readme_id) if readme_id else None
-    made = documents.manifests(package)  # each normalised once, for all the documents below
-    staging.write(full, documents.dumps(documents.packument(package, readme, made)))
+    made = documents.version_manifests(package)  # each normalised once, for all the documents below
+    staging.write(full, documents.dumps(documents.packument(package, made, readme)))
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
     paths = [full]

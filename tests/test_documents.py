@@ -15,7 +15,8 @@ def package(**kw):
 
 
 def test_packument_has_what_clients_need():
-    doc = documents.packument(package(), "R" * 70_000)
+    pkg = package()
+    doc = documents.packument(pkg, documents.version_manifests(pkg), "R" * 70_000)
     assert doc["_id"] == doc["name"] == "x"
     assert doc["dist-tags"] == {"latest": "1.1.0"}
     assert list(doc["versions"]) == ["1.0.0", "1.1.0"]
@@ -27,7 +28,8 @@ def test_packument_has_what_clients_need():
 
 def test_abbreviated_is_a_strict_subset_without_time():
     pkg = package()
-    full, corgi = documents.packument(pkg, None), documents.abbreviated(pkg)
+    made = documents.version_manifests(pkg)
+    full, corgi = documents.packument(pkg, made, None), documents.abbreviated(pkg, made)
     assert set(corgi) == {"name", "modified", "dist-tags", "versions"}
     v = corgi["versions"]["1.1.0"]
     assert v["os"] == ["linux"] and v["bin"] == {"x": "x.js"} and "dist" in v

@@ -202,7 +202,8 @@ def check_accepted(record: TarballRecord) -> None:
     config = Config(input_dir=ROOT, output_dir=ROOT, base_url="http://registry.test/")
     registry = build_registry([record], config, {}, NOW)
     for package in registry.packages.values():
-        for doc in (documents.packument(package, None), documents.abbreviated(package)):
+        made = documents.version_manifests(package)
+        for doc in (documents.packument(package, made, None), documents.abbreviated(package, made)):
             json.loads(documents.dumps(doc))  # strict JSON: no NaN or Infinity
 
 
