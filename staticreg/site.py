@@ -84,8 +84,8 @@ def write_site(
     files are written here, in a fixed order, so the output is the same either way.
     """
     assets = _write_assets(staging, config)
-    index = search_index(registry)
-    staging.write(layout.SITE_SEARCH_INDEX, index)
+    rows = [summary(p) for p in registry.packages.values()]
+    staging.write(layout.SITE_SEARCH_INDEX, search_index(rows))
     site = {
         "title": config.title,
         "base_url": config.base_url,
@@ -98,7 +98,7 @@ def write_site(
     workers = config.workers if len(registry.packages) >= _PARALLEL_FROM else 1
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
     try:
-        batches = _batches(registry, config, kept=lambda name: staging.is_kept(layout.site_package_page(name)))
+        batches = _batches(registry, rows, config, kept=lambda name: staging.is_kept(layout.site_package_page(name)))
         for packages_done, rendered in _render(batches, config, site, readmes, workers):
             for path, data in rendered:
                 staging.write(path, data)
@@ -113,7 +113,9 @@ _PARALLEL_FROM = 200  # packages; below this, starting worker processes costs mo
 _BATCH_PAGES = 64
 
 
-def _batches(registry: Registry, config: Config, kept=lambda name: False) -> Iterator[tuple[int, list[_Page]]]:
+def _batches(
+    registry: Registry, rows: list[dict], config: Config, kept=lambda name: False
+) -> Iterator[tuple[int, list[_Page]]]:
     """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page.
     Packages whose pages an incremental build kept from the previous output are not rendered."""
     batch: list[_Page] = []
@@ -129,7 +131,6 @@ def _batches(registry: Registry, config: Config, kept=lambda name: False) -> Ite
         yield count, batch
 
     pages: list[_Page] = []
-    rows = [summary(p) for p in registry.packages.values()]
     scopes: dict[str, list[dict]] = {}
     for row in rows:
         if row["scope"]:
@@ -274,7 +275,7 @@ def _pagination(number: int, count: int) -> dict | None:
 
 
 def summary(package: Package) -> dict:
-    """One row of a package list."""
+    """One row of a package list, and of the search index."""
     latest = package.latest
     manifest = latest.manifest
     return {
@@ -282,6 +283,7 @@ def summary(package: Package) -> dict:
         "scope": _scope_key(package.name),
         "version": latest.version,
         "description": untrusted.text(manifest.get("description"), LIST_DESCRIPTION_CHARS),
+        "keywords": untrusted.keywords(manifest.get("keywords"), count=20),
         "published": package.modified,
         "deprecated": bool(manifest.get("deprecated")),
         "page": layout.site_package_page(package.name),
@@ -295,20 +297,11 @@ def _scope_key(name: str) -> str | None:
     return scope.lower() if scope else None
 
 
-def search_index(registry: Registry) -> bytes:
+def search_index(rows: list[dict]) -> bytes:
     """The browser's search index: one compact row per package, in name order."""
-    rows = []
-    for package in registry.packages.values():
-        manifest = package.latest.manifest
-        rows.append([
-            package.name,
-            package.dist_tags["latest"],
-            untrusted.text(manifest.get("description"), LIST_DESCRIPTION_CHARS),
-            untrusted.keywords(manifest.get("keywords"), count=20),
-            package.modified[:10],
-        ])  # fmt: skip
+    packed = [[r["name"], r["version"], r["description"], r["keywords"], r["published"][:10]] for r in rows]
     return documents.dumps({"format": 1, "fields": ["name", "version", "description", "keywords", "published"],
-                            "packages": rows})  # fmt: skip
+                            "packages": packed})  # fmt: skip
 
 
 def _readme(entry: Version) -> tuple[str, str | None] | None:
