@@ -22,7 +22,7 @@ from staticreg import __version__, incremental, layout, times
 from staticreg import workers as workers_module
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
-from staticreg.model import Problem, Registry, build_registry
+from staticreg.model import Problem, Registry, build_registry, identify
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
@@ -152,7 +152,8 @@ def discover(
 def _read_one(task: tuple[str, str, str, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
     path, rel, copy_to, readmes = task
     try:
-        return read_tarball(path, rel, copy_to, readmes), None
+        record = read_tarball(path, rel, copy_to, readmes)
+        return replace(record, identity=identify(record)), None
     except TarballError as exc:
         try:
             os.unlink(copy_to)
@@ -269,7 +270,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         for name, print_ in fingerprints.items():
             files = cache.files.get(name)
             if output_known and name not in kept_files and files and cache.fingerprints.get(name) == print_:
-                if staging.keep(layout.package_folders(name), files):
+                if staging.keep(layout.package_folders(name), files.split("\n")):
                     kept_files[name] = files
         written = [n for n in registry.packages if n not in kept_files]
         previous_versions = cache.versions if output_known else {}
@@ -349,11 +350,11 @@ def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, finger
                     break
                 parent = os.path.dirname(parent)
         if not name:
-            for relative in files:
+            for relative in files.split("\n"):
                 staging.path(relative).unlink(missing_ok=True)
     for name, files in kept.items():
         staging.kept.update(layout.package_folders(name))
-        staging.reused += len(files)
+        staging.reused += files.count("\n") + 1
     return kept
 
 

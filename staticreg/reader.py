@@ -58,6 +58,8 @@ class TarballRecord:
     readme: str | None  # the README's id in a ReadmeStore (its text is not kept in memory)
     readme_filename: str | None
     warnings: tuple[str, ...] = field(default=())
+    # model.identify(record), worked out once where the tarball is read and cached with the record
+    identity: tuple = field(default=())
 
     @property
     def manifest(self) -> dict:

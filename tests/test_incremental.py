@@ -149,20 +149,25 @@ def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
     assert len(reads) == 6 and report.packages == 2
     assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir)[1]
     cache_file = incremental.cache_path(config.output_dir)
-    cache_file.write_bytes(cache_file.read_bytes().rsplit(b"\n", 2)[0] + b"\n")  # its last record cut off
-    assert incremental.load(cache_file, config.output_dir) == (incremental.Cache(), False)
+    whole = cache_file.read_bytes()
+    for cut in (1, 5, 40):  # its end, or a record, cut off
+        cache_file.write_bytes(whole[:-cut])
+        assert incremental.load(cache_file, config.output_dir) == (incremental.Cache(), False)
 
 
-def test_the_cache_is_json_beside_the_output(tarballs, make_config):
+def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
     build(config, show_progress=False)
     cache_file = config.output_dir.parent / f".{config.output_dir.name}.staticreg-cache"
-    # the head a no-op rebuild reads alone, then a record, version or package a line
-    head, *lines = [json.loads(line) for line in cache_file.read_bytes().splitlines()]
-    assert head["summary"]["packages"] == 2 and head["lines"] == len(lines)
-    assert [line[1] for line in lines if line[0] == "record"] == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
-    assert next(line[2] for line in lines if line[:2] == ["version", "@s/b@1.0.0"]).startswith("sha512-")
+    # the head a no-op rebuild reads alone, as JSON; then the entries, in marshal batches
+    assert json.loads(cache_file.read_bytes().split(b"\n", 1)[0])["summary"]["packages"] == 2
+    head, entries = incremental.read_entries(cache_file)
+    assert head["entries"] == len(entries)
+    assert [e[1] for e in entries if e[0] == "record"] == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
+    assert next(e[2] for e in entries if e[:2] == ("version", "@s/b@1.0.0")).startswith("sha512-")
+    files = next(e[3] for e in entries if e[:2] == ("package", "@s/b")).split("\n")
+    assert "@s/b/index.json" in files and "@s/b/-/b-1.0.0.tgz" in files
 
 
 def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, tmp_path, monkeypatch):
@@ -195,3 +200,14 @@ def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, 
         assert not any(p.is_dir() and not any(p.iterdir()) for p in current.output_dir.rglob("*")), f"empty folder, step {i}"
     assert incremental.spare_path(config.output_dir).is_dir()
     assert sum(1 for n in reused if n) >= 4  # most rebuilds kept packages in place in the spare
+
+
+def test_records_are_cached_with_their_identity(tarballs, make_config):
+    from staticreg.model import identify
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    cache, _ = incremental.load(incremental.cache_path(config.output_dir), config.output_dir)
+    records = [record for _, record in cache.records.values()]
+    assert len(records) == 3 and all(r.identity and r.identity == identify(r) for r in records)

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from tests.conftest import make_tarball
 from tests.process import run_cli, start
-from staticreg import times
+from staticreg import incremental, times
 from staticreg.reader import read_tarball
 
 BASE_URL = "http://registry.test/"
@@ -176,9 +176,9 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
                 json.loads(report.read_bytes())
             cache = out.parent / ".out.staticreg-cache"  # the incremental cache, replaced atomically
             if cache.exists():
-                head, *lines = [json.loads(line) for line in cache.read_bytes().splitlines()]
-                assert head["signature"] and len(lines) == head["lines"] > 0
-                assert all(line[3]["integrity"] for line in lines if line[0] == "record")
+                head, entries = incremental.read_entries(cache)
+                assert head["signature"] and len(entries) == head["entries"] > 0
+                assert all(e[3][4].startswith("sha512-") for e in entries if e[0] == "record")
     finally:
         stop.set()
         watcher.join()

@@ -200,3 +200,19 @@ def test_clean_versions_only_in_keys():
     reg = registry(record({"name": "x", "version": "=1.0.0"}))
     assert list(reg.packages["x"].versions) == ["1.0.0"]
     assert names.clean_version("=1.0.0") == "1.0.0"
+
+
+
+def test_identify_is_what_grouping_needs_and_build_registry_trusts_it():
+    from dataclasses import replace
+
+    from staticreg.model import identify
+
+    r = record({"name": "a", "version": "v1.0.0", "dependencies": {"b": "^1"}, "peerDependencies": ["c"]})
+    name, version, notes, depends_on = identify(r)
+    assert (name, version, depends_on) == ("a", "1.0.0", ("b", "c"))
+    assert any("v1.0.0" in n for n in notes) and any("peerDependencies is a list" in n for n in notes)
+    assert len(identify(record({"name": "../x", "version": "1.0.0"}))) == 1  # (reason,): no package
+    # The build caches the identity with the record; grouping uses it and does not parse the manifest again.
+    built = registry(replace(r, identity=("z", "9.9.9", (), ())))
+    assert list(built.packages) == ["z"] and list(built.packages["z"].versions) == ["9.9.9"]
