@@ -211,7 +211,8 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
     with Staging(output) as staging:
         cache_file = incremental.cache_path(output)
         kept = times.load(config.times_path)
-        signature = incremental.input_signature(config, settings, stats, problems, kept)
+        stats_digest = incremental.stats_digest(stats)
+        signature = incremental.input_signature(config, settings, stats_digest, problems, kept)
         summary = incremental.unchanged_summary(cache_file, output, signature)
         if summary is not None:
             return _unchanged(report, summary, started)  # a no-op rebuild: nothing read, nothing written
@@ -278,14 +279,19 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         shutil.rmtree(incoming)
         write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
         report.timings["write"] = time.monotonic() - mark
+        rows: dict[str, dict] = {}
         if config.site:
             mark = time.monotonic()
             from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
 
-            write_site(registry, staging, config, readmes, show_progress=show_progress)
+            # rows depend on nothing but what the fingerprint covers
+            known = {n: cache.rows[n] for n, f in fingerprints.items() if n in cache.rows and cache.fingerprints.get(n) == f}
+            rows = write_site(registry, staging, config, readmes, show_progress=show_progress, known_rows=known)
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
-        report.removed = staging.removed()
+        files = {**kept_files, **incremental.files_by_package(staging.created, written)}
+        # The cache lists every file of the output it describes: what is gone is the difference.
+        report.removed = incremental.removed_files(cache.files, files) if output_known else staging.removed()
 
         report.packages = len(registry.packages)
         report.versions = registry.version_count
@@ -297,12 +303,13 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
                 f"{p.name}@{v}": e.record.integrity for p in registry.packages.values() for v, e in p.versions.items()
             },
             fingerprints=fingerprints,
-            files={**kept_files, **incremental.files_by_package(staging.created, written)},
+            files=files,
+            rows=rows,
             spare_id=incremental.folder_id(output) if output_known else None,
             spare_fingerprints=cache.fingerprints,
             spare_files=cache.files,
             times={f"{p.name}@{v}": e.time for p in registry.packages.values() for v, e in p.versions.items()},
-            signature=incremental.input_signature(config, settings, stats, problems, merged),
+            signature=incremental.input_signature(config, settings, stats_digest, problems, merged),
             summary=_summary(report),
         )
         mark = time.monotonic()
@@ -414,6 +421,8 @@ def _place_tarballs(
     input_dir: Path, incoming: Path,
 ) -> None:  # fmt: skip
     for package in registry.packages.values():
+        if package.name in staging.kept:  # the package's folder, kept whole with its tarballs
+            continue
         for version, entry in package.versions.items():
             path = layout.tarball_path(package.name, version)
             if staging.is_kept(path):

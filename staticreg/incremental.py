@@ -4,8 +4,8 @@ The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`)
 replaced atomically: a build killed at any moment leaves the old cache or the
 new one, never half of one. Its first line is JSON with what a no-op rebuild
 needs, which it reads alone; then come batches of entries (`(kind, key, ...)`
-tuples: a record, a version, a time, a package) in Python's marshal format, a
-batch at a time so that the file is never whole in memory. At 100,000 tarballs
+tuples: a record, a version, a time, a package) in Python's marshal format,
+each after its length, a batch at a time so that the file is never whole in memory. At 100,000 tarballs
 marshal reads the entries ten times faster than JSON lines did. It holds two things:
 
 - per input tarball, keyed by its path relative to the input folder, size,
@@ -38,7 +38,7 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 8
+FORMAT = 10
 _BATCH = 1000  # entries per marshal batch
 _RECORD_FIELDS = tuple(f.name for f in fields(TarballRecord))
 StatKey = tuple  # (size, mtime_ns, inode)
@@ -51,6 +51,7 @@ class Cache:
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
     fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
     files: dict[str, str] = field(default_factory=dict)  # package name -> its files in that output, "\n"-joined
+    rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row in the site's lists
     times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
     # The spare: the output before this one, kept aside as the next build's staging folder.
     spare_id: tuple[int, int] | None = None
@@ -143,6 +144,8 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
                         # A package unchanged in the last two builds has the same files in both: one string.
                         same = cache.files.get(key) if kind == "spare" else None
                         files[key] = same if same == rest[1] else rest[1]
+                    if kind == "package" and rest[2] is not None:
+                        cache.rows[key] = rest[2]
                 else:
                     raise ValueError(kind)
                 count += 1
@@ -157,11 +160,19 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
 
 
 def _entries(f) -> Iterator[tuple]:
-    """The entries after the head, a batch at a time; marshal raises on a cut-short batch."""
+    """The entries after the head, a batch at a time. Each batch is its length (4 bytes) and
+    its marshal bytes, read whole: marshal.load(f) reads a file in pieces, ten times slower."""
     while True:
-        batch = marshal.load(f)
-        if batch is None:
+        head = f.read(4)
+        if len(head) != 4:
+            raise ValueError("cut short")
+        size = int.from_bytes(head, "big")
+        if size == 0:
             return
+        data = f.read(size)
+        if len(data) != size:
+            raise ValueError("cut short")
+        batch = marshal.loads(data)
         if not isinstance(batch, list):
             raise ValueError("not a batch")
         yield from batch
@@ -175,7 +186,7 @@ def read_entries(path: Path) -> tuple[dict, list[tuple]]:
 
 def save(path: Path, cache: Cache) -> None:
     """A first line with what a no-op rebuild needs, then every record, version, time and
-    package as `(kind, key, ...)`, in marshal batches of a thousand, then None."""
+    package as `(kind, key, ...)`, in marshal batches of a thousand, then an empty batch."""
 
     def entries():
         for rel in sorted(cache.records):
@@ -185,9 +196,9 @@ def save(path: Path, cache: Cache) -> None:
         yield from (("version", key, integrity) for key, integrity in cache.versions.items())
         yield from (("time", key, time) for key, time in cache.times.items())
         for name in sorted(cache.fingerprints.keys() | cache.files.keys()):
-            yield ("package", name, cache.fingerprints.get(name), cache.files.get(name))
+            yield ("package", name, cache.fingerprints.get(name), cache.files.get(name), cache.rows.get(name))
         for name in sorted(cache.spare_fingerprints.keys() | cache.spare_files.keys()):
-            yield ("spare", name, cache.spare_fingerprints.get(name), cache.spare_files.get(name))
+            yield ("spare", name, cache.spare_fingerprints.get(name), cache.spare_files.get(name), None)
 
     def pieces():
         count = (
@@ -209,11 +220,16 @@ def save(path: Path, cache: Cache) -> None:
         for entry in entries():
             batch.append(entry)
             if len(batch) == _BATCH:
-                yield marshal.dumps(batch)
+                yield _batch(batch)
                 batch = []
-        yield marshal.dumps(batch) + marshal.dumps(None)
+        yield _batch(batch) + bytes(4)  # then a batch of length 0: the end
 
     write_file_atomic(path, pieces())
+
+
+def _batch(entries: list[tuple]) -> bytes:
+    data = marshal.dumps(entries)
+    return len(data).to_bytes(4, "big") + data
 
 
 def _tree_stamp(folder: Path | None) -> list:
@@ -237,13 +253,19 @@ def settings_key(config: Config) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
+def stats_digest(stats: dict[str, StatKey | None]) -> str:
+    """Of every tarball's path and stat key: made once a build, for both of its signatures."""
+    return hashlib.sha256(repr(sorted(stats.items())).encode()).hexdigest()
+
+
 def input_signature(
-    config: Config, settings: str, stats: dict[str, StatKey | None], problems: list[Problem], times: dict[str, str]
+    config: Config, settings: str, stats: str, problems: list[Problem], times: dict[str, str]
 ) -> str:
-    """Changes when anything a build reads changes: tarballs, settings, overrides, kept times."""
+    """Changes when anything a build reads changes: tarballs (`stats`, a stats_digest),
+    settings, overrides, kept times."""
     shape = (
         settings, config.keep_going, config.dist_tags, config.deprecations, config.publish_times,
-        sorted(stats.items()), sorted((p.source, p.reason) for p in problems), sorted(times.items()),
+        stats, sorted((p.source, p.reason) for p in problems), sorted(times.items()),
     )  # fmt: skip
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
@@ -263,6 +285,18 @@ def files_by_package(paths: Iterable[str], packages: Iterable[str]) -> dict[str,
         else:
             found.setdefault("", []).append(path)
     return {name: "\n".join(files) for name, files in found.items()}
+
+
+def removed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The files in `before` but not in `after` (both as files_by_package makes them)."""
+    gone = []
+    for name, files in before.items():
+        now = after.get(name)
+        if now is files or now == files:
+            continue
+        kept = set(now.split("\n")) if now else set()
+        gone += [path for path in files.split("\n") if path not in kept]
+    return sorted(gone)
 
 
 def fingerprint(package: Package, settings: str, registry_names: Container[str] = ()) -> str:

@@ -193,7 +193,11 @@ def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, 
     for i, step in enumerate(steps + [lambda: None, lambda: None]):
         step()
         current = make_config(tarballs, jobs=1, dist_tags=tag if i % 3 == 1 else ())
-        build(current, show_progress=False)
+        before = set(contents(current.output_dir))
+        report = build(current, show_progress=False)
+        after = set(contents(current.output_dir))
+        assert report.removed == sorted(before - after), f"removed, step {i}"
+        assert sorted(report.added) == sorted(after - before), f"added, step {i}"
         expected = tmp_path / f"cold-{i}"
         build(make_config(tarballs, output_dir=expected, jobs=1, dist_tags=current.dist_tags), show_progress=False)
         assert contents(current.output_dir) == contents(expected), f"after step {i}"
