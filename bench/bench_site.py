@@ -28,7 +28,7 @@ from staticreg import layout  # noqa: E402
 from staticreg.config import Config  # noqa: E402
 from staticreg.model import build_registry  # noqa: E402
 from staticreg.output import Staging  # noqa: E402
-from staticreg.reader import TarballRecord  # noqa: E402
+from staticreg.reader import TarballRecord, pack_manifest  # noqa: E402
 from staticreg.readmes import ReadmeStore  # noqa: E402
 from staticreg.site import write_site  # noqa: E402
 from staticreg.writers import write_documents  # noqa: E402
@@ -80,7 +80,7 @@ def records(packages: int, versions: int, readmes: ReadmeStore, seed: int = 1) -
             out.append(TarballRecord(
                 source=f"{name.replace('/', '-')}-{version}.tgz", size=1000, mtime=mtime + minor * 86400,
                 shasum=hashlib.sha1(digest).hexdigest(), integrity="sha512-" + digest.hex()[:86] + "==",
-                manifest_json=json.dumps(manifest), file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
+                manifest_packed=pack_manifest(manifest), file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
                 readme=readmes.put(readme(rng, name, version)), readme_filename="README.md",
             ))  # fmt: skip
     return out

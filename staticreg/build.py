@@ -22,7 +22,7 @@ from staticreg import __version__, incremental, layout, times
 from staticreg import workers as workers_module
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
-from staticreg.model import Problem, Registry, build_registry, identify
+from staticreg.model import Problem, Registry, build_registry, identify, shared
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
@@ -231,7 +231,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         records: list[TarballRecord] = list(hits.values())
         for record, problem in read_all(tasks, config.workers, progress):
             if record is not None:
-                records.append(record)
+                records.append(shared(record))
             else:
                 problems.append(problem)
         progress.close()

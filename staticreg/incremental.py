@@ -38,7 +38,7 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 10
+FORMAT = 11
 _BATCH = 1000  # entries per marshal batch
 _RECORD_FIELDS = tuple(f.name for f in fields(TarballRecord))
 StatKey = tuple  # (size, mtime_ns, inode)

@@ -28,7 +28,7 @@ from staticreg import documents, layout, names, reader
 from staticreg.config import Config
 from staticreg.errors import TarballError
 from staticreg.model import build_registry, normalize_manifest
-from staticreg.reader import TarballRecord
+from staticreg.reader import TarballRecord, pack_manifest
 
 settings.register_profile("ci", max_examples=150, deadline=None, database=None, derandomize=False)
 settings.register_profile(
@@ -174,7 +174,7 @@ def read_bytes(data: bytes) -> None:
 def record_for(manifest: dict) -> TarballRecord:
     return TarballRecord(
         source="fuzz.tgz", size=1, mtime=1_600_000_000, shasum="0" * 40, integrity="sha512-AAAA",
-        manifest_json=json.dumps(manifest), file_count=1, unpacked_size=1, has_binding_gyp=False, has_shrinkwrap=False,
+        manifest_packed=pack_manifest(manifest), file_count=1, unpacked_size=1, has_binding_gyp=False, has_shrinkwrap=False,
         readme=None, readme_filename=None,
     )  # fmt: skip
 

@@ -6,7 +6,7 @@ import pytest
 from staticreg import names
 from staticreg.config import Config, Override
 from staticreg.model import build_registry, filename_warning, has_install_script, normalize_manifest, pick_latest
-from staticreg.reader import TarballRecord
+from staticreg.reader import TarballRecord, pack_manifest
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 BASE = "https://npm.example.com/sub/"
@@ -17,7 +17,7 @@ def record(manifest, source=None, integrity=None, mtime=1_600_000_000.0, **kw) -
     fields = dict(
         source=source or f"{name}-{manifest.get('version')}.tgz", size=10, mtime=mtime, shasum="ab" * 20,
         integrity=integrity or f"sha512-{manifest.get('name')}{manifest.get('version')}",
-        manifest_json=json.dumps(manifest),
+        manifest_packed=pack_manifest(manifest),
         file_count=1, unpacked_size=5, has_binding_gyp=False, has_shrinkwrap=False, readme=None, readme_filename=None,
     )  # fmt: skip
     fields.update(kw)
