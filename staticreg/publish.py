@@ -129,22 +129,28 @@ def _publish(target: Target, name: str, doc: dict) -> str:
         if declared and declared != record.integrity:
             raise Refused(400, "the tarball's bytes do not match the integrity in the request")
         _refuse_republish(target, name, version, record.integrity)
-        filename = f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+        # A scoped package goes into a folder named after its scope: "@a/b" and "a-b" must
+        # never share a file name, as npm pack's "a-b-1.0.0.tgz" for both would.
+        scope, _, bare = name.rpartition("/")
+        filename = f"{scope}/{bare}-{version}.tgz" if scope else f"{name}-{version}.tgz"
         destination = layout.safe_join(target.input_dir, filename)
+        destination.parent.mkdir(exist_ok=True)
         if destination.exists():
             if read_tarball(destination, filename).integrity != record.integrity:
                 raise Refused(403, f"You cannot publish over the previously published versions: {version}.")
-            return f"{name}@{version} is already in {filename}"
-        try:
-            os.link(tmp_path, destination)  # never over a file that appeared meanwhile
-        except FileExistsError:
-            raise Refused(409, f"{filename} appeared in the input folder meanwhile; publish again") from None
+            done = f"{name}@{version} is already in {filename}"  # its dist-tags are still set below
+        else:
+            try:
+                os.link(tmp_path, destination)  # never over a file that appeared meanwhile
+            except FileExistsError:
+                raise Refused(409, f"{filename} appeared in the input folder meanwhile; publish again") from None
+            done = f"published {name}@{version} as {filename}"
     finally:
         tmp_path.unlink(missing_ok=True)
     for tag, tagged in tags.items():
         if tag != "latest" and tagged == version:  # latest is always the highest stable version here
             _set_tag(target, name, tag, version)
-    return f"published {name}@{version} as {filename}"
+    return done
 
 
 def _refuse_republish(target: Target, name: str, version: str, integrity: str) -> None:

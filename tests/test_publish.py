@@ -32,10 +32,26 @@ def target(tarballs, make_config, tmp_path):
 def test_publish_writes_a_safely_named_tarball(target, tmp_path):
     packed = make_tarball(tmp_path / "src", {"name": "@s/new", "version": "1.0.0"})
     done = publish.put_package(target, "@s/new", body(packed, "@s/new", "1.0.0", {"next": "1.0.0"}))
-    written = target.input_dir / "s-new-1.0.0.tgz"
-    assert written.read_bytes() == packed.read_bytes() and "s-new-1.0.0.tgz" in done
+    written = target.input_dir / "@s/new-1.0.0.tgz"
+    assert written.read_bytes() == packed.read_bytes() and "@s/new-1.0.0.tgz" in done
     assert [p.name for p in target.input_dir.iterdir() if p.name.startswith(".")] == []
     assert "'@s/new':\n    next: 1.0.0" in target.config_file.read_text()
+
+
+def test_a_scoped_package_and_its_flat_namesake_do_not_share_a_file(target, tmp_path):
+    scoped = make_tarball(tmp_path / "one", {"name": "@a/b", "version": "1.0.0"})
+    flat = make_tarball(tmp_path / "two", {"name": "a-b", "version": "1.0.0"})
+    assert scoped.name == flat.name == "a-b-1.0.0.tgz"  # as npm pack names both
+    publish.put_package(target, "@a/b", body(scoped, "@a/b", "1.0.0"))
+    publish.put_package(target, "a-b", body(flat, "a-b", "1.0.0"))
+    assert (target.input_dir / "@a/b-1.0.0.tgz").read_bytes() == scoped.read_bytes()
+    assert (target.input_dir / "a-b-1.0.0.tgz").read_bytes() == flat.read_bytes()
+
+
+def test_publishing_the_same_bytes_again_still_sets_its_dist_tags(target):
+    same = target.input_dir / "a-1.0.0.tgz"
+    done = publish.put_package(target, "a", body(same, "a", "1.0.0", {"stable": "1.0.0"}))
+    assert "already" in done and "stable: 1.0.0" in target.config_file.read_text()
 
 
 @pytest.mark.parametrize("url_name, manifest, reason", [
