@@ -62,6 +62,8 @@ def plan(registry_dir: Path, prefix: str, document_max_age: int = 0) -> list[Upl
     paths = {p.relative_to(registry_dir).as_posix() for p in registry_dir.rglob("*") if p.is_file() and not p.is_symlink()}
     uploads = []
     for key, (path, kind) in layout.object_keys(paths).items():
+        if not prefix + key:
+            continue  # the top page at the bucket's root: the store has no such key
         file = layout.safe_join(registry_dir, path)
         content_type, cache_control = headers.for_object(path, kind, document_max_age)
         uploads.append(Upload(prefix + key, file, kind, content_type, cache_control, _md5(file)))

@@ -194,7 +194,8 @@ UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE)  # no reader sees a doc
 
 
 def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
-    """For the relative paths of a built registry: key -> (path, kind)."""
+    """For the relative paths of a built registry: key -> (path, kind). The key "" is the
+    top page, at the prefix itself (a store has no object at an empty key)."""
     keys: dict[str, tuple[str, str]] = {}
     for path in paths:
         folder, _, filename = path.rpartition("/")
@@ -209,7 +210,12 @@ def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
         elif filename.endswith(".tgz") and folder.endswith("/-"):
             keys[path] = (path, TARBALL)
         else:
-            keys[path] = (path, SITE_PAGE if folder else ROOT_PAGE)
+            kind = SITE_PAGE if folder else ROOT_PAGE
+            keys[path] = (path, kind)
+            if filename == SITE_HOME:
+                # Pages link to folders ("-/web/package/demo/"); an object store's plain
+                # endpoint has no index documents, so the page is stored at that key too.
+                keys[f"{folder}/" if folder else ""] = (path, kind)
     return keys
 
 

@@ -31,6 +31,9 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
     assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE
     assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.ROOT_PAGE
     assert not [k for k in by_key if k.endswith(("/index.json", "/index.corgi"))]
+    assert by_key["npm/"].file == by_key["npm/index.html"].file == config.output_dir / "index.html"
+    assert by_key["npm/-/web/package/demo/"].file.name == "index.html"
+    assert "" not in {u.key for u in deploy.plan(config.output_dir, "")}  # no prefix: no empty key
 
 
 def test_plan_refuses_a_folder_that_is_not_a_registry(tmp_path):

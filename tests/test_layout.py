@@ -60,8 +60,10 @@ def test_object_keys_put_documents_at_the_package_name_and_drop_filesystem_copie
         "-/ping": ("-/ping", layout.DOCUMENT),
         "-/package/@s/n/dist-tags": ("-/package/@s/n/dist-tags", layout.DOCUMENT),
         "-/web/package/demo/index.html": ("-/web/package/demo/index.html", layout.SITE_PAGE),
+        "-/web/package/demo/": ("-/web/package/demo/index.html", layout.SITE_PAGE),  # where pages link to it
         "-/web/assets/style.css": ("-/web/assets/style.css", layout.SITE_PAGE),
         "index.html": ("index.html", layout.ROOT_PAGE),
+        "": ("index.html", layout.ROOT_PAGE),
     }
 
 

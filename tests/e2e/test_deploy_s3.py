@@ -52,6 +52,11 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     assert (status, headers["cache-control"]) == (200, "public, max-age=31536000, immutable")
     assert body == (registry / "@demo/greet/-/greet-1.0.0.tgz").read_bytes()
     assert fetch(url + "-/package/demo-utils/dist-tags")[1]["content-type"] == "application/json"
+    # the site as its pages link it, folders and all, from the store's plain endpoint
+    status, headers, body = fetch(url + "-/web/package/demo-utils/")
+    assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8")
+    assert body == (registry / "-/web/package/demo-utils/index.html").read_bytes()
+    assert fetch(url)[2] == (registry / "index.html").read_bytes()
 
     again = hosts.staticreg_deploy(registry, store)
     assert again.returncode == 0 and uploaded_keys(again.stdout) == []
