@@ -13,7 +13,7 @@ import pytest
 from tests.e2e import hosts
 from tests.e2e.clients import NAMES, client
 from tests.e2e.project import DEPRECATION, build, check_installed, make_input, new_project
-from tests.e2e.servers import free_port
+from tests.e2e.servers import fetch, free_port
 from tests.e2e.test_check import run_check
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +95,15 @@ def test_check_is_clean_on_every_configured_host(registry):
     result = run_check(url, "--all")
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1] == f"Checked 8 packages and 12 tarballs at {url}: 0 problems."
+
+
+@pytest.mark.parametrize("registry", [*CONFIGURED, "s3"], indirect=True)
+def test_site_pages_are_served_as_utf8_html_where_they_are_linked(registry):
+    _, url = registry
+    for page in ("", "-/web/package/demo-utils/"):
+        status, headers, body = fetch(url + page)
+        assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8"), page
+        assert body.startswith(b"<!doctype html>") or body.lower().startswith(b"<!doctype html>"), page
 
 
 @pytest.mark.parametrize("registry", ["http_server"], indirect=True)
