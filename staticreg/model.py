@@ -220,10 +220,10 @@ def filename_warning(source: str, name: str) -> str | None:
     return f"the file name suggests package {stem!r} but package.json says {name!r}"
 
 
-def pick_latest(versions: Iterable[str]) -> str:
-    ordered = sorted(versions, key=names.version_key)
-    stable = [v for v in ordered if not names.is_prerelease(v)]
-    return (stable or ordered)[-1]
+def pick_latest(versions: Iterable[str], in_order: bool = False) -> str:
+    """The highest stable version, else the highest; `in_order`: versions are sorted already."""
+    ordered = list(versions) if in_order else sorted(versions, key=names.version_key)
+    return next((v for v in reversed(ordered) if not names.is_prerelease(v)), ordered[-1])
 
 
 def publish_time(
@@ -318,7 +318,7 @@ def build_registry(
         packages[name] = Package(
             name=name,
             versions=ordered,
-            dist_tags={"latest": pick_latest(ordered)},
+            dist_tags={"latest": pick_latest(ordered, in_order=True)},
             created=min(times),
             modified=max(times),
         )

@@ -266,15 +266,27 @@ def _write_assets(staging: Staging, config: Config) -> dict[str, str]:
     return out
 
 
+PAGINATION_AROUND = 3  # page links either side of the current page; the first and last are always there
+
+
 def _pagination(number: int, count: int) -> dict | None:
+    """Links to the first and last pages and to those near this one, with a gap (None)
+    where pages are left out: 229 pages at 100,000 tarballs, and linking each from each
+    made the list pages grow with the square of the registry."""
     if count == 1:
         return None
+    shown = sorted({1, count, *range(max(1, number - PAGINATION_AROUND), min(count, number + PAGINATION_AROUND) + 1)})
+    pages: list[dict | None] = []
+    for n in shown:
+        if pages and n != pages[-1]["number"] + 1:
+            pages.append(None)
+        pages.append({"number": n, "page": layout.site_list_page(n)})
     return {
         "number": number,
         "count": count,
         "previous": layout.site_list_page(number - 1) if number > 1 else None,
         "next": layout.site_list_page(number + 1) if number < count else None,
-        "pages": [{"number": n, "page": layout.site_list_page(n)} for n in range(1, count + 1)],
+        "pages": pages,
     }
 
 

@@ -106,6 +106,7 @@ def test_names_the_registry_uses_are_refused(name):
 )
 def test_latest_is_highest_stable(versions, latest):
     assert pick_latest(versions) == latest
+    assert pick_latest(sorted(versions, key=names.version_key), in_order=True) == latest
 
 
 def test_versions_are_in_semver_order_and_times_complete():

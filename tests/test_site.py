@@ -155,6 +155,15 @@ def test_pagination_keeps_the_home_page_small(tarballs, make_config, monkeypatch
     assert not (out / layout.site_list_page(4)).exists()
 
 
+def test_pagination_links_the_ends_and_the_pages_near_this_one():
+    numbers = lambda n, count: [p and p["number"] for p in site._pagination(n, count)["pages"]]  # noqa: E731
+    assert numbers(1, 5) == [1, 2, 3, 4, 5]
+    assert numbers(1, 229) == [1, 2, 3, 4, None, 229]
+    assert numbers(100, 229) == [1, None, 97, 98, 99, 100, 101, 102, 103, None, 229]
+    assert numbers(229, 229) == [1, None, 226, 227, 228, 229]
+    assert site._pagination(1, 1) is None
+
+
 def test_user_templates_override_ours_file_by_file(tarballs, make_config, tmp_path):
     make_registry(tarballs)
     mine = tmp_path / "mine"
