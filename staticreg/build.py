@@ -117,7 +117,7 @@ def discover(
             continue
         for entry in entries:
             name = entry.name
-            rel = prefix + name
+            rel = sys.intern(prefix + name)  # the same string as its record's source, see model.shared
             try:
                 is_dir = entry.is_dir()  # a link to a folder too, but only real folders are walked into
             except OSError:
@@ -225,6 +225,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         hits = _cache_hits(cache, stats, readmes) if output_known else {}
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         tasks = [(path, rel, f"{incoming}/{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
+        del sources  # the tasks have the paths they need: 18 MB at 100,000 tarballs
         copies = {rel: copy for _, rel, copy, _ in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
@@ -252,7 +253,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         report.rejected = sorted(problems, key=lambda p: p.source)
         report.warnings = registry.warnings
         report.duplicates = registry.duplicates
-        if not sources:
+        if not report.tarballs:
             report.warnings.append(Problem(str(config.input_dir), "no .tgz files found"))
         if problems and not config.keep_going:
             raise BuildError(

@@ -24,6 +24,7 @@ every file (base URL, title, site, templates...) changes every fingerprint.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import marshal
@@ -119,6 +120,18 @@ def unchanged_summary(path: Path, output: Path, signature: str) -> dict | None:
 def load(path: Path, output: Path) -> tuple[Cache, bool]:
     """The cache, and whether its output part describes `output` as it is now.
     A missing, unreadable or foreign cache is an empty one: the build reads everything."""
+    # Loading makes a million objects and no reference cycles: the cycle collector would
+    # only walk them, again and again as they pile up (0.4 of 1.1 s at 100,000 tarballs).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path, output)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(path: Path, output: Path) -> tuple[Cache, bool]:
     cache = Cache()
     try:
         with open(path, "rb") as f:

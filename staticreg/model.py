@@ -199,6 +199,7 @@ def shared(record: TarballRecord) -> TarballRecord:
         ident = (sys.intern(name), sys.intern(version), notes, tuple(sys.intern(d) for d in depends_on))
     return replace(
         record,
+        source=sys.intern(record.source),  # and the build's stat keys: one string for both
         readme=record.readme and sys.intern(record.readme),
         readme_filename=record.readme_filename and sys.intern(record.readme_filename),
         identity=ident,

@@ -118,6 +118,7 @@ def write_site(
 
 _PARALLEL_FROM = 200  # packages to render; below this, starting worker processes costs more than it saves
 _BATCH_PAGES = 64
+_LIST_PAGES_PER_BATCH = 16  # a list page shows 100 packages: it weighs as much as a few package pages
 
 
 def _batches(
@@ -157,7 +158,10 @@ def _batches(
         pages.append(_Page("index.html", layout.site_list_page(number), context))
     # Served for any URL, at any depth: its links are absolute paths from the base URL.
     pages.append(_Page("404.html", layout.SITE_NOT_FOUND, {}, root=urlsplit(config.base_url).path or "/"))
-    yield 0, pages
+    # A few list pages at a time: at 100,000 tarballs all 229 of them and the scope pages in
+    # one batch took 10 MB to send a worker, and left that worker holding its high-water mark.
+    for start in range(0, len(pages), _LIST_PAGES_PER_BATCH):
+        yield 0, pages[start : start + _LIST_PAGES_PER_BATCH]
 
 
 class _Page(NamedTuple):
