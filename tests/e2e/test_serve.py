@@ -117,7 +117,7 @@ def test_npm_publish_to_the_dev_server_then_install(serve, input_dir, tmp_path):
     pack(source, tmp_path / "ignored", {"name": "@fixture/pub", "version": "1.0.0", "dependencies": {"demo-utils": "^1.1.0"}},
          {"index.js": "module.exports = require('demo-utils')\n"})  # fmt: skip
     npm.run("publish", cwd=source)
-    assert (input_dir / "fixture-pub-1.0.0.tgz").is_file()
+    assert (input_dir / "@fixture/pub-1.0.0.tgz").is_file()  # a scoped package goes into its scope's folder
     project = make_project(tmp_path / "project", {"@fixture/pub": "^1.0.0"})
     npm.run("install", "--no-audit", cwd=project)  # no waiting: publish answers after the rebuild
     assert resolved_version("@fixture/pub", project) == "1.0.0"
