@@ -282,13 +282,17 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
         report.timings["write"] = time.monotonic() - mark
         rows: dict[str, dict] = {}
+        pages: dict[str, str] = {}
         if config.site:
             mark = time.monotonic()
             from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
 
             # rows depend on nothing but what the fingerprint covers
             known = {n: cache.rows[n] for n, f in fingerprints.items() if n in cache.rows and cache.fingerprints.get(n) == f}
-            rows = write_site(registry, staging, config, readmes, show_progress=show_progress, known_rows=known)
+            rows, pages = write_site(
+                registry, staging, config, readmes, show_progress=show_progress,
+                known_rows=known, known_pages=cache.pages if output_known else {}, salt=settings,
+            )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         files = {**kept_files, **incremental.files_by_package(staging.created_paths(), written)}
@@ -307,6 +311,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
             fingerprints=fingerprints,
             files=files,
             rows=rows,
+            pages=pages,
             spare_id=incremental.folder_id(output) if output_known else None,
             spare_fingerprints=cache.fingerprints,
             spare_files=cache.files,

@@ -53,6 +53,7 @@ class Cache:
     fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
     files: dict[str, str] = field(default_factory=dict)  # package name -> its files in that output, "\n"-joined
     rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row in the site's lists
+    pages: dict[str, str] = field(default_factory=dict)  # list, scope, 404 page -> digest of what made it
     times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
     # The spare: the output before this one, kept aside as the next build's staging folder.
     spare_id: tuple[int, int] | None = None
@@ -148,6 +149,8 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
                     cache.versions[key] = rest[0]
                 elif kind == "time":
                     cache.times[key] = rest[0]
+                elif kind == "page":
+                    cache.pages[key] = rest[0]
                 elif kind in ("package", "spare"):
                     fingerprints, files = (cache.fingerprints, cache.files) if kind == "package" else (
                         cache.spare_fingerprints, cache.spare_files)  # fmt: skip
@@ -208,6 +211,7 @@ def save(path: Path, cache: Cache) -> None:
             yield ("record", rel, tuple(stat), tuple(getattr(record, f) for f in _RECORD_FIELDS))
         yield from (("version", key, integrity) for key, integrity in cache.versions.items())
         yield from (("time", key, time) for key, time in cache.times.items())
+        yield from (("page", path, digest) for path, digest in cache.pages.items())
         for name in sorted(cache.fingerprints.keys() | cache.files.keys()):
             yield ("package", name, cache.fingerprints.get(name), cache.files.get(name), cache.rows.get(name))
         for name in sorted(cache.spare_fingerprints.keys() | cache.spare_files.keys()):
@@ -215,7 +219,7 @@ def save(path: Path, cache: Cache) -> None:
 
     def pieces():
         count = (
-            len(cache.records) + len(cache.versions) + len(cache.times)
+            len(cache.records) + len(cache.versions) + len(cache.times) + len(cache.pages)
             + len(cache.fingerprints.keys() | cache.files.keys())
             + len(cache.spare_fingerprints.keys() | cache.spare_files.keys())
         )  # fmt: skip

@@ -76,15 +76,18 @@ class SiteTemplateError(Exception):
 
 def write_site(
     registry: Registry, staging: Staging, config: Config, readmes: ReadmeStore, show_progress: bool = False,
-    known_rows: Mapping[str, dict] | None = None,
-) -> dict[str, dict]:  # fmt: skip
-    """Render every page of the site into staging; returns each package's list row by name.
+    known_rows: Mapping[str, dict] | None = None, known_pages: Mapping[str, str] | None = None, salt: str = "",
+) -> tuple[dict[str, dict], dict[str, str]]:  # fmt: skip
+    """Render every page of the site into staging; returns each package's list row by name,
+    and a digest of what each list, scope and 404 page was made from, by path.
 
     Pages are rendered in batches of whole packages, in worker processes when the
     build has more than one worker and enough packages to render to pay for them; the
     files are written here, in a fixed order, so the output is the same either way.
     `known_rows` are rows of packages unchanged since a previous build (by fingerprint):
     making a row means normalising the latest manifest, 22,876 times at 100,000 tarballs.
+    `known_pages` are the previous build's digests: a list or scope page made from the same
+    rows, under the same settings (`salt`), is linked from the previous output, not rendered.
     """
     assets = _write_assets(staging, config)
     known = known_rows or {}
@@ -103,8 +106,16 @@ def write_site(
     kept = {name for name in registry.packages if staging.is_kept(layout.site_package_page(name))}
     workers = config.workers if len(registry.packages) - len(kept) >= _PARALLEL_FROM else 1
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
+    digests: dict[str, str] = {}
+    previous = known_pages or {}
+
+    def unchanged(page: _Page) -> bool:
+        digest = hashlib.sha256(repr((salt, site, page)).encode()).hexdigest()
+        digests[page.path] = digest
+        return previous.get(page.path) == digest and staging.link_previous(page.path)
+
     try:
-        batches = _batches(registry, rows, config, kept=kept.__contains__)
+        batches = _batches(registry, rows, config, kept=kept.__contains__, unchanged=unchanged)
         for packages_done, rendered in _render(batches, config, site, readmes, workers):
             for path, data in rendered:
                 staging.write(path, data)
@@ -113,7 +124,7 @@ def write_site(
         raise BuildError(f"the site could not be rendered: {exc}; nothing was written") from None
     finally:
         progress.close()
-    return by_name
+    return by_name, digests
 
 
 _PARALLEL_FROM = 200  # packages to render; below this, starting worker processes costs more than it saves
@@ -122,10 +133,11 @@ _LIST_PAGES_PER_BATCH = 16  # a list page shows 100 packages: it weighs as much 
 
 
 def _batches(
-    registry: Registry, rows: list[dict], config: Config, kept=lambda name: False
+    registry: Registry, rows: list[dict], config: Config, kept=lambda name: False, unchanged=lambda page: False
 ) -> Iterator[tuple[int, list[_Page]]]:
     """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page.
-    Packages whose pages an incremental build kept from the previous output are not rendered."""
+    Packages whose pages an incremental build kept from the previous output are not rendered,
+    nor list, scope and 404 pages that `unchanged` took from it."""
     batch: list[_Page] = []
     count = 0
     for package in registry.packages.values():
@@ -158,6 +170,7 @@ def _batches(
         pages.append(_Page("index.html", layout.site_list_page(number), context))
     # Served for any URL, at any depth: its links are absolute paths from the base URL.
     pages.append(_Page("404.html", layout.SITE_NOT_FOUND, {}, root=urlsplit(config.base_url).path or "/"))
+    pages = [page for page in pages if not unchanged(page)]  # a new package moves only the pages after it
     # A few list pages at a time: at 100,000 tarballs all 229 of them and the scope pages in
     # one batch took 10 MB to send a worker, and left that worker holding its high-water mark.
     for start in range(0, len(pages), _LIST_PAGES_PER_BATCH):

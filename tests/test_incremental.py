@@ -215,3 +215,22 @@ def test_records_are_cached_with_their_identity(tarballs, make_config):
     cache, _ = incremental.load(incremental.cache_path(config.output_dir), config.output_dir)
     records = [record for _, record in cache.records.values()]
     assert len(records) == 3 and all(r.identity and r.identity == identify(r) for r in records)
+
+
+def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(tarballs, make_config, monkeypatch, tmp_path):
+    from staticreg import layout, site
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    rendered: list[str] = []
+    real = site._render_pages
+    monkeypatch.setattr(site, "_render_pages", lambda pages: rendered.extend(p.path for p in pages) or real(pages))
+    make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+    build(config, show_progress=False)
+    assert "index.html" in rendered  # its count of packages changed
+    assert layout.site_scope_page("@s") not in rendered and layout.SITE_NOT_FOUND not in rendered
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+    rendered.clear()
+    build(make_config(tarballs, jobs=1, title="Other"), show_progress=False)  # another setting: all made again
+    assert layout.site_scope_page("@s") in rendered and layout.SITE_NOT_FOUND in rendered
