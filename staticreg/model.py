@@ -179,8 +179,7 @@ def identify(record: TarballRecord) -> tuple:
     except (names.NameProblem, layout.UnsafePath) as exc:
         return (str(exc),)
     depends_on = {d for kind in DEPENDENCY_FIELDS for d in manifest.get(kind) or ()}
-    # interned: every version of a package, and every package depending on it, share one string
-    return (sys.intern(name), sys.intern(version), tuple(notes), tuple(sys.intern(d) for d in sorted(depends_on)))
+    return (name, version, tuple(notes), tuple(sorted(depends_on)))  # interned by shared(), in the build
 
 
 def identity(record: TarballRecord) -> tuple:
