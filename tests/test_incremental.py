@@ -234,3 +234,19 @@ def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(ta
     rendered.clear()
     build(make_config(tarballs, jobs=1, title="Other"), show_progress=False)  # another setting: all made again
     assert layout.site_scope_page("@s") in rendered and layout.SITE_NOT_FOUND in rendered
+
+
+def test_a_build_hands_what_it_froze_back_to_the_cycle_collector(tarballs, make_config):
+    """The build freezes what it keeps to its end out of the collector's sight; `serve` builds
+    again and again in one process, so each build must end with nothing frozen."""
+    import gc
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)  # cold
+    make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+    build(config, show_progress=False)  # loads the cache
+    (tarballs / "c-1.0.0.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(build_module.BuildError):
+        build(config, show_progress=False)  # fails after the cache is loaded
+    assert gc.isenabled() and gc.get_freeze_count() == 0
