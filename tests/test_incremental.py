@@ -232,6 +232,11 @@ def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(ta
     assert layout.site_scope_page("@s") not in rendered and layout.SITE_NOT_FOUND not in rendered
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     rendered.clear()
+    make_tarball(tarballs, {"name": "@s/b", "version": "1.1.0", "description": "new"})  # a row changes, not the count
+    build(config, show_progress=False)
+    assert layout.site_scope_page("@s") in rendered and "index.html" in rendered
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path / "2")
+    rendered.clear()
     build(make_config(tarballs, jobs=1, title="Other"), show_progress=False)  # another setting: all made again
     assert layout.site_scope_page("@s") in rendered and layout.SITE_NOT_FOUND in rendered
 
