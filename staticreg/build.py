@@ -87,24 +87,24 @@ class BuildReport:
         yield "".join(batch).encode()
 
 
-def discover(
-    input_dir: Path, skip: list[Path]
-) -> tuple[list[tuple[str, str]], dict[str, incremental.StatKey], list[Problem]]:
-    """Every tarball below input_dir as (path, path relative to input_dir), sorted by the
-    relative path; with each one's stat key (size, mtime, inode), taken in the same pass."""
+def discover(input_dir: Path, skip: list[Path]) -> tuple[list[str], dict[str, incremental.StatKey], list[Problem]]:
+    """Every tarball below input_dir as its path relative to input_dir, sorted; with each
+    one's stat key (size, mtime, inode), taken in the same pass."""
     if not input_dir.is_dir():
         raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
     root = os.path.realpath(input_dir)
-    # Folders to skip (the output, when it is inside the input), by inode: one stat
-    # per folder instead of resolving every path, which costs at 10,000 packages.
+    # Folders to skip (the output, when it is inside the input): by name, then by device
+    # and inode, so that only a folder of the same name costs a stat, and no path is resolved.
     skip_ids = set()
+    skip_names = set()
     for folder in skip:
         try:
             info = os.stat(folder)
             skip_ids.add((info.st_dev, info.st_ino))
+            skip_names.add(os.path.basename(os.path.realpath(folder)))
         except OSError:
             pass
-    found: list[tuple[str, str]] = []
+    found: list[str] = []
     stats: dict[str, incremental.StatKey] = {}
     problems: list[Problem] = []
     pending = [(os.fspath(input_dir), "")]
@@ -127,9 +127,11 @@ def discover(
                 if name.lower().endswith(TARBALL_SUFFIXES):
                     problems.append(Problem(rel, "is a folder, not a tarball"))
                 elif not name.startswith(".") and not entry.is_symlink():
-                    info = entry.stat(follow_symlinks=False)
-                    if (info.st_dev, info.st_ino) not in skip_ids:
-                        pending.append((entry.path, rel + "/"))
+                    if name in skip_names:
+                        info = entry.stat(follow_symlinks=False)
+                        if (info.st_dev, info.st_ino) in skip_ids:
+                            continue
+                    pending.append((entry.path, rel + "/"))
                 continue
             if name.startswith(".") or not name.lower().endswith(TARBALL_SUFFIXES):
                 continue
@@ -144,8 +146,8 @@ def discover(
                 stats[rel] = incremental.key_of(entry.stat())
             except OSError:
                 stats[rel] = None  # a dangling link: reading it names the problem
-            found.append((entry.path, rel))  # a str: a Path for each of 100,000 tarballs costs
-    found.sort(key=lambda item: item[1])
+            found.append(rel)
+    found.sort()
     problems.sort(key=lambda p: p.source)
     return found, stats, problems
 
@@ -233,8 +235,10 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         readmes = ReadmeStore(incremental.readmes_path(output))
         hits = _cache_hits(cache, stats, readmes) if output_known else {}
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
-        tasks = [(path, rel, f"{incoming}/{i}.tgz", readmes) for i, (path, rel) in enumerate(sources) if rel not in hits]
-        del sources  # the tasks have the paths they need: 18 MB at 100,000 tarballs
+        folder = os.fspath(config.input_dir)
+        tasks = [
+            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes) for i, rel in enumerate(sources) if rel not in hits
+        ]  # fmt: skip
         copies = {rel: copy for _, rel, copy, _ in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
@@ -302,6 +306,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
             rows, pages = write_site(
                 registry, staging, config, readmes, show_progress=show_progress,
                 known_rows=known, known_pages=cache.pages if output_known else {}, salt=settings,
+                row_ids=fingerprints,
             )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
