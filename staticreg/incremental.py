@@ -28,6 +28,7 @@ import gc
 import hashlib
 import json
 import marshal
+import operator
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,9 +40,9 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 11
+FORMAT = 12
 _BATCH = 1000  # entries per marshal batch
-_RECORD_FIELDS = tuple(f.name for f in fields(TarballRecord))
+_record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))  # a record as a flat tuple
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
@@ -212,7 +213,7 @@ def save(path: Path, cache: Cache) -> None:
         for rel in sorted(cache.records):
             stat, record = cache.records[rel]
             # not astuple(): a record is flat, and astuple's deep copy costs more than the rest
-            yield ("record", rel, tuple(stat), tuple(getattr(record, f) for f in _RECORD_FIELDS))
+            yield ("record", rel, tuple(stat), _record_values(record))
         yield from (("version", key, integrity) for key, integrity in cache.versions.items())
         yield from (("time", key, time) for key, time in cache.times.items())
         yield from (("page", path, digest) for path, digest in cache.pages.items())

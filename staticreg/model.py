@@ -173,11 +173,15 @@ def identify(record: TarballRecord) -> tuple:
     """What grouping a record into its package needs, without its manifest:
     (name, version, warnings, the names it depends on), or (reason,) when its name or
     version cannot be used. Parsing and normalising 100,000 manifests at every rebuild
-    took seconds, so this is worked out once, where the tarball is read, and cached."""
+    took seconds, so this is worked out once, where the tarball is read, and cached.
+    The warnings include the file name's (the record's source is its cache key)."""
     try:
         name, version, manifest, notes = normalize_manifest(record, "")
     except (names.NameProblem, layout.UnsafePath) as exc:
         return (str(exc),)
+    hint = filename_warning(record.source, name)
+    if hint:
+        notes.append(hint)
     depends_on = {d for kind in DEPENDENCY_FIELDS for d in manifest.get(kind) or ()}
     return (name, version, tuple(notes), tuple(sorted(depends_on)))  # interned by shared(), in the build
 
@@ -259,9 +263,6 @@ def build_registry(
             continue
         name, version, notes, _ = known
         warnings += [Problem(record.source, n) for n in notes]
-        hint = filename_warning(record.source, name)
-        if hint:
-            warnings.append(Problem(record.source, hint))
         key = (name, version)
         if key in by_key:
             first = by_key[key].record
