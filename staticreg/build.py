@@ -317,12 +317,11 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         report.packages = len(registry.packages)
         report.versions = registry.version_count
         merged = _merged_times(kept, registry)
+        integrities, published = _by_version(registry)
         new_cache = incremental.Cache(
             records={r.source: (stats[r.source], r) for r in records if stats.get(r.source)},
             output_id=incremental.folder_id(staging.root),
-            versions={
-                f"{p.name}@{v}": e.record.integrity for p in registry.packages.values() for v, e in p.versions.items()
-            },
+            versions=integrities,
             fingerprints=fingerprints,
             files=files,
             rows=rows,
@@ -330,7 +329,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
             spare_id=incremental.folder_id(output) if output_known else None,
             spare_fingerprints=cache.fingerprints,
             spare_files=cache.files,
-            times={f"{p.name}@{v}": e.time for p in registry.packages.values() for v, e in p.versions.items()},
+            times=published,
             signature=incremental.input_signature(config, settings, stats_digest, problems, merged),
             summary=_summary(report),
         )
@@ -464,6 +463,17 @@ def _place_tarballs(
             if again.integrity != entry.record.integrity:
                 raise BuildError(f"{source} changed while it was being built; build again")
             staging.move_in(copy, path)
+
+
+def _by_version(registry: Registry) -> tuple[dict[str, str], dict[str, str]]:
+    """Each name@version's integrity and publish time, with one key string for both."""
+    integrities, published = {}, {}
+    for package in registry.packages.values():
+        for version, entry in package.versions.items():
+            key = f"{package.name}@{version}"
+            integrities[key] = entry.record.integrity
+            published[key] = entry.time
+    return integrities, published
 
 
 def _merged_times(kept: dict[str, str], registry: Registry) -> dict[str, str]:

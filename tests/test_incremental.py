@@ -165,7 +165,10 @@ def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     head, entries = incremental.read_entries(cache_file)
     assert head["entries"] == len(entries)
     assert [e[1] for e in entries if e[0] == "record"] == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
-    assert next(e[2] for e in entries if e[:2] == ("version", "@s/b@1.0.0")).startswith("sha512-")
+    integrities = dict(zip(*next(e[2:] for e in entries if e[0] == "versions")))  # in columns: keys, values
+    assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith("sha512-")
+    published = dict(zip(*next(e[2:] for e in entries if e[0] == "times")))
+    assert published["a@1.1.0"] == "2020-09-13T12:28:20.000Z"
     files = next(e[3] for e in entries if e[:2] == ("package", "@s/b")).split("\n")
     assert "@s/b/index.json" in files and "@s/b/-/b-1.0.0.tgz" in files
 
