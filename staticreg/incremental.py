@@ -159,10 +159,10 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
                         cache.spare_fingerprints, cache.spare_files)  # fmt: skip
                     if rest[0] is not None:
                         fingerprints[key] = rest[0]
-                    if rest[1] is not None:
-                        # A package unchanged in the last two builds has the same files in both: one string.
-                        same = cache.files.get(key) if kind == "spare" else None
-                        files[key] = same if same == rest[1] else rest[1]
+                    if rest[1] is True:  # a package unchanged in the last two builds: the same files, one string
+                        files[key] = cache.files[key]
+                    elif rest[1] is not None:
+                        files[key] = rest[1]
                     if kind == "package" and rest[2] is not None:
                         cache.rows[key] = rest[2]
                 else:
@@ -220,7 +220,9 @@ def save(path: Path, cache: Cache) -> None:
         for name in sorted(cache.fingerprints.keys() | cache.files.keys()):
             yield ("package", name, cache.fingerprints.get(name), cache.files.get(name), cache.rows.get(name))
         for name in sorted(cache.spare_fingerprints.keys() | cache.spare_files.keys()):
-            yield ("spare", name, cache.spare_fingerprints.get(name), cache.spare_files.get(name), None)
+            files = cache.spare_files.get(name)
+            same = files is not None and files == cache.files.get(name)  # True: written once, with the package
+            yield ("spare", name, cache.spare_fingerprints.get(name), True if same else files, None)
 
     def pieces():
         count = (
