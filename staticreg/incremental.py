@@ -40,7 +40,7 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 12
+FORMAT = 13
 _BATCH = 1000  # entries per marshal batch
 _record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))  # a record as a flat tuple
 StatKey = tuple  # (size, mtime_ns, inode)
