@@ -283,6 +283,10 @@ def _write_assets(staging: Staging, config: Config) -> dict[str, str]:
             found.update((p.name, p) for p in assets.iterdir() if p.is_file() and not p.name.startswith("."))
     out = {}
     for name in sorted(found):
+        if any(c < " " or c == "\x7f" for c in name):  # the build cache lists output files one a line
+            raise BuildError(
+                f"{found[name].parent}: the asset {name!r} has a line break or control character in its name; rename it"
+            )
         data = found[name].read_bytes()
         staging.write(layout.site_asset(name), data)
         out[name] = _digest(data)

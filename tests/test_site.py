@@ -249,3 +249,17 @@ def test_a_missing_asset_is_named(tarballs, make_config, tmp_path):
     (mine / "404.html").write_text('<link rel="stylesheet" href="{{ asset(\'theme.css\') }}">')
     with pytest.raises(BuildError, match=r"404.html:1: asset\('theme.css'\): there is no theme.css"):
         build(make_config(tarballs, template_dir=mine), show_progress=False)
+
+
+def test_an_asset_named_with_a_line_break_fails_the_build_and_names_it(tarballs, make_config, tmp_path):
+    """The build cache lists the output's files one a line: such a name would break it."""
+    make_registry(tarballs)
+    good = make_config(tarballs, output_dir=tmp_path / "out")
+    build(good, show_progress=False)
+    before = read(good.output_dir, layout.SITE_HOME)
+    mine = tmp_path / "mine"
+    (mine / "assets").mkdir(parents=True)
+    (mine / "assets" / "a\nb.css").write_text("body {}")
+    with pytest.raises(BuildError, match=r"mine/assets: the asset 'a\\nb.css' has a line break"):
+        build(make_config(tarballs, output_dir=tmp_path / "out", template_dir=mine), show_progress=False)
+    assert read(good.output_dir, layout.SITE_HOME) == before  # the old output is untouched
