@@ -110,12 +110,15 @@ def render_readme(text: str, filename: str | None) -> Markup:
     return sanitize_html(html) + note
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def link_url(value: object) -> str | None:
     """An absolute http(s) or mailto URL fit for an href, or None."""
     if not isinstance(value, str):
         return None
     url = value.strip()
-    if not url or len(url) > MAX_URL_LENGTH or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+    if not url or len(url) > MAX_URL_LENGTH or _SPACE_OR_CONTROL.search(url):
         return None
     try:
         parts = urlsplit(url)

@@ -129,6 +129,9 @@ def test_huge_readmes_are_cut():
         ("java\nscript:alert(1)", None),
         ("https://exa mple.com", None),
         ("https://a.test/\x00", None),
+        ("https://a.test/\x1fx", None),
+        ("https://a.test/\x7fx", None),
+        ("https://a.test/\u00e9", "https://a.test/\u00e9"),  # not ASCII: the browser encodes it
         ("data:text/html,x", None),
         ("//evil.test/", None),
         ("/relative", None),
