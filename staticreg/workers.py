@@ -4,10 +4,12 @@ Every pool's workers run `die_with` first, so a killed build leaves none behind.
 The readers' pool forks (Linux's default). A forked worker shares the build's
 pages until it writes to them, and Python's cyclic garbage collector writes to
 every object it visits: each worker's first collection copied its share of the
-build. `start` freezes the build's objects while the workers fork, which moves
-them out of the collector's reach in the children (gc.freeze), and unfreezes
-them right after. (The site's renderers are spawned instead: by then the build
-holds every record and keeps touching them, see site._render.)
+build. `start` freezes the build's objects before the workers fork, which moves
+them out of the collector's reach in the children (gc.freeze). They stay frozen
+in the build too, as what it loaded and made before does (see build._build),
+until build() unfreezes everything at its end. (The site's renderers are
+spawned instead: by then the build holds every record and keeps touching them,
+see site._render.)
 """
 
 from __future__ import annotations
@@ -21,12 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def start(pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
-    """Fork the pool's workers now, with the parent's objects frozen."""
+    """Fork the pool's workers now, with the parent's objects frozen; the build unfreezes them."""
     gc.freeze()
-    try:
-        pool.submit(int).result()  # the first task starts every worker of a forking pool
-    finally:
-        gc.unfreeze()
+    pool.submit(int).result()  # the first task starts every worker of a forking pool
     return pool
 
 

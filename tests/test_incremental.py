@@ -244,14 +244,18 @@ def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(ta
     assert layout.site_scope_page("@s") in rendered and layout.SITE_NOT_FOUND in rendered
 
 
-def test_a_build_hands_what_it_froze_back_to_the_cycle_collector(tarballs, make_config):
+@pytest.mark.parametrize("jobs", [1, 2])  # 2: the readers' pool forks with everything frozen
+def test_a_build_hands_what_it_froze_back_to_the_cycle_collector(tarballs, make_config, jobs):
     """The build freezes what it keeps to its end out of the collector's sight; `serve` builds
     again and again in one process, so each build must end with nothing frozen."""
     import gc
 
     make_set(tarballs)
-    config = make_config(tarballs, jobs=1)
+    for i in range(8):
+        make_tarball(tarballs, {"name": f"p{i}", "version": "1.0.0"})
+    config = make_config(tarballs, jobs=jobs)
     build(config, show_progress=False)  # cold
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
     build(config, show_progress=False)  # loads the cache
     (tarballs / "c-1.0.0.tgz").write_bytes(b"not a tarball")
