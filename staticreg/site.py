@@ -111,7 +111,6 @@ def write_site(
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
     digests: dict[str, str] = {}
     previous = known_pages or {}
-
     ids = row_ids or {}
 
     def unchanged(page: _Page) -> bool:
