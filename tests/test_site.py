@@ -185,17 +185,25 @@ def test_user_templates_override_ours_file_by_file(tarballs, make_config, tmp_pa
     assert (out / layout.site_asset("site.js")).read_bytes() == (builtin_template_dir() / "assets/site.js").read_bytes()
 
 
-def test_a_broken_user_template_fails_the_build_and_names_the_line(tarballs, make_config, tmp_path):
+def fails_with_templates(tarballs: Path, make_config, tmp_path: Path, files: dict[str, str], match: str) -> None:
+    """A build with a template folder of `files` fails with `match`, and the output built
+    before it is untouched."""
     make_registry(tarballs)
     good = make_config(tarballs, output_dir=tmp_path / "out")
     build(good, show_progress=False)
     before = read(good.output_dir, layout.SITE_HOME)
     mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "index.html").write_text('{% extends "base.html" %}\n{% block main %}\n{{ no_such_thing.x }}\n{% endblock %}\n')
-    with pytest.raises(BuildError, match=r"index.html:3: 'no_such_thing' is undefined"):
+    for name, text in files.items():
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(text)
+    with pytest.raises(BuildError, match=match):
         build(make_config(tarballs, output_dir=tmp_path / "out", template_dir=mine), show_progress=False)
-    assert read(good.output_dir, layout.SITE_HOME) == before  # the old output is untouched
+    assert read(good.output_dir, layout.SITE_HOME) == before
+
+
+def test_a_broken_user_template_fails_the_build_and_names_the_line(tarballs, make_config, tmp_path):
+    broken = {"index.html": '{% extends "base.html" %}\n{% block main %}\n{{ no_such_thing.x }}\n{% endblock %}\n'}
+    fails_with_templates(tarballs, make_config, tmp_path, broken, r"index.html:3: 'no_such_thing' is undefined")
 
 
 def test_parallel_rendering_writes_the_same_bytes(tarballs, make_config, tmp_path, monkeypatch):
@@ -253,13 +261,5 @@ def test_a_missing_asset_is_named(tarballs, make_config, tmp_path):
 
 def test_an_asset_named_with_a_line_break_fails_the_build_and_names_it(tarballs, make_config, tmp_path):
     """The build cache lists the output's files one a line: such a name would break it."""
-    make_registry(tarballs)
-    good = make_config(tarballs, output_dir=tmp_path / "out")
-    build(good, show_progress=False)
-    before = read(good.output_dir, layout.SITE_HOME)
-    mine = tmp_path / "mine"
-    (mine / "assets").mkdir(parents=True)
-    (mine / "assets" / "a\nb.css").write_text("body {}")
-    with pytest.raises(BuildError, match=r"mine/assets: the asset 'a\\nb.css' has a line break"):
-        build(make_config(tarballs, output_dir=tmp_path / "out", template_dir=mine), show_progress=False)
-    assert read(good.output_dir, layout.SITE_HOME) == before  # the old output is untouched
+    named = {"assets/a\nb.css": "body {}"}
+    fails_with_templates(tarballs, make_config, tmp_path, named, r"mine/assets: the asset 'a\\nb.css' has a line break")
