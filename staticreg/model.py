@@ -256,13 +256,15 @@ def build_registry(
     conflicts: dict[tuple[str, str], list[str]] = {}
 
     for record in sorted(records, key=lambda r: r.source):
-        warnings += [Problem(record.source, w) for w in record.warnings]
+        if record.warnings:
+            warnings += [Problem(record.source, w) for w in record.warnings]
         known = identity(record)
         if len(known) == 1:
             problems.append(Problem(record.source, known[0]))
             continue
         name, version, notes, _ = known
-        warnings += [Problem(record.source, n) for n in notes]
+        if notes:
+            warnings += [Problem(record.source, n) for n in notes]
         key = (name, version)
         if key in by_key:
             first = by_key[key].record
