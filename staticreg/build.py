@@ -316,8 +316,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
 
         report.packages = len(registry.packages)
         report.versions = registry.version_count
-        merged = _merged_times(kept, registry)
-        integrities, published = _by_version(registry)
+        integrities, published, merged = _by_version(registry, kept)
         new_cache = incremental.Cache(
             records={r.source: (stats[r.source], r) for r in records if stats.get(r.source)},
             output_id=incremental.folder_id(staging.root),
@@ -465,24 +464,18 @@ def _place_tarballs(
             staging.move_in(copy, path)
 
 
-def _by_version(registry: Registry) -> tuple[dict[str, str], dict[str, str]]:
-    """Each name@version's integrity and publish time, with one key string for both."""
-    integrities, published = {}, {}
+def _by_version(registry: Registry, kept: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Each name@version's integrity and publish time, and the times to keep: `kept` with
+    every time no setting gave added. One pass, one key string for all three."""
+    integrities, published, merged = {}, {}, dict(kept)
     for package in registry.packages.values():
         for version, entry in package.versions.items():
             key = f"{package.name}@{version}"
             integrities[key] = entry.record.integrity
             published[key] = entry.time
-    return integrities, published
-
-
-def _merged_times(kept: dict[str, str], registry: Registry) -> dict[str, str]:
-    merged = dict(kept)
-    for package in registry.packages.values():
-        for version, entry in package.versions.items():
             if entry.time_source != "config":
-                merged.setdefault(f"{package.name}@{version}", entry.time)
-    return merged
+                merged.setdefault(key, entry.time)
+    return integrities, published, merged
 
 
 def _keep_times(config: Config, merged: dict[str, str], kept: dict[str, str], report: BuildReport) -> None:
