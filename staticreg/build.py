@@ -1,6 +1,6 @@
 """`staticreg build`: tarballs in, a complete registry out, or the old one untouched.
 
-discover -> read (in parallel, one pass per tarball) -> model -> write into a
+discover (beside loading the cache) -> read (in parallel, one pass per tarball) -> model -> write into a
 staging folder -> swap it in -> keep publish times -> report.
 """
 
@@ -22,6 +22,7 @@ from typing import Iterator
 from staticreg import __version__, incremental, layout, times
 from staticreg import workers as workers_module
 from staticreg.config import Config
+from staticreg.discovery import Discovery
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry, identify, shared
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
@@ -30,7 +31,6 @@ from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball
 from staticreg.writers import write_documents
 
-TARBALL_SUFFIXES = (".tgz", ".tar.gz")
 _INCOMING = ".incoming"
 
 
@@ -85,71 +85,6 @@ class BuildReport:
                 batch = []
         batch.append("\n")
         yield "".join(batch).encode()
-
-
-def discover(input_dir: Path, skip: list[Path]) -> tuple[list[str], dict[str, incremental.StatKey], list[Problem]]:
-    """Every tarball below input_dir as its path relative to input_dir, sorted; with each
-    one's stat key (size, mtime, inode), taken in the same pass."""
-    if not input_dir.is_dir():
-        raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
-    root = os.path.realpath(input_dir)
-    # Folders to skip (the output, when it is inside the input): by name, then by device
-    # and inode, so that only a folder of the same name costs a stat, and no path is resolved.
-    skip_ids = set()
-    skip_names = set()
-    for folder in skip:
-        try:
-            info = os.stat(folder)
-            skip_ids.add((info.st_dev, info.st_ino))
-            skip_names.add(os.path.basename(os.path.realpath(folder)))
-        except OSError:
-            pass
-    found: list[str] = []
-    stats: dict[str, incremental.StatKey] = {}
-    problems: list[Problem] = []
-    pending = [(os.fspath(input_dir), "")]
-    while pending:  # os.scandir: the kind of each entry comes with the listing, without a stat
-        folder, prefix = pending.pop()
-        try:
-            with os.scandir(folder) as listing:
-                entries = list(listing)
-        except OSError as exc:
-            problems.append(Problem(prefix.rstrip("/") or str(input_dir), f"cannot be read ({exc.strerror})"))
-            continue
-        for entry in entries:
-            name = entry.name
-            rel = sys.intern(prefix + name)  # the same string as its record's source, see model.shared
-            try:
-                is_dir = entry.is_dir()  # a link to a folder too, but only real folders are walked into
-            except OSError:
-                is_dir = False  # a loop of links: reading it names the problem
-            if is_dir:
-                if name.lower().endswith(TARBALL_SUFFIXES):
-                    problems.append(Problem(rel, "is a folder, not a tarball"))
-                elif not name.startswith(".") and not entry.is_symlink():
-                    if name in skip_names:
-                        info = entry.stat(follow_symlinks=False)
-                        if (info.st_dev, info.st_ino) in skip_ids:
-                            continue
-                    pending.append((entry.path, rel + "/"))
-                continue
-            if name.startswith(".") or not name.lower().endswith(TARBALL_SUFFIXES):
-                continue
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)  # never raises, even for a loop of links
-                if not target.startswith(root + os.sep):
-                    problems.append(
-                        Problem(rel, "is a link to a file outside the input folder; copy the file in instead")
-                    )
-                    continue
-            try:
-                stats[rel] = incremental.key_of(entry.stat())
-            except OSError:
-                stats[rel] = None  # a dangling link: reading it names the problem
-            found.append(rel)
-    found.sort()
-    problems.sort(key=lambda p: p.source)
-    return found, stats, problems
 
 
 def _read_one(task: tuple[str, str, str, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
@@ -207,27 +142,27 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
 
 
 def _build(config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool):
-    mark = started
-    sources, stats, problems = discover(config.input_dir, skip=[output])
-    report.tarballs = len(sources)
-    settings = incremental.settings_key(config)
-    report.timings["discover"] = time.monotonic() - mark
-    # What the build makes and keeps to its end (the tarball list here, the cache when it is
-    # loaded, the model) is frozen out of the cycle collector's sight: it has no cycles, and
-    # every full collection would walk it all again. At 100,000 tarballs the collector took
-    # 1 s of a 5.5 s rebuild, 0.2 s with this. What comes after (rendering pages in this
-    # process makes cyclic garbage) is collected as usual.
-    gc.freeze()
-
-    with Staging(output) as staging:
-        cache_file = incremental.cache_path(output)
+    # Discovery runs in a child process while this one takes the lock and loads the cache.
+    with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
+        settings = incremental.settings_key(config)
         kept = times.load(config.times_path)
-        stats_digest = incremental.stats_digest(stats)
-        signature = incremental.input_signature(config, settings, stats_digest, problems, kept)
-        summary = incremental.unchanged_summary(cache_file, output, signature)
-        if summary is not None:
-            return _unchanged(report, summary, started)  # a no-op rebuild: nothing read, nothing written
+        cache_file = incremental.cache_path(output)
+        mark = time.monotonic()
         cache, output_known = incremental.load(cache_file, output)
+        report.timings["cache"] = time.monotonic() - mark
+        sources, stats, problems = discovery.result()
+        report.tarballs = len(sources)
+        report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
+        # What the build makes and keeps to its end (the tarball list here, the cache, the
+        # model) is frozen out of the cycle collector's sight: it has no cycles, and every
+        # full collection would walk it all again. At 100,000 tarballs the collector took
+        # 1 s of a 5.5 s rebuild, 0.2 s with this. What comes after (rendering pages in this
+        # process makes cyclic garbage) is collected as usual. The cache froze itself.
+        gc.freeze()
+        stats_digest = incremental.stats_digest(sources, stats)
+        signature = incremental.input_signature(config, settings, stats_digest, problems, kept)
+        if output_known and cache.signature == signature:
+            return _unchanged(report, cache.summary, started)  # a no-op rebuild: nothing read, nothing written
 
         # -- read: only the tarballs the cache does not know as they are now
         incoming = staging.root / _INCOMING

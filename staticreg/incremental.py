@@ -2,8 +2,9 @@
 
 The cache sits beside the output like the lock file (`.OUTNAME.staticreg-cache`),
 replaced atomically: a build killed at any moment leaves the old cache or the
-new one, never half of one. Its first line is JSON with what a no-op rebuild
-needs, which it reads alone; then come batches of entries (`(kind, key, ...)`
+new one, never half of one. Its first line is JSON: the format, which output it
+describes, the input's signature and the last build's summary (what a no-op
+rebuild reports); then come batches of entries (`(kind, key, ...)`
 tuples: a record, a package, the versions and times) in Python's marshal format,
 each after its length, a batch at a time so that the file is never whole in memory. At 100,000 tarballs
 marshal reads the entries ten times faster than JSON lines did. It holds two things:
@@ -104,19 +105,6 @@ def _head(data: dict, output: Path) -> bool:
         data.get("format") == FORMAT and data.get("staticreg") == __version__
         and bool(data.get("output_id")) and tuple(data["output_id"]) == folder_id(output)
     )  # fmt: skip
-
-
-def unchanged_summary(path: Path, output: Path, signature: str) -> dict | None:
-    """The summary of the build that made `output`, if its input signature was `signature`:
-    a no-op rebuild reads only the cache's first line, not the records after it."""
-    try:
-        with open(path, "rb") as f:
-            head = json.loads(f.readline())
-        if _head(head, output) and head["signature"] == signature:
-            return head["summary"]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        pass
-    return None
 
 
 def load(path: Path, output: Path) -> tuple[Cache, bool]:
@@ -277,9 +265,12 @@ def settings_key(config: Config) -> str:
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
-def stats_digest(stats: dict[str, StatKey | None]) -> str:
-    """Of every tarball's path and stat key: made once a build, for both of its signatures."""
-    return hashlib.sha256(repr(sorted(stats.items())).encode()).hexdigest()
+def stats_digest(sources: list[str], stats: dict[str, StatKey | None]) -> str:
+    """Of every tarball's path (`sources`, sorted, as discovery gives them) and stat key:
+    made once a build, for both of its signatures. No path holds a NUL."""
+    digest = hashlib.sha256("\0".join(sources).encode("utf-8", "surrogateescape"))
+    digest.update(repr([stats[rel] for rel in sources]).encode())  # half the time of repr(sorted(items))
+    return digest.hexdigest()
 
 
 def input_signature(

@@ -40,7 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 from staticreg import headers as http_headers
 from staticreg import layout, publish, watch
-from staticreg.build import TARBALL_SUFFIXES, BuildReport, build
+from staticreg.build import BuildReport, build
+from staticreg.discovery import TARBALL_SUFFIXES
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
 from staticreg.errors import StaticregError
 
