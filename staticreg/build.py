@@ -268,7 +268,7 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
             summary=_summary(report),
         )
         mark = time.monotonic()
-        _save_cache(cache_file, new_cache, report)
+        _save_cache(cache_file, new_cache, cache, output, report)
         trash = staging.commit(remove_old=False)
         report.timings["commit"] = time.monotonic() - mark
         report.files_written, report.files_reused = staging.written, staging.reused
@@ -360,8 +360,9 @@ def _summary(report: BuildReport) -> dict:
     }
 
 
-def _save_cache(path: Path, cache: incremental.Cache, report: BuildReport) -> None:
+def _save_cache(path: Path, cache: incremental.Cache, before: incremental.Cache, output: Path, report: BuildReport) -> None:
     try:
+        incremental.save_records(incremental.records_path(output), cache.records, before)
         incremental.save(path, cache)
     except OSError as exc:
         try:

@@ -5,13 +5,16 @@ replaced atomically: a build killed at any moment leaves the old cache or the
 new one, never half of one. Its first line is JSON: the format, which output it
 describes, the input's signature and the last build's summary (what a no-op
 rebuild reports); then come batches of entries (`(kind, key, ...)`
-tuples: a record, a package, the versions and times) in Python's marshal format,
+tuples: a package, a page, the versions and times) in Python's marshal format,
 each after its length, a batch at a time so that the file is never whole in memory. At 100,000 tarballs
 marshal reads the entries ten times faster than JSON lines did. It holds two things:
 
 - per input tarball, keyed by its path relative to the input folder, size,
   mtime_ns and inode: the TarballRecord read from it. A hit skips reading the
-  tarball; this part is valid whatever the output looks like.
+  tarball; this part is valid whatever the output looks like. The records are
+  not in the cache file but in a folder beside it (`.OUTNAME.staticreg-records`),
+  in SHARDS files by a hash of the path, each replaced atomically: a build
+  rewrites only the files whose records changed.
 - what the output folder holds: each name@version's integrity, each package's
   fingerprint, the publish times in its documents, and a signature of the whole
   input. This part counts only while the output is the very folder the cache was
@@ -31,6 +34,7 @@ import json
 import marshal
 import operator
 import os
+import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Container, Iterable, Iterator
@@ -41,15 +45,18 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 13
+FORMAT = 14
 _BATCH = 1000  # entries per marshal batch
-_record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))  # a record as a flat tuple
+SHARDS = 64  # records files: about 1,500 records, 1.5 MB, each at 100,000 tarballs
+# A record as a flat tuple; not astuple(), whose deep copy costs more than the rest.
+_record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
 @dataclass
 class Cache:
     records: dict[str, tuple[StatKey, TarballRecord]] = field(default_factory=dict)
+    record_shards: list[list[str]] | None = None  # the paths in each records file as loaded; None: rewrite all
     output_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the output it describes
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
     fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
@@ -73,6 +80,12 @@ def cache_path(output: Path) -> Path:
 def spare_path(output: Path) -> Path:
     output = output.absolute()
     return output.parent / f".{output.name}.staticreg-spare"
+
+
+def records_path(output: Path) -> Path:
+    """The folder of the cache's records, in SHARDS files."""
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg-records"
 
 
 def readmes_path(output: Path) -> Path:
@@ -118,7 +131,9 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _load(path, output)
+        cache, known = _load(path, output)
+        cache.records, cache.record_shards = load_records(records_path(output))
+        return cache, known
     finally:
         gc.freeze()
         if collecting:
@@ -135,10 +150,7 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
             count = 0
             for entry in _entries(f):
                 kind, key, *rest = entry
-                if kind == "record":
-                    stat, values = rest
-                    cache.records[key] = (stat, TarballRecord(*values))
-                elif kind in ("versions", "times"):  # every name@version at once: keys, then values
+                if kind in ("versions", "times"):  # every name@version at once: keys, then values
                     setattr(cache, kind, dict(zip(*rest)))
                 elif kind == "page":
                     cache.pages[key] = rest[0]
@@ -164,6 +176,63 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
     except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
         return Cache(), False
     return cache, _head(head, output)
+
+
+def shard_of(rel: str) -> int:
+    return zlib.crc32(rel.encode("utf-8", "surrogateescape")) % SHARDS
+
+
+def load_records(folder: Path) -> tuple[dict[str, tuple[StatKey, TarballRecord]], list[list[str]] | None]:
+    """Every record in the records files, and the paths in each file; a missing, broken or
+    foreign file loses only its own records (read again, and the file written whole)."""
+    records: dict[str, tuple[StatKey, TarballRecord]] = {}
+    shards: list[list[str]] = []
+    for shard in range(SHARDS):
+        try:
+            with open(folder / f"{shard:02d}", "rb") as f:
+                form, version, entries = marshal.loads(f.read())
+            if (form, version) != (FORMAT, __version__):
+                raise ValueError("another format")
+            loaded = {rel: (stat, TarballRecord(*values)) for rel, stat, values in entries}
+        except FileNotFoundError:
+            loaded = {}  # files are written only where there are records
+        except (OSError, ValueError, TypeError, EOFError):
+            continue
+        records.update(loaded)
+        shards.append(list(loaded))
+    return records, shards if len(shards) == SHARDS else None  # None: write every file
+
+
+def save_records(folder: Path, records: dict[str, tuple[StatKey, TarballRecord]], before: Cache) -> None:
+    """Write the records files whose records changed since `before` was loaded: adding one
+    tarball to 100,000 rewrites one file of 1.5 MB, not 92 MB. Each file is replaced atomically,
+    and is right on its own: a record counts only while its tarball's stat key matches."""
+    if before.record_shards is None:
+        groups: list[list[str]] = [[] for _ in range(SHARDS)]
+        for rel in records:
+            groups[shard_of(rel)].append(rel)
+        dirty = dict(enumerate(groups))
+    else:
+        old = before.records
+        added: dict[int, list[str]] = {}
+        changed: set[int] = {shard_of(rel) for rel in old.keys() - records.keys()}  # removed
+        for rel, entry in records.items():
+            was = old.get(rel)
+            if was is None:
+                added.setdefault(shard_of(rel), []).append(rel)
+            elif was != entry:  # a hit is the loaded record itself: compared by identity, fast
+                changed.add(shard_of(rel))
+        dirty = {
+            shard: [rel for rel in before.record_shards[shard] if rel in records] + added.get(shard, [])
+            for shard in changed | added.keys()
+        }  # fmt: skip
+    for shard, keys in dirty.items():
+        path = folder / f"{shard:02d}"
+        if not keys:
+            path.unlink(missing_ok=True)
+            continue
+        entries = [(rel, tuple(records[rel][0]), _record_values(records[rel][1])) for rel in sorted(keys)]
+        write_file_atomic(path, marshal.dumps((FORMAT, __version__, entries)))
 
 
 def _entries(f) -> Iterator[tuple]:
@@ -192,14 +261,11 @@ def read_entries(path: Path) -> tuple[dict, list[tuple]]:
 
 
 def save(path: Path, cache: Cache) -> None:
-    """A first line with what a no-op rebuild needs, then every record, package and page,
-    and the versions and times, as `(kind, key, ...)`, in marshal batches of a thousand, then an empty batch."""
+    """A first line with what a no-op rebuild needs, then every package and page, and the
+    versions and times, as `(kind, key, ...)`, in marshal batches of a thousand, then an empty
+    batch. The records are not in it: see save_records."""
 
     def entries():
-        for rel in sorted(cache.records):
-            stat, record = cache.records[rel]
-            # not astuple(): a record is flat, and astuple's deep copy costs more than the rest
-            yield ("record", rel, tuple(stat), _record_values(record))
         # One entry each, in columns: an entry for each of 100,000 versions cost 0.3 s to save and load.
         # The keys are mostly the same objects in both: marshal writes the second copy as a reference.
         yield ("versions", "", tuple(cache.versions), tuple(cache.versions.values()))
@@ -214,7 +280,7 @@ def save(path: Path, cache: Cache) -> None:
 
     def pieces():
         count = (
-            len(cache.records) + 2 + len(cache.pages)
+            2 + len(cache.pages)
             + len(cache.fingerprints.keys() | cache.files.keys())
             + len(cache.spare_fingerprints.keys() | cache.spare_files.keys())
         )  # fmt: skip

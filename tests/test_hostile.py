@@ -329,12 +329,13 @@ def packages_in(out: Path) -> set[str]:
 
 
 # What a successful build may change beside its output: the kept publish times, the
-# incremental cache, and the spare (the output before, kept for the next build).
+# incremental cache and its records, and the spare (the output before, kept for the next build).
 SUCCESS_BOOKKEEPING = {"in/staticreg-times.json", "work/.out.staticreg-cache"}
+SUCCESS_FOLDERS = ("work/out/", "work/.out.staticreg-spare/", "work/.out.staticreg-records/")
 
 
 def outside_output(changed: set[str]) -> set[str]:
-    return {c for c in changed if c != "work/.out.staticreg-spare" and not c.startswith(("work/out/", "work/.out.staticreg-spare/"))}
+    return {c for c in changed if c != "work/.out.staticreg-spare" and not c.startswith(SUCCESS_FOLDERS)}
 
 
 def check_run(result) -> None:

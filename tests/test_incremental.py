@@ -150,9 +150,11 @@ def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
     assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir)[1]
     cache_file = incremental.cache_path(config.output_dir)
     whole = cache_file.read_bytes()
-    for cut in (1, 5, 40):  # its end, or a record, cut off
+    for cut in (1, 5, 40):  # its end, or an entry, cut off: nothing of it is used; the records are apart
         cache_file.write_bytes(whole[:-cut])
-        assert incremental.load(cache_file, config.output_dir) == (incremental.Cache(), False)
+        cache, known = incremental.load(cache_file, config.output_dir)
+        assert not known and cache == incremental.Cache(records=cache.records, record_shards=cache.record_shards)
+        assert len(cache.records) == 3
 
 
 def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
@@ -160,11 +162,16 @@ def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     config = make_config(tarballs, jobs=1)
     build(config, show_progress=False)
     cache_file = config.output_dir.parent / f".{config.output_dir.name}.staticreg-cache"
-    # the head a no-op rebuild reads alone, as JSON; then the entries, in marshal batches
+    # the head, as JSON, with what a no-op rebuild reports; then the entries, in marshal batches
     assert json.loads(cache_file.read_bytes().split(b"\n", 1)[0])["summary"]["packages"] == 2
     head, entries = incremental.read_entries(cache_file)
-    assert head["entries"] == len(entries)
-    assert [e[1] for e in entries if e[0] == "record"] == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
+    assert head["entries"] == len(entries) and not [e for e in entries if e[0] == "record"]
+    # the records are in a folder beside it, each in the file its path hashes to
+    folder = config.output_dir.parent / f".{config.output_dir.name}.staticreg-records"
+    records, shards = incremental.load_records(folder)
+    assert sorted(records) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted({f"{incremental.shard_of(rel):02d}" for rel in records})
+    assert all(rel in shards[incremental.shard_of(rel)] for rel in records)
     integrities = dict(zip(*next(e[2:] for e in entries if e[0] == "versions")))  # in columns: keys, values
     assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith("sha512-")
     published = dict(zip(*next(e[2:] for e in entries if e[0] == "times")))
@@ -262,3 +269,48 @@ def test_a_build_hands_what_it_froze_back_to_the_cycle_collector(tarballs, make_
     with pytest.raises(build_module.BuildError):
         build(config, show_progress=False)  # fails after the cache is loaded
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def records_files(config) -> dict[str, tuple]:
+    folder = incremental.records_path(config.output_dir)
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_a_rebuild_rewrites_only_the_records_files_whose_records_changed(tarballs, make_config, monkeypatch):
+    monkeypatch.setattr(incremental, "SHARDS", 4)
+    names = [f"p{i}" for i in range(12)]
+    for name in names:
+        make_tarball(tarballs, {"name": name, "version": "1.0.0"})
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    before = records_files(config)
+    assert len(before) == 4  # twelve paths: every file has some
+    new = next(n for n in (f"q{i}" for i in range(99)) if incremental.shard_of(f"{n}-1.0.0.tgz") == 1)
+    make_tarball(tarballs, {"name": new, "version": "1.0.0"})
+    build(config, show_progress=False)
+    after = records_files(config)
+    assert [name for name in before if after[name] != before[name]] == ["01"]
+    gone = next(n for n in names if incremental.shard_of(f"{n}-1.0.0.tgz") == 2)
+    (tarballs / f"{gone}-1.0.0.tgz").unlink()
+    build(config, show_progress=False)
+    assert [name for name in after if records_files(config)[name] != after[name]] == ["02"]
+    records, shards = incremental.load_records(incremental.records_path(config.output_dir))
+    assert f"{gone}-1.0.0.tgz" not in records and f"{new}-1.0.0.tgz" in shards[1] and len(records) == 12
+
+
+def test_a_broken_records_file_costs_only_its_own_tarballs(tarballs, make_config, reads, monkeypatch, tmp_path):
+    monkeypatch.setattr(incremental, "SHARDS", 4)
+    for i in range(12):
+        make_tarball(tarballs, {"name": f"p{i}", "version": "1.0.0"})
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    folder = incremental.records_path(config.output_dir)
+    (folder / "03").write_bytes(b"\x00 not marshal")
+    make_tarball(tarballs, {"name": "extra", "version": "1.0.0"})  # a change, so that the build is not a no-op
+    count = len(reads)
+    build(config, show_progress=False)
+    again = sorted(rel for rel in reads[count:] if rel != "extra-1.0.0.tgz")
+    assert again and again == sorted(f"p{i}-1.0.0.tgz" for i in range(12) if incremental.shard_of(f"p{i}-1.0.0.tgz") == 3)
+    records, shards = incremental.load_records(folder)  # and every file is written whole again
+    assert shards is not None and len(records) == 13
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
