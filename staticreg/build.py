@@ -119,15 +119,23 @@ def read_all(tasks: list[tuple[str, str, str, ReadmeStore]], workers: int, progr
             yield result
 
 
-def build(config: Config, now: datetime | None = None, show_progress: bool = True) -> BuildReport:
-    """Build the registry; raises BuildError (output untouched) when it must not be written."""
+# What builds whose process ends right after them (the build command) made: freeing a
+# million objects one by one took 0.2 s at 100,000 tarballs; the process's end frees them at once.
+left_for_exit: list[dict] = []
+
+
+def build(
+    config: Config, now: datetime | None = None, show_progress: bool = True, process_ends: bool = False
+) -> BuildReport:
+    """Build the registry; raises BuildError (output untouched) when it must not be written.
+    `process_ends`: the caller exits right after; the build's objects are left for it to free."""
     now = now or datetime.now(timezone.utc)
     report = BuildReport(config=config)
     started = time.monotonic()
     output = config.output_dir.absolute()
     try:
         try:
-            return _build(config, now, report, started, output, show_progress)
+            return _build(config, now, report, started, output, show_progress, process_ends)
         except OSError as exc:  # writing failed: a full disk, a read-only folder
             raise WriteFailed(exc, output) from None
     except OutputBusy:
@@ -141,7 +149,10 @@ def build(config: Config, now: datetime | None = None, show_progress: bool = Tru
         gc.unfreeze()  # see _build: `serve` builds again and again in one process
 
 
-def _build(config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool):
+def _build(
+    config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool,
+    process_ends: bool = False,
+):  # fmt: skip
     # Discovery runs in a child process while this one takes the lock and loads the cache.
     with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
         settings = incremental.settings_key(config)
@@ -162,6 +173,8 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         stats_digest = incremental.stats_digest(sources, stats)
         signature = incremental.input_signature(config, settings, stats_digest, problems, kept)
         if output_known and cache.signature == signature:
+            if process_ends:
+                left_for_exit.append(locals())
             return _unchanged(report, cache.summary, started)  # a no-op rebuild: nothing read, nothing written
 
         # -- read: only the tarballs the cache does not know as they are now
@@ -281,6 +294,8 @@ def _build(config: Config, now: datetime, report: BuildReport, started: float, o
         _keep_times(config, merged, kept, report)
         report.timings["total"] = time.monotonic() - started
         _save_report(config, report)
+        if process_ends:
+            left_for_exit.append(locals())
     return report
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -29,13 +32,14 @@ def cli() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=0), help="Parallel readers (default: one per core).")
 @click.option("--report", "report_file", type=_PATH, help="Where to write the build report (default: OUTPUT.report.json).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
-def build_command(config_file, quiet, **flags) -> None:
+@click.pass_obj
+def build_command(obj, config_file, quiet, **flags) -> None:
     """Build a static registry from the tarballs in INPUT_DIR."""
     from staticreg.build import build
     from staticreg.config import load_config
 
     config = load_config(config_file, **flags)
-    report = build(config, show_progress=not quiet)
+    report = build(config, show_progress=not quiet, process_ends=bool(obj and obj.get("process_ends")))
     for problem in report.rejected:
         click.echo(f"rejected: {problem}", err=True)
     for problem in report.warnings:
@@ -190,6 +194,22 @@ def check_command(url, names, all_tarballs, sample) -> None:
 
 def main() -> None:
     try:
-        cli(prog_name="staticreg")
+        cli(prog_name="staticreg", obj={"process_ends": True})
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as end:
+        build = sys.modules.get("staticreg.build")
+        if build and build.left_for_exit and isinstance(end.code, (int, type(None))):
+            _end_now(end.code or 0)
+        raise
+
+
+def _end_now(code: int) -> NoReturn:
+    """End the process without freeing what a build left (see build.left_for_exit):
+    flush what was printed, wait for the build's background threads, then _exit."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -61,3 +61,44 @@ def test_nginx_config_command(tmp_path):
 
 def test_version():
     assert run("--version").stdout.startswith("staticreg, version ")
+
+
+def test_the_command_ends_after_flushing_its_output_and_its_threads(tmp_path):
+    """main() ends a build's process with os._exit, leaving the build's objects unfreed:
+    what was printed, and threads still removing old folders, must not be lost."""
+    import os
+    import subprocess
+    import sys
+
+    done = tmp_path / "done"
+    script = (
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from staticreg import cli\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.5), Path({str(done)!r}).write_text('x'))).start()\n"
+        "print('printed, not flushed', end='')\n"
+        "sys.stderr.write('to stderr')\n"
+        "cli._end_now(3)\n"
+        "print('never')\n"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a pipe is, by default
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=buffered)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "printed, not flushed", "to stderr")
+    assert done.read_text() == "x"
+
+
+def test_a_build_from_the_command_line_prints_its_summary_and_leaves_no_trash(tarballs, tmp_path):
+    from tests.process import run_cli
+
+    make_tarball(tarballs, {"name": "a", "version": "1.0.0"})
+    out = tmp_path / "out"
+    first = run_cli("build", tarballs, "-o", out, "--base-url", "http://r.test/")
+    make_tarball(tarballs, {"name": "a", "version": "1.1.0"})
+    second = run_cli("build", tarballs, "-o", out, "--base-url", "http://r.test/")  # the first output: the spare
+    (tmp_path / ".out.staticreg-cache").unlink()  # so the next build discards the spare, in a thread
+    third = run_cli("build", tarballs, "-o", out, "--base-url", "http://r.test/")
+    for result, versions in ((first, 1), (second, 2), (third, 2)):
+        assert result.returncode == 0, result.stderr
+        assert f"Built 1 package ({versions} version" in result.stdout
+    assert json.loads((out / "a/index.json").read_bytes())["dist-tags"] == {"latest": "1.1.0"}
+    assert not [p.name for p in tmp_path.iterdir() if "trash" in p.name or "staging" in p.name]
