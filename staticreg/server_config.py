@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from staticreg import headers
 from staticreg.errors import ConfigError
 
 _TEMPLATES = jinja2.Environment(
@@ -48,7 +49,10 @@ def _render(template: str, root: Path, prefix: str, document_max_age: int, stand
         prefix=prefix or "/",
         prefix_path=prefix,
         prefix_regex=re.escape(prefix),
-        document_max_age=int(document_max_age),
+        # the Cache-Control values `headers` defines, so that every server sends what serve, deploy and check agree on
+        tarball_cache=headers.TARBALL_CACHE,
+        document_cache=headers.document_cache(document_max_age),
+        other_cache=headers.OTHER_CACHE,
         standalone=standalone,
         state_dir=_check("--state-dir", str(state_dir.absolute()) if state_dir else None),
         **values,

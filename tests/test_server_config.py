@@ -99,3 +99,15 @@ def test_nginx_sends_a_gzipped_copy_beside_a_document_as_it_is(tmp_path):
                 assert response.headers["Content-Type"] == "application/json"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("server", ["nginx", "apache", "caddy"])
+def test_every_server_sends_the_cache_control_values_headers_defines(server, monkeypatch, tmp_path):
+    from staticreg import headers
+
+    monkeypatch.setattr(headers, "TARBALL_CACHE", "public, max-age=11, immutable")
+    monkeypatch.setattr(headers, "OTHER_CACHE", "public, max-age=22")
+    text = getattr(server_config, server)(tmp_path, document_max_age=33)
+    for value in ("public, max-age=11, immutable", "public, max-age=22", headers.document_cache(33)):
+        assert value in text, value
+    assert "max-age=31536000" not in text and "max-age=300" not in text
