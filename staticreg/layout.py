@@ -193,26 +193,36 @@ TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE = "tarball", "document", "site", "root"
 UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE)  # no reader sees a document before its tarball
 
 
+def kind_of(path: str) -> str:
+    """What a file of a built registry is, by its path relative to the registry's root:
+    a TARBALL, a DOCUMENT (package, version and dist-tags documents, full or abbreviated,
+    and the ping), or a SITE_PAGE (anything else in a folder) or ROOT_PAGE."""
+    folder, _, filename = path.rpartition("/")
+    if filename.endswith(".tgz") and folder.endswith("/-"):
+        return TARBALL
+    if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path == PING or (
+        path.startswith("-/package/") and filename == "dist-tags"
+    ):
+        return DOCUMENT
+    return SITE_PAGE if folder else ROOT_PAGE
+
+
 def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
     """For the relative paths of a built registry: key -> (path, kind). The key "" is the
     top page, at the prefix itself (a store has no object at an empty key)."""
     keys: dict[str, tuple[str, str]] = {}
     for path in paths:
         folder, _, filename = path.rpartition("/")
-        if filename == FULL_DOCUMENT and folder:
-            keys[folder] = (path, DOCUMENT)
-        elif filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
+        if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
+            continue  # a store cannot choose a document by the Accept header: the full one serves all
+        if filename == ZERO_CONFIG_DOCUMENT and f"{folder}/{FULL_DOCUMENT}" in paths:
             continue
-        elif filename == ZERO_CONFIG_DOCUMENT and f"{folder}/{FULL_DOCUMENT}" in paths:
-            continue
-        elif path == PING or (path.startswith("-/package/") and filename == "dist-tags"):
-            keys[path] = (path, DOCUMENT)
-        elif filename.endswith(".tgz") and folder.endswith("/-"):
-            keys[path] = (path, TARBALL)
+        kind = kind_of(path)
+        if kind == DOCUMENT and filename == FULL_DOCUMENT:
+            keys[folder] = (path, kind)  # served at the folder's own URL
         else:
-            kind = SITE_PAGE if folder else ROOT_PAGE
             keys[path] = (path, kind)
-            if filename == SITE_HOME:
+            if filename == SITE_HOME and kind in (SITE_PAGE, ROOT_PAGE):
                 # Pages link to folders ("-/web/package/demo/"); an object store's plain
                 # endpoint has no index documents, so the page is stored at that key too.
                 keys[f"{folder}/" if folder else ""] = (path, kind)

@@ -52,13 +52,7 @@ RETRY_SECONDS = 1.0
 RETRIES = 3  # rebuilds tried for a tarball that looks half-written before its error is shown
 
 def cache_control(relative: str, document_max_age: int) -> str:
-    if relative.endswith(".tgz") and "/-/" in "/" + relative:
-        return http_headers.TARBALL_CACHE
-    if relative.endswith(("/" + layout.FULL_DOCUMENT, "/" + layout.ABBREVIATED_DOCUMENT)) or relative.startswith(
-        ("-/ping", "-/package/")
-    ):
-        return http_headers.document_cache(document_max_age)
-    return http_headers.OTHER_CACHE
+    return http_headers.for_object(relative, layout.kind_of(relative), document_max_age)[1]
 
 
 class RegistryHandler(SimpleHTTPRequestHandler):

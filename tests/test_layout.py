@@ -101,3 +101,31 @@ def test_a_tarball_file_name_longer_than_file_systems_allow_is_refused():
     assert layout.tarball_filename(name, "1.0.0-" + "x" * 40) == "n" * 200 + "-1.0.0-" + "x" * 40 + ".tgz"
     with pytest.raises(layout.UnsafePath, match="longer than 255 bytes"):
         layout.tarball_path(name, "1.0.0-" + "x" * 60)
+
+
+def test_each_file_of_a_registry_has_one_kind_that_serve_and_deploy_share():
+    from staticreg import headers
+    from staticreg.serve import cache_control
+
+    kinds = {
+        layout.tarball_path("@s/b", "1.0.0"): layout.TARBALL,
+        layout.tarball_path("a", "1.0.0"): layout.TARBALL,
+        layout.packument_path("a"): layout.DOCUMENT,
+        layout.abbreviated_path("@s/b"): layout.DOCUMENT,
+        layout.version_document_path("a", "1.0.0"): layout.DOCUMENT,
+        layout.dist_tags_path("@s/b"): layout.DOCUMENT,
+        layout.PING: layout.DOCUMENT,
+        layout.zero_config_copy(layout.packument_path("a")): layout.SITE_PAGE,
+        layout.site_package_page("a"): layout.SITE_PAGE,
+        layout.site_asset("site.css"): layout.SITE_PAGE,
+        "index.html": layout.ROOT_PAGE,
+        "index.json": layout.ROOT_PAGE,  # no package has an empty name
+        "notes.tgz": layout.ROOT_PAGE,  # a tarball is in a package's "-" folder
+    }
+    assert {path: layout.kind_of(path) for path in kinds} == kinds
+    for path, kind in kinds.items():  # the dev server's Cache-Control is the one deploy uploads with
+        assert cache_control(path, 60) == headers.for_object(path, kind, 60)[1], path
+    keys = layout.object_keys(set(kinds))
+    assert keys["a"] == (layout.packument_path("a"), layout.DOCUMENT)
+    assert keys[layout.PING] == (layout.PING, layout.DOCUMENT)
+    assert layout.abbreviated_path("@s/b") not in {path for path, _ in keys.values()}
