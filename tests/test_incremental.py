@@ -172,9 +172,9 @@ def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     assert sorted(records) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "s-b-1.0.0.tgz"]
     assert sorted(p.name for p in folder.iterdir()) == sorted({f"{incremental.shard_of(rel):02d}" for rel in records})
     assert all(rel in shards[incremental.shard_of(rel)] for rel in records)
-    integrities = dict(zip(*next(e[2:] for e in entries if e[0] == "versions")))  # in columns: keys, values
+    keys, integrities, times = next(e[2:] for e in entries if e[0] == "columns")  # name@version, integrity, time
+    integrities, published = dict(zip(keys, integrities)), dict(zip(keys, times))
     assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith("sha512-")
-    published = dict(zip(*next(e[2:] for e in entries if e[0] == "times")))
     assert published["a@1.1.0"] == "2020-09-13T12:28:20.000Z"
     files = next(e[3] for e in entries if e[:2] == ("package", "@s/b")).split("\n")
     assert "@s/b/index.json" in files and "@s/b/-/b-1.0.0.tgz" in files
@@ -314,3 +314,26 @@ def test_a_broken_records_file_costs_only_its_own_tarballs(tarballs, make_config
     records, shards = incremental.load_records(folder)  # and every file is written whole again
     assert shards is not None and len(records) == 13
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+
+
+def test_the_cache_keeps_integrities_and_times_in_columns_of_ten_thousand(tmp_path, monkeypatch):
+    monkeypatch.setattr(incremental, "_COLUMN", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    versions = {f"p@1.0.{i}": f"sha512-{i}" for i in range(5)}
+    times = {**{k: f"2020-01-0{i + 1}T00:00:00.000Z" for i, k in enumerate(versions)}, "gone@1.0.0": "2019-01-01T00:00:00.000Z"}
+    cache = incremental.Cache(output_id=incremental.folder_id(out), versions=versions, times=times)
+    path = incremental.cache_path(out)
+    incremental.save(path, cache)
+    head, entries = incremental.read_entries(path)
+    assert [len(e[2]) for e in entries if e[0] == "columns"] == [2, 2, 2]  # six keys, the last only with a time
+    loaded, known = incremental.load(path, out)
+    assert known and (loaded.versions, loaded.times) == (versions, times)
+
+
+def test_a_package_whose_files_did_not_change_keeps_the_previous_string():
+    paths = ["a/index.json", "a/-/a-1.0.0.tgz", "b/index.json", "-/web/index.html"]
+    previous = {"a": "a/-/a-1.0.0.tgz\na/index.json", "b": "b/index.json\nb/-/b-1.0.0.tgz"}
+    files = incremental.files_by_package(paths, ["a", "b"], previous)
+    assert files == {"a": previous["a"], "b": "b/index.json", "": "-/web/index.html"}
+    assert files["a"] is previous["a"]  # not a second copy of an equal string
