@@ -160,6 +160,8 @@ def _build(
         cache_file = incremental.cache_path(output)
         mark = time.monotonic()
         cache, output_known = incremental.load(cache_file, output)
+        if not output_known:  # every tarball is read again (see _cache_hits): its records only take memory
+            cache.records, cache.record_shards = {}, None
         report.timings["cache"] = time.monotonic() - mark
         sources, stats, problems = discovery.result()
         report.tarballs = len(sources)
@@ -181,34 +183,40 @@ def _build(
         incoming = staging.root / _INCOMING
         incoming.mkdir()
         readmes = ReadmeStore(incremental.readmes_path(output))
-        hits = _cache_hits(cache, stats, readmes) if output_known else {}
+        # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
+        # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
+        entries = _cache_hits(cache, stats, readmes) if output_known else {}
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         folder = os.fspath(config.input_dir)
         tasks = [
-            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes) for i, rel in enumerate(sources) if rel not in hits
+            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes) for i, rel in enumerate(sources) if rel not in entries
         ]  # fmt: skip
         copies = {rel: copy for _, rel, copy, _ in tasks}
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
-        records: list[TarballRecord] = list(hits.values())
+        records: list[TarballRecord] = [record for _, record in entries.values()]
         for record, problem in read_all(tasks, config.workers, progress):
             if record is not None:
-                records.append(shared(record))
+                record = shared(record)
+                records.append(record)
+                if stats.get(record.source):  # not a dangling link
+                    entries[record.source] = (stats[record.source], record)
             else:
                 problems.append(problem)
         progress.close()
-        del tasks, hits  # at 100,000 tarballs tens of megabytes, better spent on what comes next
+        del tasks, stats, sources  # at 100,000 tarballs tens of megabytes, better spent on what comes next
         report.timings["read"] = time.monotonic() - mark
 
         # -- model
         mark = time.monotonic()
         if output_known:
-            remembered = dict(cache.times)
+            remembered = cache.times  # not copied, and let go after the model: 100,000 entries
         else:
             names = sorted({name for name in (r.manifest.get("name") for r in records) if isinstance(name, str)})
             remembered = times.from_previous_output(output, names)
         remembered.update(kept)
         registry = build_registry(records, config, remembered, now)
+        cache.times = remembered = {}
         problems += registry.problems
         report.timings["model"] = time.monotonic() - mark
         gc.freeze()
@@ -239,6 +247,7 @@ def _build(
         written = [n for n in registry.packages if n not in kept_files]
         previous_versions = cache.versions if output_known else {}
         _place_tarballs(registry, staging, copies, previous_versions, config.input_dir, incoming)
+        cache.versions = previous_versions = {}  # 100,000 entries, not needed again
         shutil.rmtree(incoming)
         del copies  # a path for each tarball read: 10 MB at 100,000
         write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
@@ -251,6 +260,7 @@ def _build(
 
             # rows depend on nothing but what the fingerprint covers
             known = {n: cache.rows[n] for n, f in fingerprints.items() if n in cache.rows and cache.fingerprints.get(n) == f}
+            cache.rows = {}  # the rows of changed packages, not needed again
             rows, pages = write_site(
                 registry, staging, config, readmes, show_progress=show_progress,
                 known_rows=known, known_pages=cache.pages if output_known else {}, salt=settings,
@@ -258,7 +268,8 @@ def _build(
             )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
-        files = {**kept_files, **incremental.files_by_package(staging.created_paths(), written)}
+        staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
+        files = {**kept_files, **incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)}
         # The cache lists every file of the output it describes: what is gone is the difference.
         report.removed = incremental.removed_files(cache.files, files) if output_known else staging.removed()
 
@@ -266,7 +277,7 @@ def _build(
         report.versions = registry.version_count
         integrities, published, merged = _by_version(registry, kept)
         new_cache = incremental.Cache(
-            records={r.source: (stats[r.source], r) for r in records if stats.get(r.source)},
+            records=entries,
             output_id=incremental.folder_id(staging.root),
             versions=integrities,
             fingerprints=fingerprints,
@@ -346,15 +357,15 @@ def _discard(folder: Path) -> None:
     threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
 
 
-def _cache_hits(cache: incremental.Cache, stats: dict, readmes: ReadmeStore) -> dict[str, TarballRecord]:
-    """Records of tarballs unchanged since the cache was written, whose README is still there
-    (one deleted by hand is read again). Only when the output is the one the cache describes:
+def _cache_hits(cache: incremental.Cache, stats: dict, readmes: ReadmeStore) -> dict[str, tuple]:
+    """The cache's entries, (stat key, record), of tarballs unchanged since it was written,
+    whose README is still there (one deleted by hand is read again). Only when the output is the one the cache describes:
     a hit saves reading a tarball because the output has its bytes to link; without the output
     every tarball is read again, by the parallel readers, to be copied anyway."""
     present = readmes.ids()
     return {
-        rel: record for rel, (key, record) in cache.records.items()
-        if stats.get(rel) == key and (record.readme is None or record.readme in present)
+        rel: entry for rel, entry in cache.records.items()
+        if stats.get(rel) == entry[0] and (entry[1].readme is None or entry[1].readme in present)
     }  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from staticreg.errors import BuildError
 from staticreg.layout import PING, safe_join
@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - Windows
 # Every registry staticreg writes has this file; an output folder without it is someone else's.
 MARKER = PING
 _RENAME_EXCHANGE = 2
+_CREATED_CHUNK = 10_000  # paths joined into one string, see Staging._created
 _AT_FDCWD = -100
 
 # Lock files this process holds. A forked child (a reader worker) shares them, and
@@ -145,9 +146,11 @@ class Staging:
         self.added: set[str] = set()  # not kept when there is no previous output: see added_paths
         self.changed: set[str] = set()
         self.fresh = False  # no previous output: everything is added, and nothing is compared
-        # Every file this build put in staging, but for kept folders; a list, not a set: at
-        # 100,000 tarballs it holds 563,263 paths, and a set's table alone would take 32 MB.
-        self.created: list[str] = []
+        # Every file this build put in staging, but for kept folders: "\n"-joined, 10,000 to a
+        # string, not a string each. A rebuild of everything at 100,000 tarballs puts 563,263
+        # paths here, and 563,263 strings took 32 MB more (a set's table, another 32 MB).
+        self._created: list[str] = []
+        self._creating: list[str] = []
         self._made: set[str] = set()  # folders made in staging lately: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
@@ -246,7 +249,10 @@ class Staging:
             if len(self._made) >= 10_000:  # bounded: files come a package at a time, and a
                 self._made.clear()  # forgotten folder costs one more mkdir, not memory
             self._made.add(folder)
-        self.created.append(relative)
+        self._creating.append(relative)
+        if len(self._creating) == _CREATED_CHUNK:
+            self._created.append("\n".join(self._creating))
+            self._creating = []
         return target
 
     def write(self, relative: str, data: bytes) -> None:
@@ -315,12 +321,19 @@ class Staging:
         if not self.fresh:  # a set of every path would cost tens of megabytes at 100,000 tarballs
             (self.changed if self.previous(relative).exists() else self.added).add(relative)
 
+    def each_created(self) -> Iterator[str]:
+        """Every file this build put in staging (kept folders aside), in no order, some twice."""
+        for chunk in self._created:
+            yield from chunk.split("\n")
+        yield from self._creating
+
     def created_paths(self) -> list[str]:
         """Every file this build put in staging (kept folders aside), sorted, each once.
         Sorted in place: a copy, or a set on the way, would double what this costs."""
-        self.created.sort()
-        self.created[:] = [p for i, p in enumerate(self.created) if i == 0 or p != self.created[i - 1]]
-        return self.created
+        paths = list(self.each_created())
+        paths.sort()
+        paths[:] = [p for i, p in enumerate(paths) if i == 0 or p != paths[i - 1]]
+        return paths
 
     def added_paths(self) -> list[str]:
         """The files this build adds to the output, sorted."""
