@@ -267,9 +267,9 @@ def read_entries(path: Path) -> tuple[dict, list[tuple]]:
 
 
 def save(path: Path, cache: Cache) -> None:
-    """A first line with what a no-op rebuild needs, then every package and page, and the
-    versions and times, as `(kind, key, ...)`, in marshal batches of a thousand, then an empty
-    batch. The records are not in it: see save_records."""
+    """A JSON first line (format, output, signature, the summary a no-op rebuild reports), then
+    every package and page, and the integrities and times in columns, as `(kind, key, ...)`, in
+    marshal batches of a thousand, then an empty batch. The records are not in it: see save_records."""
 
     def entries():
         # Integrities and times in columns, 10,000 name@version keys an entry (each in a batch of its
