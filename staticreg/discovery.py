@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from staticreg import incremental
+from staticreg import incremental, workers
 from staticreg.errors import BuildError
 from staticreg.model import Problem
 
@@ -103,11 +103,13 @@ class Discovery:
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             status = 1
             try:
                 os.close(read_end)
+                workers.die_with(parent)  # as the readers do: a killed build leaves no child behind
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the build says what happened
                 found, stats, problems = discover(input_dir, skip)
                 data = marshal.dumps((found, [stats[rel] for rel in found], [(p.source, p.reason) for p in problems]))
