@@ -1,7 +1,7 @@
 """`staticreg build`: tarballs in, a complete registry out, or the old one untouched.
 
-discover (beside loading the cache) -> read (in parallel, one pass per tarball) -> model -> write into a
-staging folder -> swap it in -> keep publish times -> report.
+discover (beside loading the cache) -> read (in parallel, one pass per tarball) ->
+model -> write into a staging folder -> swap it in -> keep publish times -> report.
 """
 
 from __future__ import annotations
@@ -163,6 +163,10 @@ def _build(
         if not output_known:  # every tarball is read again (see _cache_hits): its records only take memory
             cache.records, cache.record_shards = {}, None
         report.timings["cache"] = time.monotonic() - mark
+        # What needs no discovery, made while it runs: at 100,000 tarballs it takes longer than the load.
+        kept_digest = incremental.times_digest(kept)
+        readmes = ReadmeStore(incremental.readmes_path(output))
+        readmes_present = readmes.ids() if output_known else set()
         sources, stats, problems = discovery.result()
         report.tarballs = len(sources)
         report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
@@ -173,7 +177,7 @@ def _build(
         # process makes cyclic garbage) is collected as usual. The cache froze itself.
         gc.freeze()
         stats_digest = incremental.stats_digest(sources, stats)
-        signature = incremental.input_signature(config, settings, stats_digest, problems, kept)
+        signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
         if output_known and cache.signature == signature:
             if process_ends:
                 left_for_exit.append(locals())
@@ -182,10 +186,9 @@ def _build(
         # -- read: only the tarballs the cache does not know as they are now
         incoming = staging.root / _INCOMING
         incoming.mkdir()
-        readmes = ReadmeStore(incremental.readmes_path(output))
         # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
         # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
-        entries = _cache_hits(cache, stats, readmes) if output_known else {}
+        entries = _cache_hits(cache, stats, readmes_present) if output_known else {}
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         folder = os.fspath(config.input_dir)
         tasks = [
@@ -288,7 +291,9 @@ def _build(
             spare_fingerprints=cache.fingerprints,
             spare_files=cache.files,
             times=published,
-            signature=incremental.input_signature(config, settings, stats_digest, problems, merged),
+            signature=incremental.input_signature(
+                config, settings, stats_digest, problems, kept_digest if merged == kept else incremental.times_digest(merged)
+            ),
             summary=_summary(report),
         )
         mark = time.monotonic()
@@ -357,12 +362,11 @@ def _discard(folder: Path) -> None:
     threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
 
 
-def _cache_hits(cache: incremental.Cache, stats: dict, readmes: ReadmeStore) -> dict[str, tuple]:
+def _cache_hits(cache: incremental.Cache, stats: dict, present: set[str]) -> dict[str, tuple]:
     """The cache's entries, (stat key, record), of tarballs unchanged since it was written,
     whose README is still there (one deleted by hand is read again). Only when the output is the one the cache describes:
     a hit saves reading a tarball because the output has its bytes to link; without the output
     every tarball is read again, by the parallel readers, to be copied anyway."""
-    present = readmes.ids()
     return {
         rel: entry for rel, entry in cache.records.items()
         if stats.get(rel) == entry[0] and (entry[1].readme is None or entry[1].readme in present)
