@@ -189,6 +189,7 @@ def _build(
         # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
         # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
         entries = _cache_hits(cache, stats, readmes_present) if output_known else {}
+        del readmes_present  # 45,254 ids at 100,000 tarballs
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         folder = os.fspath(config.input_dir)
         tasks = [
