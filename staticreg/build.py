@@ -273,7 +273,8 @@ def _build(
             report.timings["site"] = time.monotonic() - mark
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
-        files = {**kept_files, **incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)}
+        made = incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)
+        files = {**kept_files, **made}
         # The cache lists every file of the output it describes: what is gone is the difference.
         report.removed = incremental.removed_files(cache.files, files) if output_known else staging.removed()
 
@@ -365,9 +366,10 @@ def _discard(folder: Path) -> None:
 
 def _cache_hits(cache: incremental.Cache, stats: dict, present: set[str]) -> dict[str, tuple]:
     """The cache's entries, (stat key, record), of tarballs unchanged since it was written,
-    whose README is still there (one deleted by hand is read again). Only when the output is the one the cache describes:
-    a hit saves reading a tarball because the output has its bytes to link; without the output
-    every tarball is read again, by the parallel readers, to be copied anyway."""
+    whose README is still there (one deleted by hand is read again). Only when the output is
+    the one the cache describes: a hit saves reading a tarball because the output has its
+    bytes to link; without the output every tarball is read again, by the parallel readers,
+    to be copied anyway."""
     return {
         rel: entry for rel, entry in cache.records.items()
         if stats.get(rel) == entry[0] and (entry[1].readme is None or entry[1].readme in present)

@@ -25,11 +25,15 @@ TARBALL_SUFFIXES = (".tgz", ".tar.gz")
 Found = tuple[list[str], dict[str, incremental.StatKey], list[Problem]]
 
 
+def _require_folder(input_dir: Path) -> None:
+    if not input_dir.is_dir():
+        raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
+
+
 def discover(input_dir: Path, skip: list[Path]) -> Found:
     """Every tarball below input_dir as its path relative to input_dir, sorted; with each
     one's stat key (size, mtime, inode), taken in the same pass."""
-    if not input_dir.is_dir():
-        raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
+    _require_folder(input_dir)
     root = os.path.realpath(input_dir)
     # Folders to skip (the output, when it is inside the input): by name, then by device
     # and inode, so that only a folder of the same name costs a stat, and no path is resolved.
@@ -98,8 +102,7 @@ class Discovery:
         self.input_dir, self.skip = input_dir, skip
         self._pid: int | None = None
         self._pipe: int | None = None
-        if not input_dir.is_dir():
-            raise BuildError(f"the input folder {input_dir} does not exist or is not a folder")
+        _require_folder(input_dir)  # here, before the build takes its lock and makes its staging folder
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return
         read_end, write_end = os.pipe()

@@ -226,7 +226,7 @@ def save_records(folder: Path, records: dict[str, tuple[StatKey, TarballRecord]]
             was = old.get(rel)
             if was is None:
                 added.setdefault(shard_of(rel), []).append(rel)
-            elif was != entry:  # a hit is the loaded record itself: compared by identity, fast
+            elif was is not entry and was != entry:  # a hit's entry is the loaded one itself
                 changed.add(shard_of(rel))
         dirty = {
             shard: [rel for rel in before.record_shards[shard] if rel in records] + added.get(shard, [])
@@ -365,11 +365,14 @@ def input_signature(config: Config, settings: str, stats: str, problems: list[Pr
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
-def files_by_package(paths: Iterable[str], packages: Iterable[str], previous: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Which package's folders (layout.package_folders) each path is in; "" for the files of no package.
-    Each package's paths come sorted, each once, "\n"-joined: one string costs a tenth of a list of them. A package's
-    string equal to its string in `previous` is that very string: when a setting changed and every
-    package was written again, that is 22 MB not held twice at 100,000 tarballs."""
+def files_by_package(
+    paths: Iterable[str], packages: Iterable[str], previous: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Which package's folders (layout.package_folders) each path is in; "" for the files of
+    no package. Each package's paths come sorted, each once, "\n"-joined: one string costs a
+    tenth of a list of them. A package's string equal to its string in `previous` is that very
+    string: when a setting changed and every package was written again, that is 22 MB not held
+    twice at 100,000 tarballs."""
     owner = {folder: name for name in packages for folder in layout.package_folders(name)}
     found: dict[str, list[str]] = {}
     for path in paths:
