@@ -28,7 +28,7 @@ from staticreg.model import Problem, Registry, build_registry, identify, shared
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
-from staticreg.reader import TarballRecord, read_tarball
+from staticreg.reader import TarballRecord, read_tarball, same_tarball
 from staticreg.writers import write_documents
 
 _INCOMING = ".incoming"
@@ -47,6 +47,10 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     files_written: int = 0
     files_reused: int = 0
+    # Tarballs read whole, and found unchanged by their bytes' hash (see reader.same_tarball);
+    # the rest were unchanged by their stat and not opened.
+    tarballs_read: int = 0
+    tarballs_hashed: int = 0
     # Output paths this build added, changed and removed (for a sync to S3 or a CDN purge).
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -73,6 +77,11 @@ class BuildReport:
             "rejected": [{"file": p.source, "reason": p.reason} for p in self.rejected],
             "warnings": [{"file": p.source, "reason": p.reason} for p in self.warnings],
             "duplicates": [{"file": p.source, "reason": p.reason} for p in self.duplicates],
+            "tarballs": {
+                "read": self.tarballs_read,
+                "same_bytes": self.tarballs_hashed,
+                "same_stat": self.tarballs - self.tarballs_read - self.tarballs_hashed,
+            },
             "files": {"written": self.files_written, "unchanged": self.files_reused},
             "paths": {"added": self.added, "changed": self.changed, "removed": self.removed},
             "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
@@ -87,21 +96,28 @@ class BuildReport:
         yield "".join(batch).encode()
 
 
-def _read_one(task: tuple[str, str, str, ReadmeStore]) -> tuple[TarballRecord | None, Problem | None]:
-    path, rel, copy_to, readmes = task
+# (path, path in the input folder, where to copy it, READMEs, the record the cache has for the path)
+ReadTask = tuple[str, str, str, ReadmeStore, "TarballRecord | None"]
+
+
+def _read_one(task: ReadTask) -> tuple[TarballRecord | None, Problem | None, bool]:
+    """(record, problem, whether the tarball was copied to the task's copy path)."""
+    path, rel, copy_to, readmes, known = task
+    if known is not None and (same := same_tarball(path, known)) is not None:
+        return same, None, False  # the output has these bytes already: linked, not copied
     try:
         record = read_tarball(path, rel, copy_to, readmes)
-        return replace(record, identity=identify(record)), None
+        return replace(record, identity=identify(record)), None, True
     except TarballError as exc:
         try:
             os.unlink(copy_to)
         except OSError:
             pass
-        return None, Problem(rel, exc.reason, exc.ends_early)
+        return None, Problem(rel, exc.reason, exc.ends_early), False
 
 
-def read_all(tasks: list[tuple[str, str, str, ReadmeStore]], workers: int, progress: Progress):
-    """Read every tarball, in parallel when it pays; yields (rel, record, error)."""
+def read_all(tasks: list[ReadTask], workers: int, progress: Progress):
+    """Read every tarball, in parallel when it pays; yields _read_one's results in order."""
     if workers > 1 and len(tasks) >= 4 * workers:
         pool = ProcessPoolExecutor(workers, initializer=workers_module.die_with, initargs=(os.getpid(),))
         with workers_module.start(pool):
@@ -189,25 +205,37 @@ def _build(
         # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
         # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
         entries = _cache_hits(cache, stats, readmes_present) if output_known else {}
+        # A tarball the cache knows by path whose stat changed (touched, copied or checked out
+        # again) is hashed first: with the same bytes, its record stands and it is not read.
+        known = {
+            rel: record for rel in sources if rel not in entries and (entry := cache.records.get(rel))
+            and ((record := entry[1]).readme is None or record.readme in readmes_present)
+        } if output_known else {}  # fmt: skip
         del readmes_present  # 45,254 ids at 100,000 tarballs
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         folder = os.fspath(config.input_dir)
         tasks = [
-            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes) for i, rel in enumerate(sources) if rel not in entries
+            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes, known.get(rel))
+            for i, rel in enumerate(sources) if rel not in entries
         ]  # fmt: skip
-        copies = {rel: copy for _, rel, copy, _ in tasks}
+        copies = {task[1]: task[2] for task in tasks}
+        del known
         mark = time.monotonic()
         progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
         records: list[TarballRecord] = [record for _, record in entries.values()]
-        for record, problem in read_all(tasks, config.workers, progress):
+        for record, problem, copied in read_all(tasks, config.workers, progress):
             if record is not None:
                 record = shared(record)
                 records.append(record)
                 if stats.get(record.source):  # not a dangling link
                     entries[record.source] = (stats[record.source], record)
+                if not copied:
+                    report.tarballs_hashed += 1
+                    del copies[record.source]  # placed from the previous output, as a cache hit is
             else:
                 problems.append(problem)
         progress.close()
+        report.tarballs_read = len(tasks) - report.tarballs_hashed
         del tasks, stats, sources  # at 100,000 tarballs tens of megabytes, better spent on what comes next
         report.timings["read"] = time.monotonic() - mark
 

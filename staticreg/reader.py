@@ -19,7 +19,7 @@ import re
 import stat as stat_mode
 import tarfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -342,6 +342,26 @@ def read_tarball(
         raise TarballError(source, "cannot be read (permission denied)") from None
     except OSError as exc:
         raise TarballError(source, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def same_tarball(path: str, record: TarballRecord) -> TarballRecord | None:
+    """`record` (read from this path before) with the file's mtime, if the file still has the
+    bytes it was read from; None if not, or if it cannot be read (a full read says why).
+    A tarball copied, checked out or downloaded again has a new mtime and inode but the same
+    bytes: hashing them costs a fraction of reading the tarball again."""
+    try:
+        with open(path, "rb", opener=_open_nonblocking) as raw:
+            stat = os.fstat(raw.fileno())
+            if not stat_mode.S_ISREG(stat.st_mode) or stat.st_size != record.size:
+                return None
+            sha512 = hashlib.sha512()
+            while data := raw.read(CHUNK):
+                sha512.update(data)
+    except OSError:
+        return None
+    if "sha512-" + base64.b64encode(sha512.digest()).decode("ascii") != record.integrity:
+        return None
+    return replace(record, mtime=stat.st_mtime)
 
 
 def _open_nonblocking(path: str, flags: int) -> int:

@@ -106,16 +106,42 @@ def test_a_changed_setting_renders_everything_again(tarballs, make_config, reads
     assert "a/index.json" in report.changed and "@s/b/index.json" in report.changed
 
 
-def test_a_touched_tarball_is_read_again_but_nothing_changes(tarballs, make_config, reads):
+def test_a_touched_tarball_is_hashed_not_read_and_nothing_changes(tarballs, make_config, reads):
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
     build(config, show_progress=False)
     before = snapshot(config.output_dir)
     os.utime(tarballs / "a-1.0.0.tgz", (1_700_000_000, 1_700_000_000))
     report = build(config, show_progress=False)
-    assert reads[3:] == ["a-1.0.0.tgz"]
+    assert reads[3:] == []  # its bytes' hash is the one the cache has
+    assert (report.tarballs_read, report.tarballs_hashed) == (0, 1)
     assert snapshot(config.output_dir) == before  # publish times are kept, bytes the same
     assert (report.added, report.changed, report.removed) == ([], [], [])
+    counts = json.loads(config.report_path.read_bytes())["tarballs"]
+    assert counts == {"read": 0, "same_bytes": 1, "same_stat": 2}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_tarballs_copied_in_again_are_hashed_and_a_changed_one_is_read(tarballs, make_config, reads, tmp_path, jobs):
+    """A fresh checkout or download of the same tarballs: new inodes and mtimes, same bytes."""
+    for n in range(6):  # 2 jobs read in parallel from 8 tarballs
+        make_tarball(tarballs, {"name": f"p{n}", "version": "1.0.0"}, {"README.md": f"# p{n}"})
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=jobs)
+    build(config, show_progress=False)
+    before, seen = snapshot(config.output_dir), len(reads)  # (2 jobs read in workers, unseen here)
+    for tarball in sorted(tarballs.glob("*.tgz")):
+        copy = tmp_path / "copy.tgz"
+        copy.write_bytes(tarball.read_bytes())
+        os.replace(copy, tarball)
+    report = build(config, show_progress=False)
+    assert (reads[seen:], report.tarballs_read, report.tarballs_hashed) == ([], 0, 9)
+    assert snapshot(config.output_dir) == before
+    make_tarball(tarballs, {"name": "a", "version": "1.0.0", "description": "now described"}, {"README.md": "# a"})
+    report = build(config, show_progress=False)
+    assert (reads[seen:], report.tarballs_read, report.tarballs_hashed) == (["a-1.0.0.tgz"], 1, 0)
+    assert json.loads((config.output_dir / "a/1.0.0/index.json").read_bytes())["description"] == "now described"
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
 
 
 def test_a_cache_that_does_not_describe_the_output_is_not_trusted(tarballs, make_config, reads, tmp_path):
