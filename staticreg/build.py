@@ -204,13 +204,7 @@ def _build(
         incoming.mkdir()
         # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
         # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
-        entries = _cache_hits(cache, stats, readmes_present) if output_known else {}
-        # A tarball the cache knows by path whose stat changed (touched, copied or checked out
-        # again) is hashed first: with the same bytes, its record stands and it is not read.
-        known = {
-            rel: record for rel in sources if rel not in entries and (entry := cache.records.get(rel))
-            and ((record := entry[1]).readme is None or record.readme in readmes_present)
-        } if output_known else {}  # fmt: skip
+        entries, known = _cache_hits(cache, stats, readmes_present) if output_known else ({}, {})
         del readmes_present  # 45,254 ids at 100,000 tarballs
         # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
         folder = os.fspath(config.input_dir)
@@ -392,16 +386,26 @@ def _discard(folder: Path) -> None:
     threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}).start()
 
 
-def _cache_hits(cache: incremental.Cache, stats: dict, present: set[str]) -> dict[str, tuple]:
-    """The cache's entries, (stat key, record), of tarballs unchanged since it was written,
-    whose README is still there (one deleted by hand is read again). Only when the output is
-    the one the cache describes: a hit saves reading a tarball because the output has its
-    bytes to link; without the output every tarball is read again, by the parallel readers,
-    to be copied anyway."""
-    return {
-        rel: entry for rel, entry in cache.records.items()
-        if stats.get(rel) == entry[0] and (entry[1].readme is None or entry[1].readme in present)
-    }  # fmt: skip
+def _cache_hits(
+    cache: incremental.Cache, stats: dict, present: set[str]
+) -> tuple[dict[str, tuple], dict[str, TarballRecord]]:
+    """The cache's entries, (stat key, record), of tarballs unchanged since it was written;
+    and the records of tarballs still there whose stat changed (touched, copied or checked
+    out again), which are hashed before they are read: with the same bytes the record stands.
+    Either only if its README is still there (one deleted by hand is read again), and only
+    when the output is the one the cache describes: a hit saves reading a tarball because
+    the output has its bytes to link; without the output every tarball is read again, by
+    the parallel readers, to be copied anyway."""
+    hits, known = {}, {}
+    for rel, entry in cache.records.items():
+        key, record = entry
+        if rel not in stats or (record.readme is not None and record.readme not in present):
+            continue
+        if stats[rel] == key:
+            hits[rel] = entry
+        else:
+            known[rel] = record
+    return hits, known
 
 
 def _unchanged(report: BuildReport, summary: dict, started: float) -> BuildReport:

@@ -6,7 +6,6 @@ something (a redirect per document); they do not fail the check."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import json
@@ -19,6 +18,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from staticreg import headers, layout
 from staticreg.config import check_base_url
 from staticreg.errors import StaticregError
+from staticreg.reader import sri
 
 FULL_ACCEPT = "application/json"
 ABBREVIATED_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
@@ -281,7 +281,7 @@ def check_tarball(registry: str, name: str, manifest: dict, report: CheckReport)
                        "deploy the whole output, tarballs first (staticreg deploy does)")  # fmt: skip
         return
     body = response.body
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(body).digest()).decode()
+    integrity = sri(hashlib.sha512(body))
     if (dist.get("integrity") and dist["integrity"] != integrity) or (dist.get("shasum") and dist["shasum"] != hashlib.sha1(body).hexdigest()):
         report.problem(url, f"the bytes served do not match {where}'s integrity and shasum: clients refuse it",
                        "upload the tarball again as it is (no recompression, no text mode); rebuild if it changed")  # fmt: skip

@@ -344,6 +344,11 @@ def read_tarball(
         raise TarballError(source, f"cannot be read ({exc.strerror or exc})") from None
 
 
+def sri(sha512) -> str:
+    """The integrity string clients check (Subresource Integrity) for a finished sha512 hash."""
+    return "sha512-" + base64.b64encode(sha512.digest()).decode("ascii")
+
+
 def same_tarball(path: str, record: TarballRecord) -> TarballRecord | None:
     """`record` (read from this path before) with the file's mtime, if the file still has the
     bytes it was read from; None if not, or if it cannot be read (a full read says why).
@@ -359,7 +364,7 @@ def same_tarball(path: str, record: TarballRecord) -> TarballRecord | None:
                 sha512.update(data)
     except OSError:
         return None
-    if "sha512-" + base64.b64encode(sha512.digest()).decode("ascii") != record.integrity:
+    if sri(sha512) != record.integrity:
         return None
     return replace(record, mtime=stat.st_mtime)
 
@@ -463,7 +468,7 @@ def _scan(tee: _Tee, source: str, size: int, mtime: float, store: ReadmeStore | 
         size=tee.size,
         mtime=mtime,
         shasum=tee.sha1.hexdigest(),
-        integrity="sha512-" + base64.b64encode(tee.sha512.digest()).decode("ascii"),
+        integrity=sri(tee.sha512),
         manifest_packed=pack_manifest(manifest),
         file_count=file_count,
         unpacked_size=unpacked_size,

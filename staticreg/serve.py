@@ -41,8 +41,8 @@ from urllib.parse import unquote, urlsplit
 from staticreg import headers as http_headers
 from staticreg import layout, publish, watch
 from staticreg.build import BuildReport, build
-from staticreg.discovery import TARBALL_SUFFIXES
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
+from staticreg.discovery import TARBALL_SUFFIXES
 from staticreg.errors import StaticregError
 
 DEFAULT_PORT = 4873
