@@ -29,7 +29,7 @@ from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, same_tarball
-from staticreg.writers import write_documents
+from staticreg.writers import write_documents, write_registry_state
 
 _INCOMING = ".incoming"
 
@@ -293,6 +293,7 @@ def _build(
                 row_ids=fingerprints,
             )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
+        write_registry_state(staging, config, rows)
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
         made = incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)

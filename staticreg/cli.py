@@ -172,6 +172,112 @@ def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age,
     click.echo(("(dry run) " if dry_run else "") + report.summary(target))
 
 
+# -- changing a hosted registry: a folder or s3://bucket/prefix ---------------------------
+
+
+def _hosted(command):
+    """The options every command that changes a hosted registry takes."""
+    for option in reversed([
+        click.option("--to", "target", required=True, help="The registry: a folder (what the web server serves) or s3://bucket/prefix."),
+        click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it)."),
+        click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file, for template_dir (default: ./staticreg.yml if present)."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _hosted_config(config_file, **flags):
+    from staticreg.config import load_config
+
+    # A hosted registry's own state names its settings; these are only for one that has none yet.
+    return load_config(config_file, require_base_url=False, input_dir=Path("."), output_dir=Path(".staticreg-hosted"), **flags)
+
+
+def _run_hosted(operation, target, endpoint_url, config_file, **flags):
+    from staticreg.store import open_store
+
+    config = _hosted_config(config_file, **flags)
+    report = operation(open_store(target, endpoint_url), config)
+    click.echo(report.summary())
+
+
+@cli.command("publish")
+@click.argument("tarballs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_hosted
+@click.option("--base-url", help="For a registry that does not exist yet: the URL it will be served at.")
+@click.option("--title", help="For a new registry: the site's title.")
+@click.option("--site/--no-site", default=None, help="For a new registry: write the browsable site (default: on).")
+@click.option("--index-html/--no-index-html", default=None, help="For a new folder registry: index.html copies of documents (default: on).")
+@click.option("--tag", help="Point this dist-tag at the newest version published (latest follows the highest version anyway).")
+def publish_command(tarballs, target, endpoint_url, config_file, tag, **flags) -> None:
+    """Add TARBALLS to the registry at --to, reading and writing only what they change."""
+    from staticreg import hosted
+
+    _run_hosted(lambda store, config: hosted.publish(store, list(tarballs), config, tag=tag),
+                target, endpoint_url, config_file, **flags)  # fmt: skip
+
+
+@cli.command("unpublish")
+@click.argument("spec")
+@_hosted
+@click.option("--force", is_flag=True, help="With NAME alone: remove the whole package.")
+def unpublish_command(spec, target, endpoint_url, config_file, force) -> None:
+    """Remove NAME@VERSION (or, with --force, every version of NAME) from the registry."""
+    from staticreg import hosted
+    from staticreg.names import split_spec
+
+    name, version = split_spec(spec) if "@" in spec[1:] else (spec, None)
+    _run_hosted(lambda store, config: hosted.unpublish(store, name, version, config, force=force),
+                target, endpoint_url, config_file)  # fmt: skip
+
+
+@cli.group("dist-tag")
+def dist_tag_group() -> None:
+    """Set and remove dist-tags in a hosted registry, as npm dist-tag does."""
+
+
+@dist_tag_group.command("add")
+@click.argument("spec")
+@click.argument("tag")
+@_hosted
+def dist_tag_add_command(spec, tag, target, endpoint_url, config_file) -> None:
+    """Point TAG at NAME@VERSION."""
+    from staticreg import hosted
+    from staticreg.errors import ConfigError
+    from staticreg.names import split_spec
+
+    name, version = split_spec(spec)
+    if version == "*":
+        raise ConfigError(f"{spec}: give NAME@VERSION, the version the tag points at")
+    _run_hosted(lambda store, config: hosted.dist_tag_add(store, name, version, tag, config),
+                target, endpoint_url, config_file)  # fmt: skip
+
+
+@dist_tag_group.command("rm")
+@click.argument("name")
+@click.argument("tag")
+@_hosted
+def dist_tag_rm_command(name, tag, target, endpoint_url, config_file) -> None:
+    """Remove TAG from NAME."""
+    from staticreg import hosted
+
+    _run_hosted(lambda store, config: hosted.dist_tag_rm(store, name, tag, config), target, endpoint_url, config_file)
+
+
+@cli.command("deprecate")
+@click.argument("spec")
+@click.argument("message")
+@_hosted
+def deprecate_command(spec, message, target, endpoint_url, config_file) -> None:
+    """Deprecate NAME[@RANGE] with MESSAGE; an empty MESSAGE ("") takes it back."""
+    from staticreg import hosted
+    from staticreg.names import split_spec
+
+    name, spec_range = split_spec(spec)
+    _run_hosted(lambda store, config: hosted.deprecate(store, name, spec_range, message, config),
+                target, endpoint_url, config_file)  # fmt: skip
+
+
 @cli.command("check")
 @click.argument("url")
 @click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package in the site's search index).")

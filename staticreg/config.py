@@ -7,6 +7,8 @@ command line override the file.
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -376,6 +378,19 @@ def builtin_template_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise RuntimeError("staticreg is installed without its site-template folder")
+
+
+def template_digest(config: Config) -> str:
+    """A digest of the user's template folder ("" without one): pages made with other
+    templates differ, so a hosted registry remembers which ones made it."""
+    if config.template_dir is None:
+        return ""
+    digest = hashlib.sha256()
+    root = config.template_dir
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
 
 
 def template_dirs(config: Config) -> list[Path]:

@@ -20,6 +20,11 @@ folder. Names, versions and tags reaching here have passed `names`, and
     -/web/scope/<@scope>/index.html     a scope's page
     -/web/search-index.json             the search index, loaded by the browser on demand
     -/web/assets/<file>                 style sheet and script
+    -/staticreg/state.json              the registry's state: its settings and each package's list row
+    -/package/<name>/staticreg.json     a package's state: its versions' READMEs, its tags and deprecations
+
+The two state files travel with the registry, so that `staticreg publish` and its
+kin can change a hosted registry reading only what the change needs.
 
 Scoped names keep their slash on disk (`@scope/name/index.json`), so a host that
 decodes `%2f` and `%2F` (nginx, S3, python -m http.server) finds the same file for
@@ -42,6 +47,8 @@ SITE_NOT_FOUND = "404.html"
 SITE_DIR = "-/web"
 SITE_SEARCH_INDEX = f"{SITE_DIR}/search-index.json"
 NOJEKYLL = ".nojekyll"
+REGISTRY_STATE = "-/staticreg/state.json"
+PACKAGE_STATE = "staticreg.json"
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 
 # Top-level names the registry itself uses: a package may not be called so.
@@ -79,6 +86,10 @@ def zero_config_copy(document_path: str) -> str:
 
 def dist_tags_path(name: str) -> str:
     return f"-/package/{name}/dist-tags"
+
+
+def package_state_path(name: str) -> str:
+    return f"-/package/{name}/{PACKAGE_STATE}"
 
 
 MAX_FILENAME_BYTES = 255  # one path component, on every common file system
@@ -189,8 +200,9 @@ def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
 # /@scope%2fname finds the key @scope/name. An object store cannot look at the
 # Accept header, so every client gets the full document; the index.html copies
 # are for filesystem hosts only.
-TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE = "tarball", "document", "site", "root"
-UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE)  # no reader sees a document before its tarball
+TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE = "tarball", "document", "site", "root", "state"
+# No reader sees a document before its tarball, nor a state that names what is not there yet.
+UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE)
 
 
 def kind_of(path: str) -> str:
@@ -200,11 +212,25 @@ def kind_of(path: str) -> str:
     folder, _, filename = path.rpartition("/")
     if filename.endswith(".tgz") and folder.endswith("/-"):
         return TARBALL
+    if path == REGISTRY_STATE or (path.startswith("-/package/") and filename == PACKAGE_STATE):
+        return STATE
     if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path == PING or (
         path.startswith("-/package/") and filename == "dist-tags"
     ):
         return DOCUMENT
     return SITE_PAGE if folder else ROOT_PAGE
+
+
+def object_key(path: str) -> str | None:
+    """The key of one file of the registry in an object store (before the prefix), or None
+    for the files a store does without: abbreviated documents and .nojekyll. Index.html
+    twins of documents are never asked for: they are a folder host's, made by its store."""
+    folder, _, filename = path.rpartition("/")
+    if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
+        return None
+    if filename == FULL_DOCUMENT and kind_of(path) == DOCUMENT:
+        return folder
+    return path
 
 
 def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 
 from staticreg import layout, names
 from staticreg.config import Config, Override
-from staticreg.reader import TarballRecord
+from staticreg.reader import TarballRecord, pack_manifest
 from staticreg.semver import parse_range, satisfies
 
 DEPENDENCY_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
@@ -56,8 +56,10 @@ class Version:
         call (a new dict: changing it changes nothing). At 100,000 versions keeping them all,
         even as JSON text, would take hundreds of megabytes beside the records' own."""
         manifest = normalize_manifest(self.record, self.base_url)[2]
-        if self.deprecated is not None:
+        if self.deprecated:
             manifest["deprecated"] = self.deprecated
+        elif self.deprecated == "":  # npm deprecate's empty message: no longer deprecated
+            manifest.pop("deprecated", None)
         return manifest
 
 
@@ -167,6 +169,40 @@ def normalize_manifest(record: TarballRecord, base_url: str) -> tuple[str, str, 
         "unpackedSize": record.unpacked_size,
     }
     return name, version, manifest, warnings
+
+
+def record_from_document(
+    name: str, version: str, manifest: object, readme: str | None, readme_filename: str | None
+) -> TarballRecord:
+    """A version of a package document read back from a hosted registry, as the record its
+    tarball gave when it was published: normalize_manifest makes the same manifest of it.
+    Raises ValueError when the document does not hold what staticreg writes there."""
+    if not isinstance(manifest, dict) or manifest.get("name") != name or manifest.get("version") != version:
+        raise ValueError(f"version {version!r} is not a manifest of {name}@{version}")
+    dist = manifest.get("dist")
+    if not isinstance(dist, dict):
+        raise ValueError(f"version {version!r} has no dist")
+    integrity, shasum = dist.get("integrity"), dist.get("shasum")
+    count, size = dist.get("fileCount"), dist.get("unpackedSize")
+    if not (isinstance(integrity, str) and integrity.startswith("sha512-") and isinstance(shasum, str)):
+        raise ValueError(f"version {version!r} has no sha512 integrity or shasum")
+    if not (isinstance(count, int) and isinstance(size, int)) or isinstance(count, bool) or isinstance(size, bool):
+        raise ValueError(f"version {version!r} has no fileCount or unpackedSize")
+    return TarballRecord(
+        source=layout.tarball_path(name, version),
+        size=0,
+        mtime=0.0,
+        shasum=shasum,
+        integrity=integrity,
+        manifest_packed=pack_manifest({k: v for k, v in manifest.items() if k != "dist"}),
+        file_count=count,
+        unpacked_size=size,
+        # hasInstallScript without an install script can only have come from a binding.gyp
+        has_binding_gyp=manifest.get("hasInstallScript") is True,
+        has_shrinkwrap=manifest.get("_hasShrinkwrap") is True,
+        readme=readme,
+        readme_filename=readme_filename,
+    )
 
 
 def identify(record: TarballRecord) -> tuple:

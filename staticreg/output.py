@@ -109,6 +109,12 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass
 
 
+def lock_path(output: Path) -> Path:
+    """The lock file beside an output: builds and publishes into it take it."""
+    output = output.absolute()
+    return output.parent / f".{output.name}.staticreg.lock"
+
+
 class OutputBusy(BuildError):
     """Another build holds the output's lock."""
 
@@ -134,7 +140,7 @@ class Staging:
         self.output = output.absolute()
         parent = self.output.parent
         stem = f".{self.output.name}.staticreg"
-        self.lock_path = parent / f"{stem}.lock"
+        self.lock_path = lock_path(self.output)
         self.old = parent / f"{stem}-old"
         self.root = parent / f"{stem}-staging-{os.getpid()}"
         self._lock_file = None

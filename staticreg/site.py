@@ -19,7 +19,7 @@ import traceback
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, NamedTuple
+from typing import Container, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import jinja2
@@ -97,15 +97,7 @@ def write_site(
     by_name = {name: known.get(name) or summary(p) for name, p in registry.packages.items()}
     rows = list(by_name.values())
     staging.write(layout.SITE_SEARCH_INDEX, search_index(rows))
-    site = {
-        "title": config.title,
-        "base_url": config.base_url,
-        "version": __version__,
-        # No content hash here: every page would change with every package, and
-        # incremental builds keep unchanged packages' pages. The script revalidates instead.
-        "search_index": layout.SITE_SEARCH_INDEX,
-        "assets": assets,
-    }
+    site = site_context(config, assets)
     kept = {name for name in registry.packages if staging.is_kept(layout.site_package_page(name))}
     workers = config.workers if len(registry.packages) - len(kept) >= _PARALLEL_FROM else 1
     progress = Progress("Writing the site", len(registry.packages), enabled=show_progress)
@@ -132,6 +124,38 @@ def write_site(
     return by_name, digests
 
 
+def site_context(config: Config, assets: Mapping[str, str]) -> dict:
+    """What every page is rendered with: the settings and each asset's digest."""
+    return {
+        "title": config.title,
+        "base_url": config.base_url,
+        "version": __version__,
+        # No content hash here: every page would change with every package, and
+        # incremental builds keep unchanged packages' pages. The script revalidates instead.
+        "search_index": layout.SITE_SEARCH_INDEX,
+        "assets": dict(assets),
+    }
+
+
+def render_package(names: Container[str], package: Package, config: Config, site: dict, readmes) -> list[tuple[str, bytes]]:
+    """One package's pages, rendered here: its page and each version's. `names`: the
+    packages in the registry (dependencies among them are linked); `readmes` has get(id)."""
+    return _render_now(_package_pages(names, package, config), config, site, readmes)
+
+
+def render_shared(rows: list[dict], config: Config, site: dict) -> list[tuple[str, bytes]]:
+    """The search index and the pages made from every package's row, rendered here."""
+    return [(layout.SITE_SEARCH_INDEX, search_index(rows))] + _render_now(shared_pages(rows, config), config, site, None)
+
+
+def _render_now(pages: list[_Page], config: Config, site: dict, readmes) -> list[tuple[str, bytes]]:
+    _start_renderer(config, site, readmes)
+    try:
+        return _render_pages(pages)
+    except SiteTemplateError as exc:
+        raise BuildError(f"the site could not be rendered: {exc}; nothing was written") from None
+
+
 _PARALLEL_FROM = 200  # packages to render; below this, starting worker processes costs more than it saves
 _BATCH_PAGES = 64
 _LIST_PAGES_PER_BATCH = 16  # a list page shows 100 packages: it weighs as much as a few package pages
@@ -147,7 +171,7 @@ def _batches(
     count = 0
     for package in registry.packages.values():
         if not kept(package.name):
-            batch += _package_pages(registry, package, config)
+            batch += _package_pages(registry.packages, package, config)
         count += 1
         if len(batch) >= _BATCH_PAGES:
             yield count, batch
@@ -155,6 +179,16 @@ def _batches(
     if batch:
         yield count, batch
 
+    pages = shared_pages(rows, config)
+    pages = [page for page in pages if not unchanged(page)]  # a new package moves only the pages after it
+    # A few list pages at a time: at 100,000 tarballs all 229 of them and the scope pages in
+    # one batch took 10 MB to send a worker, and left that worker holding its high-water mark.
+    for start in range(0, len(pages), _LIST_PAGES_PER_BATCH):
+        yield 0, pages[start : start + _LIST_PAGES_PER_BATCH]
+
+
+def shared_pages(rows: list[dict], config: Config) -> list[_Page]:
+    """The pages made from every package's row: scope pages, the list pages and 404.html."""
     pages: list[_Page] = []
     scopes: dict[str, list[dict]] = {}
     for row in rows:
@@ -175,11 +209,7 @@ def _batches(
         pages.append(_Page("index.html", layout.site_list_page(number), context))
     # Served for any URL, at any depth: its links are absolute paths from the base URL.
     pages.append(_Page("404.html", layout.SITE_NOT_FOUND, {}, root=urlsplit(config.base_url).path or "/"))
-    pages = [page for page in pages if not unchanged(page)]  # a new package moves only the pages after it
-    # A few list pages at a time: at 100,000 tarballs all 229 of them and the scope pages in
-    # one batch took 10 MB to send a worker, and left that worker holding its high-water mark.
-    for start in range(0, len(pages), _LIST_PAGES_PER_BATCH):
-        yield 0, pages[start : start + _LIST_PAGES_PER_BATCH]
+    return pages
 
 
 class _Page(NamedTuple):
@@ -274,21 +304,32 @@ def _digest(data: bytes) -> str:
 
 
 def _write_assets(staging: Staging, config: Config) -> dict[str, str]:
-    """Copy assets/ (the user's files win, name by name); {file name: hash of its bytes}, for cache busting."""
+    """Copy assets/ into staging; {file name: hash of its bytes}, for cache busting."""
+    out = {}
+    for name, data in assets(config).items():
+        staging.write(layout.site_asset(name), data)
+        out[name] = _digest(data)
+    return out
+
+
+def asset_digests(files: Mapping[str, bytes]) -> dict[str, str]:
+    return {name: _digest(data) for name, data in files.items()}
+
+
+def assets(config: Config) -> dict[str, bytes]:
+    """assets/ of the template folders, the user's files winning name by name: {file name: bytes}."""
     found: dict[str, Path] = {}
     for folder in reversed(template_dirs(config)):
-        assets = folder / "assets"
-        if assets.is_dir():
-            found.update((p.name, p) for p in assets.iterdir() if p.is_file() and not p.name.startswith("."))
+        folder_assets = folder / "assets"
+        if folder_assets.is_dir():
+            found.update((p.name, p) for p in folder_assets.iterdir() if p.is_file() and not p.name.startswith("."))
     out = {}
     for name in sorted(found):
         if any(c < " " or c == "\x7f" for c in name):  # the build cache lists output files one a line
             raise BuildError(
                 f"{found[name].parent}: the asset {name!r} has a line break or control character in its name; rename it"
             )
-        data = found[name].read_bytes()
-        staging.write(layout.site_asset(name), data)
-        out[name] = _digest(data)
+        out[name] = found[name].read_bytes()
     return out
 
 
@@ -359,7 +400,7 @@ def _render_readme(readme_id: str, filename: str | None) -> Markup | None:
     return untrusted.render_readme(text, filename) if text.strip() else None
 
 
-def _package_pages(registry: Registry, package: Package, config: Config) -> list[_Page]:
+def _package_pages(names: Container[str], package: Package, config: Config) -> list[_Page]:
     name = package.name
     tags_of: dict[str, list[str]] = {}
     for tag, version in package.dist_tags.items():
@@ -381,7 +422,7 @@ def _package_pages(registry: Registry, package: Package, config: Config) -> list
         "version_count": len(package.versions),
     }
     entries = list(reversed(package.versions.values()))  # newest first
-    versions = [_version(registry, package, entry, tags_of.get(entry.version, [])) for entry in entries]
+    versions = [_version(names, package, entry, tags_of.get(entry.version, [])) for entry in entries]
     latest = next(v for v in versions if v["version"] == common["latest"])
     pages = [
         _Page("package.html", common["page"], {"package": common, "version": latest, "versions": versions},
@@ -392,7 +433,7 @@ def _package_pages(registry: Registry, package: Package, config: Config) -> list
     return pages
 
 
-def _version(registry: Registry, package: Package, entry: Version, tags: list[str]) -> dict:
+def _version(names: Container[str], package: Package, entry: Version, tags: list[str]) -> dict:
     m = entry.manifest
     dist = m["dist"]
     name = package.name
@@ -418,11 +459,11 @@ def _version(registry: Registry, package: Package, entry: Version, tags: list[st
         "file_count": dist["fileCount"],
         "unpacked_size": dist["unpackedSize"],
         "install": f"npm install {name}@{entry.version}",
-        "dependencies": _dependencies(registry, m),
+        "dependencies": _dependencies(names, m),
     }
 
 
-def _dependencies(registry: Registry, manifest: dict) -> list[dict]:
+def _dependencies(names: Container[str], manifest: dict) -> list[dict]:
     out = []
     for field, label in _DEPENDENCY_LABELS.items():
         deps = manifest.get(field)
@@ -432,7 +473,7 @@ def _dependencies(registry: Registry, manifest: dict) -> list[dict]:
             {
                 "name": dep,
                 "range": spec,
-                "page": layout.site_package_page(dep) if dep in registry.packages else None,
+                "page": layout.site_package_page(dep) if dep in names else None,
             }
             for dep, spec in sorted(deps.items())
         ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from staticreg import documents, layout
-from staticreg.config import Config
+from staticreg import documents, layout, registry_state
+from staticreg.config import Config, template_digest
 from staticreg.model import Package, Registry
 from staticreg.output import Staging
 from staticreg.readmes import ReadmeStore
@@ -26,6 +26,7 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     staging.write(full, documents.dumps(documents.packument(package, made, readme)))
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
+    staging.write(layout.package_state_path(name), registry_state.package_state_bytes(package_state(package, config, readmes)))
     paths = [full]
     for version in package.versions:
         path = layout.version_document_path(name, version)
@@ -39,3 +40,26 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     if config.index_html:
         for path in paths:
             staging.link(path, layout.zero_config_copy(path))
+
+
+def package_state(package: Package, config: Config, readmes) -> registry_state.PackageState:
+    """What the package's files are made from that its documents do not say (see registry_state)."""
+    state = registry_state.PackageState(
+        dist_tags={o.tag: o.version for o in config.dist_tags if o.name == package.name},
+        deprecations=[(o.range, o.message) for o in config.deprecations if o.name == package.name],
+    )
+    for version, entry in package.versions.items():
+        readme = entry.record.readme
+        state.versions[version] = registry_state.VersionState(readme, entry.record.readme_filename if readme else None)
+        if readme and readme not in state.readmes:
+            state.readmes[readme] = readmes.get(readme)
+    return state
+
+
+def registry_settings(config: Config) -> registry_state.Settings:
+    return registry_state.Settings(config.base_url, config.title, config.site, config.index_html, template_digest(config))
+
+
+def write_registry_state(staging: Staging, config: Config, rows: dict[str, dict]) -> None:
+    state = registry_state.RegistryState(registry_settings(config), rows)
+    staging.write(layout.REGISTRY_STATE, registry_state.registry_state_bytes(state))

@@ -29,7 +29,7 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
     by_key = {u.key: u for u in plan}
     assert (by_key["npm/@s/n"].content_type, by_key["npm/@s/n"].cache_control) == ("application/json", "public, max-age=30, must-revalidate")
     assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE
-    assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.ROOT_PAGE
+    assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.STATE
     assert not [k for k in by_key if k.endswith(("/index.json", "/index.corgi"))]
     assert by_key["npm/"].file == by_key["npm/index.html"].file == config.output_dir / "index.html"
     assert by_key["npm/-/web/package/demo/"].file.name == "index.html"

@@ -1,0 +1,600 @@
+"""Changing a hosted registry in place: publish, unpublish, dist-tag, deprecate.
+
+Each command reads from the store only what the change needs (the registry's
+state, and the documents and state of the packages it touches), makes the
+touched packages with the same model, documents and pages as `staticreg build`,
+and writes them in an order no reader can catch half done:
+
+    tarballs (created only where there is none)   -> per-version documents
+    -> the package's state -> the package document (the commit point)
+    -> its abbreviated and dist-tags documents, its pages
+    -> the registry's state -> the shared pages (lists, scopes, search index)
+
+The package state, the package document and the registry's state are written
+with compare-and-swap (see `store`): a writer that lost a race reads again,
+applies its change again and retries. Files made from a committed document are
+written again until the document they were made from is still the latest, so the
+last writer's files are the ones left. A writer killed at any moment leaves a
+registry clients install from; the same command run again completes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from staticreg import documents, layout, names, registry_state
+from staticreg.config import Config, Override, template_digest
+from staticreg.errors import StaticregError, TarballError
+from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
+from staticreg.readmes import ReadmeStore
+from staticreg.reader import TarballRecord, read_tarball, sri
+from staticreg.registry_state import PackageState, RegistryState, Settings, StateError, VersionState
+from staticreg.store import ABSENT, Blob, Conflict, Store
+from staticreg.writers import package_state, registry_settings, write_package
+
+ATTEMPTS = 30  # compare-and-swap rounds before giving up: eight writers at once need a few each
+
+
+class UpdateError(StaticregError):
+    """The change was refused; the registry is as it was, or as the message says."""
+
+
+@dataclass
+class UpdateReport:
+    target: str
+    published: list[str] = field(default_factory=list)  # name@version
+    unchanged: list[str] = field(default_factory=list)  # name@version already there, same bytes
+    removed: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)  # packages whose files were written
+    retries: int = 0
+    requests: int | None = None  # S3 requests sent (None for a folder)
+
+    def summary(self) -> str:
+        parts = []
+        if self.published:
+            parts.append(f"published {', '.join(self.published)}")
+        if self.unchanged:
+            parts.append(f"already there with the same bytes: {', '.join(self.unchanged)}")
+        if self.removed:
+            parts.append(f"removed {', '.join(self.removed)}")
+        if not parts:
+            parts.append(f"updated {', '.join(self.packages) or 'nothing'}")
+        return f"{self.target}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A tarball to publish: read and checked, its bytes in a local file."""
+
+    record: TarballRecord
+    name: str
+    version: str
+    copy: Path
+
+
+# A change to one package's state: (the state, the versions there) -> None, in place.
+# It may raise UpdateError. Applied again on every compare-and-swap round.
+StateChange = Callable[[PackageState, set], None]
+
+
+@dataclass
+class Change:
+    """What to do to one package."""
+
+    name: str
+    add: list[Incoming] = field(default_factory=list)
+    remove: set[str] = field(default_factory=set)  # versions
+    remove_all: bool = False
+    state_change: StateChange | None = None
+
+
+# -- the commands ------------------------------------------------------------------
+
+
+def publish(store: Store, tarballs: list[Path], config: Config, tag: str | None = None) -> UpdateReport:
+    """Add tarballs to the registry: each package's versions in one update of that package."""
+    with tempfile.TemporaryDirectory(prefix="staticreg-publish-") as work:
+        readmes = ReadmeStore(Path(work) / "readmes")
+        changes: dict[str, Change] = {}
+        problems = []
+        for i, path in enumerate(tarballs):
+            incoming = _read(path, Path(work) / f"{i}.tgz", readmes, config)
+            if isinstance(incoming, str):
+                problems.append(incoming)
+                continue
+            change = changes.setdefault(incoming.name, Change(incoming.name))
+            if any(a.version == incoming.version for a in change.add):
+                other = next(a for a in change.add if a.version == incoming.version)
+                if other.record.integrity != incoming.record.integrity:
+                    problems.append(f"{path}: {incoming.name}@{incoming.version} is also in {other.record.source} "
+                                    "with different bytes; publish one of them")  # fmt: skip
+                continue
+            change.add.append(incoming)
+        if problems:
+            raise UpdateError("nothing was published:\n" + "\n".join(f"  {p}" for p in problems))
+        if tag is not None:
+            for change in changes.values():
+                newest = max((a.version for a in change.add), key=names.version_key)
+                change.state_change = _set_tag(tag, newest)
+        return apply(store, list(changes.values()), config, readmes)
+
+
+def unpublish(store: Store, name: str, version: str | None, config: Config, force: bool = False) -> UpdateReport:
+    """npm unpublish NAME@VERSION, or the whole package with `force` (npm's --force)."""
+    if version is None and not force:
+        raise UpdateError(f"unpublishing all of {name} removes every version: give NAME@VERSION, or --force")
+    change = Change(name, remove={version} if version else set(), remove_all=version is None)
+    return apply(store, [change], config)
+
+
+def dist_tag_add(store: Store, name: str, version: str, tag: str, config: Config) -> UpdateReport:
+    return apply(store, [Change(name, state_change=_set_tag(tag, version))], config)
+
+
+def dist_tag_rm(store: Store, name: str, tag: str, config: Config) -> UpdateReport:
+    def change(state: PackageState, versions: set) -> None:
+        if tag == "latest":
+            raise UpdateError(f"{name}: the latest tag cannot be removed (npm refuses it too); move it with dist-tag add")
+        if tag not in state.dist_tags:
+            raise UpdateError(f"{name} has no dist-tag {tag!r}")
+        del state.dist_tags[tag]
+
+    return apply(store, [Change(name, state_change=change)], config)
+
+
+def deprecate(store: Store, name: str, spec: str, message: str, config: Config) -> UpdateReport:
+    """npm deprecate NAME@RANGE MESSAGE; an empty message takes the deprecation back."""
+    from staticreg.semver import RangeProblem, parse_range, satisfies
+
+    try:
+        wanted = parse_range(spec)
+    except RangeProblem as exc:
+        raise UpdateError(f"{name}@{spec}: {exc}") from None
+
+    def change(state: PackageState, versions: set) -> None:
+        if not any(satisfies(v, wanted) for v in versions):
+            raise UpdateError(f"{name}@{spec} matches no version of {name}")
+        state.deprecations = [d for d in state.deprecations if d[0] != spec] + [(spec, message)]
+
+    return apply(store, [Change(name, state_change=change)], config)
+
+
+def _set_tag(tag: str, version: str) -> StateChange:
+    def change(state: PackageState, versions: set) -> None:
+        try:
+            names.check_tag(tag)
+        except names.NameProblem as exc:
+            raise UpdateError(f"dist-tag {tag!r}: {exc}") from None
+        if version not in versions:
+            raise UpdateError(f"there is no version {version} to tag {tag!r}")
+        state.dist_tags[tag] = version
+
+    return change
+
+
+def _read(path: Path, copy: Path, readmes: ReadmeStore, config: Config) -> Incoming | str:
+    """The tarball, read and checked as a build reads it; a problem as text."""
+    try:
+        record = read_tarball(path, str(path), copy, readmes)
+    except TarballError as exc:
+        return f"{path}: {exc.reason}"
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc})"
+    try:
+        name, version, _, _ = normalize_manifest(record, config.base_url)
+    except (names.NameProblem, layout.UnsafePath) as exc:
+        return f"{path}: {exc}"
+    return Incoming(record, name, version, copy)
+
+
+# -- applying changes --------------------------------------------------------------
+
+
+def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeStore | None = None) -> UpdateReport:
+    """Apply each package's change, then bring the registry's state and shared pages up to date."""
+    report = UpdateReport(store.label)
+    now = datetime.now(timezone.utc)
+    with store.exclusive():
+        state_blob = store.read(layout.REGISTRY_STATE)
+        settings = _settings(store, state_blob, config)
+        config = _config_for(config, settings)
+        first = state_blob is None
+        rows: dict[str, dict | None] = {}
+        names_here = set(registry_state.parse_registry_state(state_blob.data, "").rows) if state_blob else set()
+        names_here |= {c.name for c in changes}
+        for change in changes:
+            package = _update_package(store, change, config, names_here, readmes, now, report)
+            rows[change.name] = _row(package, config) if package is not None else None
+        _update_registry(store, settings, config, rows, first, report)
+    if hasattr(store, "requests"):
+        report.requests = store.requests  # type: ignore[attr-defined]
+    return report
+
+
+def _settings(store: Store, blob: Blob | None, config: Config) -> Settings:
+    """The registry's settings; for a registry that has none yet, the configuration's."""
+    wanted = registry_settings(config) if config.base_url else None
+    if blob is None:
+        if wanted is None:
+            raise UpdateError(f"{store.label} is not a registry yet: give --base-url (the URL it will be served at)")
+        return wanted
+    settings = registry_state.parse_registry_state(blob.data, f"{store.label}: {layout.REGISTRY_STATE}").settings
+    if config.base_url and config.base_url != settings.base_url:
+        raise UpdateError(
+            f"{store.label} is served at {settings.base_url}, not {config.base_url}: every document names "
+            "its tarballs' URLs, so moving a registry means building it again (staticreg build)"
+        )
+    if template_digest(config) != settings.templates:
+        raise UpdateError(
+            f"{store.label}'s pages were made with "
+            + ("staticreg's own templates" if not settings.templates else "other templates (template_dir)")
+            + ": give the same templates (-c staticreg.yml with its template_dir) so that its pages stay alike"
+        )
+    return settings
+
+
+def _config_for(config: Config, settings: Settings) -> Config:
+    return replace(config, base_url=settings.base_url, title=settings.title, site=settings.site,
+                   index_html=settings.index_html, dist_tags=(), deprecations=(), publish_times=())  # fmt: skip
+
+
+def _label(store: Store, path: str) -> str:
+    return f"{store.label}: {path}"
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.02 * 2**attempt) * random.random())
+
+
+def _update_package(
+    store: Store, change: Change, config: Config, names_here: set[str], readmes: ReadmeStore | None,
+    now: datetime, report: UpdateReport,
+) -> Package | None:  # fmt: skip
+    """Commit one package's change with compare-and-swap; its package, or None when it is gone."""
+    name = change.name
+    for attempt in range(ATTEMPTS):
+        doc_blob = store.read(layout.packument_path(name))
+        state_blob = store.read(layout.package_state_path(name))
+        existing, times, state = _existing(store, name, doc_blob, state_blob)
+        if doc_blob is None and not change.add:
+            raise UpdateError(f"{store.label} has no package {name}")
+        missing = sorted(change.remove - set(existing))
+        if missing:
+            raise UpdateError(f"{name} has no version {', '.join(missing)} in {store.label}")
+        keep = {} if change.remove_all else {v: r for v, r in existing.items() if v not in change.remove}
+        added = []
+        for incoming in change.add:
+            there = keep.get(incoming.version)
+            if there is None:
+                added.append(incoming)
+            elif there.integrity != incoming.record.integrity:
+                raise UpdateError(
+                    f"{incoming.record.source}: {name}@{incoming.version} is already in {store.label} with other "
+                    "bytes; a published version never changes (the public npm registry refuses it too): "
+                    "publish it as a new version"
+                )
+        versions = set(keep) | {a.version for a in added}
+        if change.state_change is not None:
+            change.state_change(state, versions)
+        state.dist_tags = {t: v for t, v in state.dist_tags.items() if v in versions}
+        for incoming in added:
+            readme = incoming.record.readme
+            state.versions[incoming.version] = VersionState(readme, incoming.record.readme_filename if readme else None)
+            if readme and readmes is not None:
+                state.readmes[readme] = readmes.get(readme)
+        for version in set(state.versions) - set(keep) - {a.version for a in added}:
+            del state.versions[version]
+        if not keep and not added:
+            _remove_package(store, name, existing, doc_blob, config, report)
+            return None
+        package = _model(name, keep, added, times, state, config, now)
+        files = _files(package, config, state)
+        touched = _changed_version_documents(doc_blob, package, files)
+        try:
+            for incoming in added:
+                _put_tarball(store, name, incoming)
+            for path in touched:
+                store.write(path, files[path])
+            store.write(layout.package_state_path(name), registry_state.package_state_bytes(state),
+                        expect=state_blob.etag if state_blob else ABSENT)  # fmt: skip
+            store.write(layout.packument_path(name), files[layout.packument_path(name)],
+                        expect=doc_blob.etag if doc_blob else ABSENT)  # fmt: skip
+        except Conflict:
+            report.retries += 1
+            _backoff(attempt)
+            continue
+        for incoming in change.add:
+            (report.published if incoming in added else report.unchanged).append(f"{name}@{incoming.version}")
+        _refresh_package(store, name, config, names_here | {name}, touched, now, report)
+        for version in sorted(set(existing) - set(package.versions)):
+            _remove_version(store, name, version, config)
+            report.removed.append(f"{name}@{version}")
+        for tag in sorted(_tag_documents(existing, doc_blob) - set(package.dist_tags)):
+            _remove_document(store, layout.version_document_path(name, tag))
+        return package
+    raise UpdateError(f"{name}: {ATTEMPTS} other writers changed it while this one tried; run the same command again")
+
+
+def _existing(
+    store: Store, name: str, doc_blob: Blob | None, state_blob: Blob | None
+) -> tuple[dict[str, TarballRecord], dict[str, str], PackageState]:
+    """The package's versions as records, their publish times, and its state, as the store has them."""
+    if doc_blob is None:
+        return {}, {}, PackageState()
+    label = _label(store, layout.packument_path(name))
+    if state_blob is None:
+        raise StateError(f"{label} has no {layout.package_state_path(name)} beside it; build the registry "
+                         "again with staticreg build (this staticreg writes it), or restore it")  # fmt: skip
+    state = registry_state.parse_package_state(state_blob.data, _label(store, layout.package_state_path(name)))
+    try:
+        doc = json.loads(doc_blob.data)
+    except ValueError as exc:
+        raise StateError(f"{label} is not JSON ({exc}); build the registry again") from None
+    versions, times = doc.get("versions") if isinstance(doc, dict) else None, doc.get("time") if isinstance(doc, dict) else None
+    if not isinstance(versions, dict) or not isinstance(times, dict) or doc.get("name") != name:
+        raise StateError(f"{label} is not a package document of {name}; build the registry again")
+    records = {}
+    for version, manifest in versions.items():
+        if not isinstance(times.get(version), str):
+            raise StateError(f"{label}: version {version!r} has no publish time; build the registry again")
+        kept = state.versions.get(version, VersionState())
+        try:
+            records[version] = record_from_document(name, version, manifest, kept.readme, kept.readme_filename)
+        except ValueError as exc:
+            raise StateError(f"{label}: {exc}; build the registry again") from None
+    return records, {f"{name}@{v}": times[v] for v in versions}, state
+
+
+def _model(
+    name: str, keep: dict[str, TarballRecord], added: list[Incoming], times: dict[str, str],
+    state: PackageState, config: Config, now: datetime,
+) -> Package:  # fmt: skip
+    where = f"the dist-tags and deprecations of {name}"
+    tags = tuple(Override(name, where, tag=t, version=v) for t, v in sorted(state.dist_tags.items()))
+    deprecations = tuple(Override(name, where, range=r, message=m) for r, m in state.deprecations)
+    records = list(keep.values()) + [a.record for a in added]
+    registry = build_registry(records, replace(config, dist_tags=tags, deprecations=deprecations), times, now)
+    problems = [p for p in registry.problems]
+    if problems or name not in registry.packages:
+        raise UpdateError(f"{name} cannot be made: " + "; ".join(str(p) for p in problems))
+    return registry.packages[name]
+
+
+class _TextReadmes:
+    """README texts by id, as the site and documents ask a ReadmeStore for them."""
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+
+    def get(self, readme_id: str) -> str:
+        return self.texts[readme_id]
+
+
+class _Collect:
+    """Takes what writers.write_package writes: {path: bytes}, and the twins to link."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.links: list[tuple[str, str]] = []
+
+    def write(self, path: str, data: bytes) -> None:
+        self.files[path] = data
+
+    def link(self, existing: str, path: str) -> None:
+        self.links.append((existing, path))
+
+
+def _files(package: Package, config: Config, state: PackageState) -> dict[str, bytes]:
+    collect = _Collect()
+    write_package(package, collect, config, _TextReadmes(state.readmes))  # type: ignore[arg-type]
+    return collect.files
+
+
+def _version_paths(package: Package) -> list[str]:
+    """The per-version and per-tag documents: written before the package document names them."""
+    paths = [layout.version_document_path(package.name, v) for v in package.versions]
+    return paths + [layout.version_document_path(package.name, t) for t in package.dist_tags if t not in package.versions]
+
+
+def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
+    path = layout.tarball_path(name, incoming.version)
+    if store.create(path, incoming.copy):
+        return
+    there = store.read(path)  # a tarball is there already: one with the same bytes is fine
+    if there is not None:
+        import hashlib
+
+        if sri(hashlib.sha512(there.data)) == incoming.record.integrity:
+            return
+    raise UpdateError(
+        f"{incoming.record.source}: {store.label} already has a different tarball at {path}; a published "
+        "version never changes: publish it as a new version"
+    )
+
+
+def _refresh_package(
+    store: Store, name: str, config: Config, names_here: set[str], touched: list[str], now: datetime,
+    report: UpdateReport,
+) -> None:  # fmt: skip
+    """Write the files made from the package document as it is now (and the version documents
+    this change touched), until that document is still the same after."""
+    for _ in range(ATTEMPTS):
+        doc_blob = store.read(layout.packument_path(name))
+        if doc_blob is None:
+            return
+        state_blob = store.read(layout.package_state_path(name))
+        existing, times, state = _existing(store, name, doc_blob, state_blob)
+        package = _model(name, existing, [], times, state, config, now)
+        files = _files(package, config, state)
+        collect_links = _links(package, config)
+        derived = [layout.abbreviated_path(name), layout.dist_tags_path(name), *touched]
+        for path in derived:
+            if path in files:
+                store.write(path, files[path])
+        if store.folder_host:
+            for existing_path, twin in collect_links:
+                store.link(existing_path, twin)
+        if config.site:
+            from staticreg import site
+
+            pages = site.render_package(names_here, package, config, _site(config), _TextReadmes(state.readmes))
+            for path, data in pages:
+                store.write(path, data)
+        after = store.read(layout.packument_path(name))
+        if after is not None and after.etag == doc_blob.etag:
+            if name not in report.packages:
+                report.packages.append(name)
+            return
+        report.retries += 1
+
+
+def _links(package: Package, config: Config) -> list[tuple[str, str]]:
+    if not config.index_html:
+        return []
+    paths = [layout.packument_path(package.name)] + _version_paths(package)
+    return [(p, layout.zero_config_copy(p)) for p in paths]
+
+
+def _changed_version_documents(doc_blob: Blob | None, package: Package, files: dict[str, bytes]) -> list[str]:
+    """The version and tag documents whose bytes differ from the stored package document's."""
+    before: dict = {}
+    tags: dict = {}
+    if doc_blob is not None:
+        doc = json.loads(doc_blob.data)
+        before, tags = doc.get("versions") or {}, doc.get("dist-tags") or {}
+    changed = []
+    for version in package.versions:
+        path = layout.version_document_path(package.name, version)
+        if version not in before or documents.dumps(before[version]) != files[path]:
+            changed.append(path)
+    for tag, version in package.dist_tags.items():
+        if tag not in package.versions:
+            target = layout.version_document_path(package.name, version)
+            if tags.get(tag) != version or target in changed:
+                changed.append(layout.version_document_path(package.name, tag))
+    return changed
+
+
+def _tag_documents(existing: dict, doc_blob: Blob | None) -> set[str]:
+    if doc_blob is None:
+        return set()
+    tags = json.loads(doc_blob.data).get("dist-tags") or {}
+    return {t for t in tags if isinstance(t, str) and t not in existing}
+
+
+def _remove_document(store: Store, path: str) -> None:
+    store.delete(path)
+    if store.folder_host:
+        store.delete(layout.zero_config_copy(path))
+
+
+def _remove_version(store: Store, name: str, version: str, config: Config) -> None:
+    """After the package document stopped naming it: its document, its page, then its tarball."""
+    _remove_document(store, layout.version_document_path(name, version))
+    if config.site:
+        store.delete(layout.site_version_page(name, version))
+    store.delete(layout.tarball_path(name, version))
+
+
+_SITE_CACHE: dict = {}
+
+
+def _site(config: Config) -> dict:
+    from staticreg import site
+
+    key = (config.title, config.base_url, config.template_dir)
+    if key not in _SITE_CACHE:
+        _SITE_CACHE[key] = site.site_context(config, site.asset_digests(site.assets(config)))
+    return _SITE_CACHE[key]
+
+
+def _row(package: Package, config: Config) -> dict | None:
+    if not config.site:
+        return None
+    from staticreg import site
+
+    return site.summary(package)
+
+
+def _remove_package(
+    store: Store, name: str, existing: dict, doc_blob: Blob | None, config: Config, report: UpdateReport
+) -> None:
+    """The last version went: the documents first, so that no document names a missing tarball."""
+    if doc_blob is not None:
+        _remove_document(store, layout.packument_path(name))
+        if store.folder_host:
+            store.delete(layout.abbreviated_path(name))
+    store.delete(layout.dist_tags_path(name))
+    for tag in _tag_documents(existing, doc_blob):
+        _remove_document(store, layout.version_document_path(name, tag))
+    if config.site:
+        store.delete(layout.site_package_page(name))
+    for version in existing:
+        _remove_version(store, name, version, config)
+        report.removed.append(f"{name}@{version}")
+    store.delete(layout.package_state_path(name))
+
+
+def _update_registry(
+    store: Store, settings: Settings, config: Config, rows: dict[str, dict | None], first: bool, report: UpdateReport
+) -> None:
+    """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
+    the shared pages from the state as it is, until it is still the same after."""
+    before: list[dict] | None = None
+    for attempt in range(ATTEMPTS):
+        blob = store.read(layout.REGISTRY_STATE)
+        label = _label(store, layout.REGISTRY_STATE)
+        state = registry_state.parse_registry_state(blob.data, label) if blob else RegistryState(settings)
+        if before is None:
+            before = [state.rows[n] for n in sorted(state.rows)]
+        for name, row in rows.items():
+            if row is None:
+                state.rows.pop(name, None)
+            else:
+                state.rows[name] = row
+        data = registry_state.registry_state_bytes(state)
+        if blob is not None and blob.data == data:
+            break
+        try:
+            store.write(layout.REGISTRY_STATE, data, expect=blob.etag if blob else ABSENT)
+            break
+        except Conflict:
+            report.retries += 1
+            _backoff(attempt)
+    else:
+        raise UpdateError(f"{store.label}: {ATTEMPTS} other writers changed the registry's state meanwhile; "
+                          "run the same command again")  # fmt: skip
+    if first:
+        store.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
+        if config.index_html and store.folder_host:
+            store.write(layout.NOJEKYLL, b"")
+    if not config.site:
+        return
+    from staticreg import site
+
+    if first:
+        for name, data in site.assets(config).items():
+            store.write(layout.site_asset(name), data)
+    for _ in range(ATTEMPTS):
+        blob = store.read(layout.REGISTRY_STATE)
+        assert blob is not None
+        state = registry_state.parse_registry_state(blob.data, _label(store, layout.REGISTRY_STATE))
+        rows_now = [state.rows[n] for n in sorted(state.rows)]
+        files = site.render_shared(rows_now, config, _site(config))
+        for path, data in files:
+            store.write(path, data)
+        gone = {p.path for p in site.shared_pages(before or [], config)} - {p for p, _ in files}
+        for path in sorted(gone):
+            store.delete(path)  # a list page past the last, the page of a scope with no package left
+        after = store.read(layout.REGISTRY_STATE)
+        if after is not None and after.etag == blob.etag:
+            return
+        report.retries += 1

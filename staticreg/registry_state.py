@@ -1,0 +1,159 @@
+"""The state a registry carries with it, as types, and their bytes. No I/O.
+
+Two kinds of file, both written by every build and by every change to a hosted
+registry (`layout.REGISTRY_STATE` and `layout.package_state_path`):
+
+- the registry's state: the settings its files were made with, and each package's
+  row in the site's lists and search index (so the list pages can be made again
+  without reading every package);
+- a package's state: what its documents do not say but its files are made from:
+  each version's README (by id, with the texts once each), and the dist-tags and
+  deprecations that were set for it (by `staticreg dist-tag` and `deprecate`, or
+  by the configuration of the build that made it).
+
+They are read back from a registry that anyone with write access to the host can
+change: everything is checked, and a damaged file is a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from staticreg.errors import StaticregError
+
+FORMAT = 1
+
+
+class StateError(StaticregError):
+    """A state file of the registry is damaged or from a staticreg that cannot read it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every file of the registry was made with."""
+
+    base_url: str
+    title: str = "npm registry"
+    site: bool = True
+    index_html: bool = True
+    templates: str = ""  # a digest of the user's template folder; "" for staticreg's own
+
+
+@dataclass
+class RegistryState:
+    settings: Settings
+    rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row (site.summary)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    readme: str | None = None  # the README's id (readmes.ReadmeStore's), None without one
+    readme_filename: str | None = None
+
+
+@dataclass
+class PackageState:
+    versions: dict[str, VersionState] = field(default_factory=dict)
+    readmes: dict[str, str] = field(default_factory=dict)  # README id -> text
+    dist_tags: dict[str, str] = field(default_factory=dict)  # tag -> version, as set (not the computed latest)
+    deprecations: list[tuple[str, str]] = field(default_factory=list)  # (range, message), later ones win
+
+
+def dumps(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def registry_state_bytes(state: RegistryState) -> bytes:
+    s = state.settings
+    return dumps({
+        "format": FORMAT,
+        "settings": {"base_url": s.base_url, "title": s.title, "site": s.site, "index_html": s.index_html,
+                     "templates": s.templates},
+        "packages": {name: state.rows[name] for name in sorted(state.rows)},
+    })  # fmt: skip
+
+
+def package_state_bytes(state: PackageState) -> bytes:
+    used = {v.readme for v in state.versions.values() if v.readme}
+    return dumps({
+        "format": FORMAT,
+        "versions": {v: [s.readme, s.readme_filename] for v, s in state.versions.items()},
+        "readmes": {k: t for k, t in state.readmes.items() if k in used},
+        "dist_tags": state.dist_tags,
+        "deprecations": [list(d) for d in state.deprecations],
+    })  # fmt: skip
+
+
+def _load(data: bytes, label: str) -> dict:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(f"{label} is not JSON ({exc}); {_REPAIR}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateError(f"{label} is not a state file this staticreg can read (format {FORMAT}); {_REPAIR}")
+    return doc
+
+
+_REPAIR = "build the registry again with staticreg build, or restore that file"
+
+
+def _strings(value: object, label: str, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise StateError(f"{label}: {what} must map text to text; {_REPAIR}")
+    return value
+
+
+def parse_registry_state(data: bytes, label: str) -> RegistryState:
+    doc = _load(data, label)
+    settings, rows = doc.get("settings"), doc.get("packages")
+    if not isinstance(settings, dict) or not isinstance(rows, dict):
+        raise StateError(f"{label} has no settings or packages; {_REPAIR}")
+    try:
+        parsed = Settings(
+            base_url=_text(settings["base_url"]),
+            title=_text(settings["title"]),
+            site=_flag(settings["site"]),
+            index_html=_flag(settings["index_html"]),
+            templates=_text(settings["templates"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None
+    if not all(isinstance(k, str) and isinstance(v, dict) for k, v in rows.items()):
+        raise StateError(f"{label}: every package's row must be an object; {_REPAIR}")
+    return RegistryState(parsed, rows)
+
+
+def parse_package_state(data: bytes, label: str) -> PackageState:
+    doc = _load(data, label)
+    versions = doc.get("versions")
+    if not isinstance(versions, dict):
+        raise StateError(f"{label} has no versions; {_REPAIR}")
+    parsed: dict[str, VersionState] = {}
+    for version, value in versions.items():
+        if not (isinstance(value, list) and len(value) == 2 and all(x is None or isinstance(x, str) for x in value)):
+            raise StateError(f"{label}: version {version!r} is not [README id, file name]; {_REPAIR}")
+        parsed[version] = VersionState(value[0], value[1])
+    readmes = _strings(doc.get("readmes"), label, "readmes")
+    tags = _strings(doc.get("dist_tags"), label, "dist_tags")
+    deprecations = doc.get("deprecations")
+    if not isinstance(deprecations, list) or not all(
+        isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in deprecations
+    ):
+        raise StateError(f"{label}: deprecations must be [range, message] pairs; {_REPAIR}")
+    missing = {s.readme for s in parsed.values() if s.readme and s.readme not in readmes}
+    if missing:
+        raise StateError(f"{label}: names READMEs it does not hold ({len(missing)}); {_REPAIR}")
+    return PackageState(parsed, dict(readmes), dict(tags), [(r, m) for r, m in deprecations])
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{value!r} is not true or false")
+    return value
