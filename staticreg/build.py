@@ -293,7 +293,7 @@ def _build(
                 row_ids=fingerprints,
             )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
-        write_registry_state(staging, config, rows)
+        write_registry_state(staging, config, registry, rows)
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
         made = incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)

@@ -38,7 +38,7 @@ from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, sri
 from staticreg.registry_state import PackageState, RegistryState, Settings, StateError, VersionState
 from staticreg.store import ABSENT, Blob, Conflict, Store
-from staticreg.writers import package_state, registry_settings, write_package
+from staticreg.writers import depends_on, registry_settings, write_package
 
 ATTEMPTS = 30  # compare-and-swap rounds before giving up: eight writers at once need a few each
 
@@ -162,7 +162,9 @@ def deprecate(store: Store, name: str, spec: str, message: str, config: Config) 
     def change(state: PackageState, versions: set) -> None:
         if not any(satisfies(v, wanted) for v in versions):
             raise UpdateError(f"{name}@{spec} matches no version of {name}")
-        state.deprecations = [d for d in state.deprecations if d[0] != spec] + [(spec, message)]
+        # An empty message takes back what was set for this range (a deprecation in a
+        # tarball's own package.json stays: it is part of the published version).
+        state.deprecations = [d for d in state.deprecations if d[0] != spec] + ([(spec, message)] if message else [])
 
     return apply(store, [Change(name, state_change=change)], config)
 
@@ -207,13 +209,16 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
         settings = _settings(store, state_blob, config)
         config = _config_for(config, settings)
         first = state_blob is None
-        rows: dict[str, dict | None] = {}
-        names_here = set(registry_state.parse_registry_state(state_blob.data, "").rows) if state_blob else set()
-        names_here |= {c.name for c in changes}
+        before = registry_state.parse_registry_state(state_blob.data, _label(store, layout.REGISTRY_STATE)) \
+            if state_blob else RegistryState(settings)  # fmt: skip
+        names_here = set(before.rows) | {c.name for c in changes}
+        rows: dict[str, tuple[dict, list[str]] | None] = {}
         for change in changes:
             package = _update_package(store, change, config, names_here, readmes, now, report)
-            rows[change.name] = _row(package, config) if package is not None else None
+            rows[change.name] = (_row(package, config), depends_on(package)) if package is not None else None
         _update_registry(store, settings, config, rows, first, report)
+        if config.site:
+            _refresh_dependents(store, before, rows, config, now, report)
     if hasattr(store, "requests"):
         report.requests = store.requests  # type: ignore[attr-defined]
     return report
@@ -516,12 +521,37 @@ def _site(config: Config) -> dict:
     return _SITE_CACHE[key]
 
 
-def _row(package: Package, config: Config) -> dict | None:
-    if not config.site:
-        return None
+def _row(package: Package, config: Config) -> dict:
     from staticreg import site
 
-    return site.summary(package)
+    return site.summary(package) if config.site else {}
+
+
+def _refresh_dependents(
+    store: Store, before: RegistryState, rows: dict, config: Config, now: datetime, report: UpdateReport
+) -> None:
+    """Pages link the dependencies that are in the registry: a package that came or went
+    changes the pages of the packages that depend on it."""
+    came_or_went = {n for n, r in rows.items() if (r is None) == (n in before.rows)}
+    if not came_or_went:
+        return
+    from staticreg import site
+
+    blob = store.read(layout.REGISTRY_STATE)
+    if blob is None:
+        return
+    state = registry_state.parse_registry_state(blob.data, _label(store, layout.REGISTRY_STATE))
+    for name in sorted(state.depends_on):
+        if name in rows or name not in state.rows or not came_or_went.intersection(state.depends_on[name]):
+            continue
+        doc_blob = store.read(layout.packument_path(name))
+        if doc_blob is None:
+            continue
+        existing, times, package_state = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
+        package = _model(name, existing, [], times, package_state, config, now)
+        for path, data in site.render_package(set(state.rows), package, config, _site(config), _TextReadmes(package_state.readmes)):
+            store.write(path, data)
+        report.packages.append(name)
 
 
 def _remove_package(
@@ -544,7 +574,7 @@ def _remove_package(
 
 
 def _update_registry(
-    store: Store, settings: Settings, config: Config, rows: dict[str, dict | None], first: bool, report: UpdateReport
+    store: Store, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport
 ) -> None:
     """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
     the shared pages from the state as it is, until it is still the same after."""
@@ -555,11 +585,18 @@ def _update_registry(
         state = registry_state.parse_registry_state(blob.data, label) if blob else RegistryState(settings)
         if before is None:
             before = [state.rows[n] for n in sorted(state.rows)]
-        for name, row in rows.items():
-            if row is None:
+        for name, entry in rows.items():
+            if entry is None:
                 state.rows.pop(name, None)
-            else:
+                state.depends_on.pop(name, None)
+                continue
+            row, deps = entry
+            if config.site:
                 state.rows[name] = row
+                if deps:
+                    state.depends_on[name] = deps
+                else:
+                    state.depends_on.pop(name, None)
         data = registry_state.registry_state_bytes(state)
         if blob is not None and blob.data == data:
             break

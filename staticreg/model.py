@@ -194,7 +194,7 @@ def record_from_document(
         mtime=0.0,
         shasum=shasum,
         integrity=integrity,
-        manifest_packed=pack_manifest({k: v for k, v in manifest.items() if k != "dist"}),
+        manifest_packed=pack_manifest(_as_published(manifest)),
         file_count=count,
         unpacked_size=size,
         # hasInstallScript without an install script can only have come from a binding.gyp
@@ -203,6 +203,19 @@ def record_from_document(
         readme=readme,
         readme_filename=readme_filename,
     )
+
+
+def _as_published(manifest: dict) -> dict:
+    """A stored manifest without what normalize_manifest adds to package.json, so that it
+    makes the same manifest, keys in the same order, again. A deprecation set by the
+    configuration or `staticreg deprecate` comes after dist (see Version.manifest) and is
+    applied again from the package's state; one of package.json's own comes before it."""
+    keys = list(manifest)
+    added_later = keys[-1] == "deprecated" and "dist" in keys
+    return {
+        k: v for k, v in manifest.items()
+        if k not in ("_id", "hasInstallScript", "_hasShrinkwrap", "dist") and not (added_later and k == "deprecated")
+    }  # fmt: skip
 
 
 def identify(record: TarballRecord) -> tuple:

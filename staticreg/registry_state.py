@@ -44,6 +44,9 @@ class Settings:
 class RegistryState:
     settings: Settings
     rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row (site.summary)
+    # package name -> the names its versions depend on: its pages link those in the registry,
+    # so a package that comes or goes changes the pages of the packages depending on it
+    depends_on: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def registry_state_bytes(state: RegistryState) -> bytes:
         "settings": {"base_url": s.base_url, "title": s.title, "site": s.site, "index_html": s.index_html,
                      "templates": s.templates},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
+        "depends_on": {name: sorted(state.depends_on[name]) for name in sorted(state.depends_on)},
     })  # fmt: skip
 
 
@@ -121,7 +125,12 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
         raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None
     if not all(isinstance(k, str) and isinstance(v, dict) for k, v in rows.items()):
         raise StateError(f"{label}: every package's row must be an object; {_REPAIR}")
-    return RegistryState(parsed, rows)
+    depends_on = doc.get("depends_on")
+    if not isinstance(depends_on, dict) or not all(
+        isinstance(v, list) and all(isinstance(d, str) for d in v) for v in depends_on.values()
+    ):
+        raise StateError(f"{label}: depends_on must list names; {_REPAIR}")
+    return RegistryState(parsed, rows, depends_on)
 
 
 def parse_package_state(data: bytes, label: str) -> PackageState:

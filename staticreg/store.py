@@ -125,10 +125,19 @@ class FolderStore:
                             ) from None
                         time.sleep(0.05)
             self._lock_file = lock
+            self._forget_build_cache()
             try:
                 yield
             finally:
                 self._lock_file = None
+
+    def _forget_build_cache(self) -> None:
+        """The build cache beside the folder describes it as the last build left it: this change
+        makes that untrue, so the cache goes (it is only an accelerator; the next build reads more)."""
+        from staticreg import incremental
+
+        with contextlib.suppress(FileNotFoundError):
+            incremental.cache_path(self.root).unlink()
 
     def read(self, path: str) -> Blob | None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from staticreg import documents, layout, registry_state
 from staticreg.config import Config, template_digest
-from staticreg.model import Package, Registry
+from staticreg.model import Package, Registry, identity
 from staticreg.output import Staging
 from staticreg.readmes import ReadmeStore
 
@@ -60,6 +60,14 @@ def registry_settings(config: Config) -> registry_state.Settings:
     return registry_state.Settings(config.base_url, config.title, config.site, config.index_html, template_digest(config))
 
 
-def write_registry_state(staging: Staging, config: Config, rows: dict[str, dict]) -> None:
-    state = registry_state.RegistryState(registry_settings(config), rows)
+def depends_on(package: Package) -> list[str]:
+    """Every name any version of the package depends on."""
+
+    found = {d for entry in package.versions.values() for d in identity(entry.record)[3]}
+    return sorted(found)
+
+
+def write_registry_state(staging: Staging, config: Config, registry: Registry, rows: dict[str, dict]) -> None:
+    deps = {name: depends_on(p) for name, p in registry.packages.items()} if config.site else {}
+    state = registry_state.RegistryState(registry_settings(config), rows, {n: d for n, d in deps.items() if d})
     staging.write(layout.REGISTRY_STATE, registry_state.registry_state_bytes(state))

@@ -1,0 +1,191 @@
+"""staticreg publish, unpublish, dist-tag and deprecate against a registry folder.
+
+The oracle: whatever sequence of builds and changes made a registry, it holds the
+same bytes as one cold build of the same tarballs and settings."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from staticreg import hosted, layout
+from staticreg.build import build
+from staticreg.config import Override
+from staticreg.store import FolderStore
+from tests.conftest import make_tarball
+from tests.process import run_cli as run_staticreg
+
+
+def contents(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def pool(folder: Path) -> dict[str, Path]:
+    """Tarballs of three packages, one scoped, with READMEs, a dependency and a prerelease."""
+    made = {
+        "a@1.0.0": make_tarball(folder, {"name": "a", "version": "1.0.0", "description": "first"}, {"README.md": "# a one"}),
+        "a@1.1.0": make_tarball(folder, {"name": "a", "version": "1.1.0", "dependencies": {"@s/b": "^1"}},
+                                {"README.md": "# a *one-one*"}),
+        "a@2.0.0-rc.1": make_tarball(folder, {"name": "a", "version": "2.0.0-rc.1"}, {"README.md": "# a two"}),
+        "@s/b@1.0.0": make_tarball(folder, {"name": "@s/b", "version": "1.0.0", "keywords": ["b"]}, {"README.md": "b"}),
+        "c@0.1.0": make_tarball(folder, {"name": "c", "version": "0.1.0"}),
+    }  # fmt: skip
+    return made
+
+
+def cold(tmp_path: Path, make_config, tarballs: list[Path], **settings) -> dict[str, bytes]:
+    folder = tmp_path / "cold-input"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for t in tarballs:
+        shutil.copy2(t, folder / t.name)
+    out = tmp_path / "cold"
+    shutil.rmtree(out, ignore_errors=True)
+    build(make_config(folder, output_dir=out, jobs=1, **settings), show_progress=False)
+    return contents(out)
+
+
+@pytest.fixture
+def made(tmp_path):
+    return pool(tmp_path / "pool")
+
+
+def test_publishing_into_a_built_registry_equals_a_cold_build(tmp_path, make_config, made):
+    first = tmp_path / "first"
+    first.mkdir()
+    for key in ("a@1.0.0", "c@0.1.0"):
+        shutil.copy2(made[key], first / made[key].name)
+    config = make_config(first, output_dir=tmp_path / "reg", jobs=1)
+    build(config, show_progress=False)
+    before = mtimes(config.output_dir)
+    store = FolderStore(config.output_dir)
+
+    report = hosted.publish(store, [made["a@1.1.0"], made["a@2.0.0-rc.1"]], config)  # one update of a
+    assert report.published == ["a@1.1.0", "a@2.0.0-rc.1"] and report.packages == ["a"]
+    after = mtimes(config.output_dir)
+    assert [p for p in after if p.startswith("c/") and after[p] != before.get(p)] == []  # c untouched
+    hosted.publish(store, [made["@s/b@1.0.0"]], config)
+    assert contents(config.output_dir) == cold(tmp_path, make_config, list(made.values()))
+
+    again = hosted.publish(store, [made["@s/b@1.0.0"]], config)  # the same bytes again: nothing new
+    assert again.published == [] and again.unchanged == ["@s/b@1.0.0"]
+    assert contents(config.output_dir) == cold(tmp_path, make_config, list(made.values()))
+
+
+def test_publishing_into_an_empty_folder_makes_a_whole_registry(tmp_path, make_config, made):
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    for tarball in made.values():
+        hosted.publish(store, [tarball], config)
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, list(made.values()))
+
+
+def test_unpublish_dist_tag_and_deprecate_equal_a_cold_build_with_the_same_settings(tmp_path, make_config, made):
+    folder = tmp_path / "all"
+    folder.mkdir()
+    for t in made.values():
+        shutil.copy2(t, folder / t.name)
+    config = make_config(folder, output_dir=tmp_path / "reg", jobs=1)
+    build(config, show_progress=False)
+    store = FolderStore(config.output_dir)
+
+    hosted.unpublish(store, "a", "1.0.0", config)
+    hosted.unpublish(store, "c", None, config, force=True)
+    hosted.dist_tag_add(store, "a", "2.0.0-rc.1", "next", config)
+    hosted.dist_tag_add(store, "a", "1.1.0", "stable", config)
+    hosted.dist_tag_rm(store, "a", "stable", config)
+    hosted.deprecate(store, "@s/b", "<2", "use c", config)
+    hosted.deprecate(store, "a", "1.1.0", "too old", config)
+    hosted.deprecate(store, "a", "1.1.0", "", config)  # taken back
+
+    kept = [made["a@1.1.0"], made["a@2.0.0-rc.1"], made["@s/b@1.0.0"]]
+    settings = {
+        "dist_tags": (Override("a", "here", tag="next", version="2.0.0-rc.1"),),
+        "deprecations": (Override("@s/b", "here", range="<2", message="use c"),),
+    }
+    assert contents(config.output_dir) == cold(tmp_path, make_config, kept, **settings)
+    assert not (config.output_dir / "c").exists() and not (config.output_dir / "a/-/a-1.0.0.tgz").exists()
+
+
+def test_refusals_leave_the_registry_as_it_was(tmp_path, make_config, made):
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    hosted.publish(store, [made["a@1.0.0"]], config)
+    before = contents(tmp_path / "reg")
+    other = make_tarball(tmp_path / "other", {"name": "a", "version": "1.0.0", "description": "changed"})
+    with pytest.raises(hosted.UpdateError, match="already in .* with other bytes"):
+        hosted.publish(store, [other], config)
+    with pytest.raises(hosted.UpdateError, match="latest tag cannot be removed"):
+        hosted.dist_tag_rm(store, "a", "latest", config)
+    with pytest.raises(hosted.UpdateError, match="no version 9.9.9"):
+        hosted.dist_tag_add(store, "a", "9.9.9", "next", config)
+    with pytest.raises(hosted.UpdateError, match="matches no version"):
+        hosted.deprecate(store, "a", ">5", "gone", config)
+    with pytest.raises(hosted.UpdateError, match="has no package nope"):
+        hosted.unpublish(store, "nope", "1.0.0", config)
+    with pytest.raises(hosted.UpdateError, match="no version 2.0.0"):
+        hosted.unpublish(store, "a", "2.0.0", config)
+    with pytest.raises(hosted.UpdateError, match="served at http://registry.test/"):
+        hosted.publish(store, [made["c@0.1.0"]], make_config(tmp_path / "unused", base_url="http://elsewhere.test/"))
+    assert contents(tmp_path / "reg") == before
+
+
+def _publish_one(args: tuple[str, str, str]) -> str:
+    root, tarball, base_url = args
+    from staticreg.config import Config
+
+    config = Config(input_dir=Path("."), output_dir=Path(root), base_url=base_url)
+    return hosted.publish(FolderStore(Path(root)), [Path(tarball)], config).summary()
+
+
+def test_eight_publishers_at_once_lose_nothing(tmp_path, make_config):
+    tarballs = [make_tarball(tmp_path / "p", {"name": "same", "version": f"1.0.{i}"}) for i in range(4)]
+    tarballs += [make_tarball(tmp_path / "p", {"name": f"own-{i}", "version": "1.0.0"}) for i in range(4)]
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    hosted.publish(FolderStore(tmp_path / "reg"), [tarballs[0]], config)
+    with multiprocessing.get_context("spawn").Pool(8) as workers:
+        workers.map(_publish_one, [(str(tmp_path / "reg"), str(t), config.base_url) for t in tarballs[1:]])
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, tarballs)
+
+
+def test_a_publish_forgets_the_build_cache_of_the_folder(tmp_path, make_config, made):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy2(made["a@1.0.0"], folder)
+    config = make_config(folder, output_dir=tmp_path / "reg", jobs=1)
+    build(config, show_progress=False)
+    hosted.publish(FolderStore(config.output_dir), [made["c@0.1.0"]], config)
+    build(config, show_progress=False)  # declarative: the registry is the input folder again
+    assert contents(config.output_dir) == cold(tmp_path, make_config, [made["a@1.0.0"]])
+
+
+def test_the_command_line_speaks_in_one_line(tmp_path, made):
+    reg = tmp_path / "reg"
+    result = run_staticreg("publish", str(made["a@1.0.0"]), "--to", str(reg))
+    assert result.returncode == 1 and "give --base-url" in result.stderr and "Traceback" not in result.stderr
+    result = run_staticreg("publish", str(made["a@1.0.0"]), "--to", str(reg), "--base-url", "http://r.test/")
+    assert result.returncode == 0, result.stderr
+    assert f"{reg}: published a@1.0.0" in result.stdout
+    doc = json.loads((reg / layout.packument_path("a")).read_bytes())
+    assert doc["versions"]["1.0.0"]["dist"]["tarball"] == "http://r.test/a/-/a-1.0.0.tgz"
+    broken = tmp_path / "broken.tgz"
+    broken.write_bytes(b"not a tarball")
+    result = run_staticreg("publish", str(broken), "--to", str(reg))
+    assert result.returncode == 1 and "broken.tgz" in result.stderr and "Traceback" not in result.stderr
+    (reg / layout.REGISTRY_STATE).write_text("{")
+    result = run_staticreg("dist-tag", "add", "a@1.0.0", "next", "--to", str(reg))
+    assert result.returncode == 1 and "state.json is not JSON" in result.stderr and "Traceback" not in result.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    result = run_staticreg("publish", str(made["a@1.0.0"]), "--to", str(other), "--base-url", "http://r.test/")
+    assert result.returncode == 1 and "other content" in result.stderr and (other / "notes.txt").exists()
