@@ -48,7 +48,7 @@ def test_hostile_readme_keeps_nothing_that_runs():
     assert values and not [v for v in values if re.search(r"(javascript|vbscript|data):", v)]
     # What is harmless stays: text, a picture from the web, code shown as code.
     assert "<h1>Title </h1>" in html
-    assert '<img src="https://img.test/a.png"' in html
+    assert '<img loading="lazy" referrerpolicy="no-referrer" src="https://img.test/a.png"' in html
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned = 10&lt;/script&gt;" in html
     assert "covered" in html
 
@@ -184,3 +184,18 @@ def test_bugs_person_keywords_license():
     assert untrusted.license_name({"type": "MIT", "url": "x"}) == "MIT"
     assert untrusted.license_name(["MIT"]) == ""
     assert untrusted.text("  abc  ", 10) == "abc" and untrusted.text("abcdef", 4) == "abc…" and untrusted.text(1, 4) == ""
+
+
+def test_a_readme_renders_to_the_same_bytes_in_every_process():
+    """Pages must not change from build to build: nh3's own attribute setting did (a hash map)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from staticreg import untrusted; import sys; sys.stdout.write(str(untrusted.render_readme("
+        "'<a href=\"https://a.test/\" title=\"t\">l</a> <img src=\"https://a.test/i.png\" alt=\"x\" width=\"3\">', "
+        "'README.md')))"
+    )
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(6)}  # fmt: skip
+    assert len(outputs) == 1 and 'loading="lazy" referrerpolicy="no-referrer"' in outputs.pop()
