@@ -293,7 +293,7 @@ def _build(
                 row_ids=fingerprints,
             )  # fmt: skip
             report.timings["site"] = time.monotonic() - mark
-        write_registry_state(staging, config, registry, rows)
+        write_registry_state(staging, config, registry, rows, fingerprints)
         report.added, report.changed = staging.added_paths(), sorted(staging.changed)
         staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
         made = incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)
@@ -306,13 +306,13 @@ def _build(
         integrities, published, merged = _by_version(registry, kept)
         new_cache = incremental.Cache(
             records=entries,
-            output_id=incremental.folder_id(staging.root),
+            output_id=incremental.output_token(staging.root),
             versions=integrities,
             fingerprints=fingerprints,
             files=files,
             rows=rows,
             pages=pages,
-            spare_id=incremental.folder_id(output) if output_known else None,
+            spare_id=incremental.output_token(output) if output_known else None,
             spare_fingerprints=cache.fingerprints,
             spare_files=cache.files,
             times=published,
@@ -348,7 +348,7 @@ def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, finger
     every package. Packages unchanged in both of the last builds stay in it as
     they are; the files of all others, and the files of no package, are deleted
     and written again. Returns the packages kept, with their files."""
-    if cache.spare_id is None or incremental.folder_id(spare) != cache.spare_id:
+    if cache.spare_id is None or incremental.output_token(spare) != cache.spare_id:
         return {}
     os.rename(staging.root / _INCOMING, spare / _INCOMING)
     os.rmdir(staging.root)

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from staticreg import documents, layout, names, registry_state
+from staticreg import documents, incremental, layout, names, registry_state
 from staticreg.config import Config, Override, template_digest
 from staticreg.errors import StaticregError, TarballError
 from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
@@ -211,14 +211,20 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
         first = state_blob is None
         before = registry_state.parse_registry_state(state_blob.data, _label(store, layout.REGISTRY_STATE)) \
             if state_blob else RegistryState(settings)  # fmt: skip
-        names_here = set(before.rows) | {c.name for c in changes}
-        rows: dict[str, tuple[dict, list[str]] | None] = {}
-        for change in changes:
-            package = _update_package(store, change, config, names_here, readmes, now, report)
-            rows[change.name] = (_row(package, config), depends_on(package)) if package is not None else None
-        _update_registry(store, settings, config, rows, first, report)
-        if config.site:
-            _refresh_dependents(store, before, rows, config, now, report)
+        names_here = (set(before.fingerprints) | {c.name for c in changes if c.add}) - {
+            c.name for c in changes if c.remove_all
+        }
+        packages = {c.name: _update_package(store, c, config, names_here, readmes, now, report) for c in changes}
+        names_after = (set(before.fingerprints) | {n for n, p in packages.items() if p}) - {
+            n for n, p in packages.items() if p is None
+        }
+        settings_key = incremental.settings_key(config)
+        entries: dict[str, tuple[dict, list[str], str] | None] = {
+            name: (_row(p, config), depends_on(p), incremental.fingerprint(p, settings_key, names_after)) if p else None
+            for name, p in packages.items()
+        }
+        entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
+        _update_registry(store, settings, config, entries, first, report)
     if hasattr(store, "requests"):
         report.requests = store.requests  # type: ignore[attr-defined]
     return report
@@ -527,31 +533,31 @@ def _row(package: Package, config: Config) -> dict:
     return site.summary(package) if config.site else {}
 
 
-def _refresh_dependents(
-    store: Store, before: RegistryState, rows: dict, config: Config, now: datetime, report: UpdateReport
-) -> None:
-    """Pages link the dependencies that are in the registry: a package that came or went
-    changes the pages of the packages that depend on it."""
-    came_or_went = {n for n, r in rows.items() if (r is None) == (n in before.rows)}
-    if not came_or_went:
-        return
-    from staticreg import site
-
-    blob = store.read(layout.REGISTRY_STATE)
-    if blob is None:
-        return
-    state = registry_state.parse_registry_state(blob.data, _label(store, layout.REGISTRY_STATE))
-    for name in sorted(state.depends_on):
-        if name in rows or name not in state.rows or not came_or_went.intersection(state.depends_on[name]):
+def _dependents(
+    store: Store, before: RegistryState, names_after: set[str], packages: dict, config: Config,
+    settings_key: str, now: datetime, report: UpdateReport,
+) -> dict[str, tuple[dict, list[str], str]]:  # fmt: skip
+    """Pages link the dependencies that are in the registry, and fingerprints count them: a
+    package that came or went changes the packages that depend on it. Their new entries."""
+    came_or_went = {n for n, p in packages.items() if (p is None) == (n in before.fingerprints)}
+    entries = {}
+    for name in sorted(before.depends_on):
+        if name in packages or name not in names_after or not came_or_went.intersection(before.depends_on[name]):
             continue
         doc_blob = store.read(layout.packument_path(name))
         if doc_blob is None:
             continue
         existing, times, package_state = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
         package = _model(name, existing, [], times, package_state, config, now)
-        for path, data in site.render_package(set(state.rows), package, config, _site(config), _TextReadmes(package_state.readmes)):
-            store.write(path, data)
+        if config.site:
+            from staticreg import site
+
+            readmes = _TextReadmes(package_state.readmes)
+            for path, data in site.render_package(names_after, package, config, _site(config), readmes):
+                store.write(path, data)
+        entries[name] = (_row(package, config), depends_on(package), incremental.fingerprint(package, settings_key, names_after))
         report.packages.append(name)
+    return entries
 
 
 def _remove_package(
@@ -587,16 +593,17 @@ def _update_registry(
             before = [state.rows[n] for n in sorted(state.rows)]
         for name, entry in rows.items():
             if entry is None:
-                state.rows.pop(name, None)
-                state.depends_on.pop(name, None)
+                for table in (state.rows, state.depends_on, state.fingerprints):
+                    table.pop(name, None)
                 continue
-            row, deps = entry
+            row, deps, fingerprint = entry
+            state.fingerprints[name] = fingerprint
             if config.site:
                 state.rows[name] = row
-                if deps:
-                    state.depends_on[name] = deps
-                else:
-                    state.depends_on.pop(name, None)
+            if deps:
+                state.depends_on[name] = deps
+            else:
+                state.depends_on.pop(name, None)
         data = registry_state.registry_state_bytes(state)
         if blob is not None and blob.data == data:
             break

@@ -17,10 +17,11 @@ marshal reads the entries ten times faster than JSON lines did. It holds two thi
   rewrites only the files whose records changed.
 - what the output folder holds: each name@version's integrity, each package's
   fingerprint, the publish times in its documents, and a signature of the whole
-  input. This part counts only while the output is the very folder the cache was
-  written for (same device and inode: the staging folder keeps its inode when it
-  is renamed into place), so a build that died before its swap never misleads
-  the next one.
+  input. This part counts only while the output holds the very state file the
+  build wrote (`layout.REGISTRY_STATE`, which names every package's fingerprint):
+  a build that died before its swap, or a publish since, never misleads the next
+  build, and an output copied elsewhere with the cache beside it (`cp -a`, a CI
+  cache) is still the one the cache describes.
 
 A new staticreg version drops everything; a change of a setting that shapes
 every file (base URL, title, site, templates...) changes every fingerprint.
@@ -59,7 +60,7 @@ StatKey = tuple  # (size, mtime_ns, inode)
 class Cache:
     records: dict[str, tuple[StatKey, TarballRecord]] = field(default_factory=dict)
     record_shards: list[list[str]] | None = None  # the paths in each records file as loaded; None: rewrite all
-    output_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the output it describes
+    output_id: str | None = None  # output_token() of the output it describes
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
     fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
     files: dict[str, str] = field(default_factory=dict)  # package name -> its files in that output, "\n"-joined
@@ -67,7 +68,7 @@ class Cache:
     pages: dict[str, str] = field(default_factory=dict)  # list, scope, 404 page -> digest of what made it
     times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
     # The spare: the output before this one, kept aside as the next build's staging folder.
-    spare_id: tuple[int, int] | None = None
+    spare_id: str | None = None
     spare_fingerprints: dict[str, str] = field(default_factory=dict)
     spare_files: dict[str, str] = field(default_factory=dict)  # as files; "" for the files of no package
     signature: str = ""  # of the whole input, for the nothing-changed check
@@ -96,12 +97,14 @@ def readmes_path(output: Path) -> Path:
     return output.parent / f".{output.name}.staticreg-readmes"
 
 
-def folder_id(path: Path) -> tuple[int, int] | None:
+def output_token(folder: Path) -> str | None:
+    """What tells the output a cache describes: a digest of its state file, which changes
+    whenever any package's files do (it holds every package's fingerprint). Unlike the
+    folder's inode, it is the same in a copy of the folder. None: not a staticreg output."""
     try:
-        st = os.stat(path)
+        return hashlib.sha256((folder / layout.REGISTRY_STATE).read_bytes()).hexdigest()
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
 
 
 def stat_key(path: Path) -> StatKey | None:
@@ -118,7 +121,7 @@ def key_of(st: os.stat_result) -> StatKey:
 def _head(data: dict, output: Path) -> bool:
     return (
         data.get("format") == FORMAT and data.get("staticreg") == __version__
-        and bool(data.get("output_id")) and tuple(data["output_id"]) == folder_id(output)
+        and bool(data.get("output_id")) and data["output_id"] == output_token(output)
     )  # fmt: skip
 
 
@@ -176,8 +179,8 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
                 count += 1
         if count != head["entries"]:
             return Cache(), False  # cut short: not written by save()
-        cache.output_id = tuple(head["output_id"]) if head.get("output_id") else None
-        cache.spare_id = tuple(head["spare_id"]) if head.get("spare_id") else None
+        cache.output_id = head.get("output_id") or None
+        cache.spare_id = head.get("spare_id") or None
         cache.signature, cache.summary = head["signature"], head["summary"]
     except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
         return Cache(), False
@@ -297,8 +300,8 @@ def save(path: Path, cache: Cache) -> None:
         head = {
             "format": FORMAT,
             "staticreg": __version__,
-            "output_id": list(cache.output_id) if cache.output_id else None,
-            "spare_id": list(cache.spare_id) if cache.spare_id else None,
+            "output_id": cache.output_id,
+            "spare_id": cache.spare_id,
             "signature": cache.signature,
             "summary": cache.summary,
             "entries": count,
@@ -321,14 +324,21 @@ def _batch(entries: list[tuple]) -> bytes:
 
 
 def _tree_stamp(folder: Path | None) -> list:
+    """Each file of a template folder with a digest of its bytes: by content, not by mtime,
+    so that a fresh checkout (new mtimes) or another machine makes the same fingerprints."""
     if folder is None or not folder.is_dir():
         return []
     stamp = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
-            key = stat_key(Path(dirpath) / name)
-            stamp.append((os.path.relpath(os.path.join(dirpath, name), folder), key and key[:2]))
+            path = os.path.join(dirpath, name)
+            try:
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                digest = None
+            stamp.append((os.path.relpath(path, folder), digest))
     return stamp
 
 

@@ -47,6 +47,9 @@ class RegistryState:
     # package name -> the names its versions depend on: its pages link those in the registry,
     # so a package that comes or goes changes the pages of the packages depending on it
     depends_on: dict[str, list[str]] = field(default_factory=dict)
+    # package name -> incremental.fingerprint: what its files were made from. The state file
+    # changes whenever a package's files do, so a build cache can tell its output by it.
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def registry_state_bytes(state: RegistryState) -> bytes:
                      "templates": s.templates},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
         "depends_on": {name: sorted(state.depends_on[name]) for name in sorted(state.depends_on)},
+        "fingerprints": {name: state.fingerprints[name] for name in sorted(state.fingerprints)},
     })  # fmt: skip
 
 
@@ -130,7 +134,8 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
         isinstance(v, list) and all(isinstance(d, str) for d in v) for v in depends_on.values()
     ):
         raise StateError(f"{label}: depends_on must list names; {_REPAIR}")
-    return RegistryState(parsed, rows, depends_on)
+    fingerprints = _strings(doc.get("fingerprints"), label, "fingerprints")
+    return RegistryState(parsed, rows, depends_on, dict(fingerprints))
 
 
 def parse_package_state(data: bytes, label: str) -> PackageState:

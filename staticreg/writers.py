@@ -67,7 +67,11 @@ def depends_on(package: Package) -> list[str]:
     return sorted(found)
 
 
-def write_registry_state(staging: Staging, config: Config, registry: Registry, rows: dict[str, dict]) -> None:
-    deps = {name: depends_on(p) for name, p in registry.packages.items()} if config.site else {}
-    state = registry_state.RegistryState(registry_settings(config), rows, {n: d for n, d in deps.items() if d})
+def write_registry_state(
+    staging: Staging, config: Config, registry: Registry, rows: dict[str, dict], fingerprints: dict[str, str]
+) -> None:
+    deps = {name: depends_on(p) for name, p in registry.packages.items()}
+    state = registry_state.RegistryState(
+        registry_settings(config), rows, {n: d for n, d in deps.items() if d}, dict(fingerprints)
+    )
     staging.write(layout.REGISTRY_STATE, registry_state.registry_state_bytes(state))

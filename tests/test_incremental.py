@@ -157,7 +157,7 @@ def test_a_cache_that_does_not_describe_the_output_is_not_trusted(tarballs, make
     cache_file = incremental.cache_path(config.output_dir)
     head, rest = cache_file.read_bytes().split(b"\n", 1)
     data = json.loads(head)
-    data["output_id"] = [0, 0]
+    data["output_id"] = "0" * 64
     cache_file.write_bytes(json.dumps(data).encode() + b"\n" + rest)
     count = len(reads)
     report = build(config, show_progress=False)
@@ -345,10 +345,11 @@ def test_a_broken_records_file_costs_only_its_own_tarballs(tarballs, make_config
 def test_the_cache_keeps_integrities_and_times_in_columns_of_ten_thousand(tmp_path, monkeypatch):
     monkeypatch.setattr(incremental, "_COLUMN", 2)
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "-/staticreg").mkdir(parents=True)
+    (out / "-/staticreg/state.json").write_text("{}")  # what tells this output from another
     versions = {f"p@1.0.{i}": f"sha512-{i}" for i in range(5)}
     times = {**{k: f"2020-01-0{i + 1}T00:00:00.000Z" for i, k in enumerate(versions)}, "gone@1.0.0": "2019-01-01T00:00:00.000Z"}
-    cache = incremental.Cache(output_id=incremental.folder_id(out), versions=versions, times=times)
+    cache = incremental.Cache(output_id=incremental.output_token(out), versions=versions, times=times)
     path = incremental.cache_path(out)
     incremental.save(path, cache)
     head, entries = incremental.read_entries(path)
@@ -363,3 +364,29 @@ def test_a_package_whose_files_did_not_change_keeps_the_previous_string():
     files = incremental.files_by_package(paths, ["a", "b"], previous)
     assert files == {"a": previous["a"], "b": "b/index.json", "": "-/web/index.html"}
     assert files["a"] is previous["a"]  # not a second copy of an equal string
+
+
+def test_an_output_restored_elsewhere_with_its_cache_is_still_incremental(tarballs, make_config, reads, tmp_path):
+    """The CI shape: build, keep the output and everything beside it (cp -a into a fresh
+    folder: new inodes), check the tarballs out again (new mtimes), add one tarball, build."""
+    import shutil
+    import subprocess
+
+    make_set(tarballs)
+    first = tmp_path / "job-1"
+    build(make_config(tarballs, output_dir=first / "public", jobs=1), show_progress=False)
+    second = tmp_path / "job-2"
+    subprocess.run(["cp", "-a", str(first), str(second)], check=True)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for tarball in tarballs.iterdir():
+        shutil.copyfile(tarball, checkout / tarball.name)  # a fresh checkout: new mtimes, same bytes
+    make_tarball(checkout, {"name": "c", "version": "1.0.0"})
+    del reads[:]
+    config = make_config(checkout, output_dir=second / "public", jobs=1)
+    report = build(config, show_progress=False)
+    assert reads == ["c-1.0.0.tgz"]  # the others are hashed: same bytes as the cache's records
+    assert report.tarballs_hashed == 3
+    assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
+    assert report.changed == ["-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+    assert contents(config.output_dir) == cold(checkout, make_config, tmp_path)
