@@ -161,13 +161,15 @@ def netlify_command(root, document_max_age) -> None:
 @click.option("--delete", is_flag=True, help="Remove objects under the prefix that are no longer in the registry.")
 @_DOCUMENT_MAX_AGE
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=16, show_default=True, help="Uploads at once.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
-def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age, dry_run, quiet) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Print every object uploaded or deleted.")
+def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age, dry_run, jobs, quiet, verbose) -> None:
     """Upload a built registry to S3: deploy public/ s3://bucket/prefix."""
     from staticreg.deploy import deploy
 
-    say = (lambda line: None) if quiet else click.echo
-    report = deploy(registry_dir, target, endpoint_url=endpoint_url, delete=delete,
+    say = click.echo if verbose or dry_run else (lambda line: None)
+    report = deploy(registry_dir, target, endpoint_url=endpoint_url, delete=delete, jobs=jobs, show_progress=not quiet,
                     document_max_age=document_max_age, dry_run=dry_run, say=say)  # fmt: skip
     click.echo(("(dry run) " if dry_run else "") + report.summary(target))
 

@@ -1,19 +1,37 @@
 """`staticreg deploy REGISTRY s3://bucket/prefix`: upload a built registry to S3 or
 any S3-compatible store, in an order that never shows a reader a document whose
-tarball is missing: tarballs, then documents, then the site, then the root pages.
-Objects whose content is unchanged are skipped; objects that left the registry
-are removed only with `delete`."""
+tarball is missing: tarballs, then packages' states, documents, the site, the root
+pages, and the registry's state last.
+
+What to upload comes from the registry's state (`registry_state`): a package whose
+fingerprint in the bucket's state equals the local one is not looked at again, so
+the work is proportional to the change, not to the registry. A bucket without a
+state (a first deploy) is compared object by object (listing and MD5). Uploads run
+in parallel (`jobs`), one phase of the order after the other.
+
+Deploy makes the bucket hold the registry that was built. It refuses to drop a
+version the bucket has and the registry lacks (one published since the registry was
+built: two pipelines would lose it), unless `delete` asks for exactly that; and it
+writes the bucket's state with a conditional write, so that a publish or another
+deploy that ran meanwhile is never silently undone.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Callable, Iterable
 
-from staticreg import headers, layout
+from staticreg import headers, layout, registry_state
 from staticreg.errors import StaticregError
+from staticreg.progress import Progress
+from staticreg.store import ABSENT, Conflict, StoreError, parse_s3_target, s3_client
+
+DEFAULT_JOBS = 16
 
 
 class DeployError(StaticregError):
@@ -23,12 +41,13 @@ class DeployError(StaticregError):
 @dataclass
 class DeployReport:
     uploaded: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    unchanged: int = 0
     deleted: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # left the registry, kept without --delete
+    requests: int = 0
 
     def summary(self, target: str) -> str:
-        line = f"{target}: {len(self.uploaded)} uploaded, {len(self.unchanged)} unchanged, {len(self.deleted)} deleted"
+        line = f"{target}: {len(self.uploaded)} uploaded, {self.unchanged} unchanged, {len(self.deleted)} deleted"
         if self.stale:
             line += f"; {len(self.stale)} objects no longer in the registry were kept (--delete removes them)"
         return line
@@ -37,37 +56,54 @@ class DeployReport:
 @dataclass(frozen=True)
 class Upload:
     key: str
+    path: str  # in the registry folder
     file: Path
     kind: str
     content_type: str
     cache_control: str
-    md5: str
+    package: str  # the package whose folders hold it; "" for the registry's shared files
 
 
 def parse_target(target: str) -> tuple[str, str]:
     """'s3://bucket/some/prefix' -> ('bucket', 'some/prefix/')."""
-    parts = urlsplit(target)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise DeployError(f"the target {target!r} must look like s3://bucket or s3://bucket/prefix")
-    prefix = parts.path.strip("/")
-    if any(p in ("", ".", "..") for p in prefix.split("/")) and prefix:
-        raise DeployError(f"the prefix in {target!r} must be a plain path such as npm/")
-    return parts.netloc, prefix + "/" if prefix else ""
+    try:
+        return parse_s3_target(target)
+    except StoreError as exc:
+        raise DeployError(str(exc)) from None
 
 
-def plan(registry_dir: Path, prefix: str, document_max_age: int = 0) -> list[Upload]:
-    """Every object to upload, in upload order."""
+# Upload phases: no reader sees a document before its tarball, a package document before
+# the package state a publish reads beside it, or the registry's state before the rest.
+_PHASES = {layout.TARBALL: 0, layout.STATE: 1, layout.DOCUMENT: 2, layout.SITE_PAGE: 3, layout.ROOT_PAGE: 4}
+
+
+def _phase(upload: Upload) -> int:
+    return 5 if upload.path == layout.REGISTRY_STATE else _PHASES[upload.kind]
+
+
+def plan(registry_dir: Path, prefix: str, document_max_age: int = 0, names: Iterable[str] = ()) -> list[Upload]:
+    """Every object of the registry, in upload order; `names`: its packages (for Upload.package)."""
     if not (registry_dir / layout.PING).is_file():
         raise DeployError(f"{registry_dir} is not a built registry (it has no {layout.PING}): run staticreg build first")
     paths = {p.relative_to(registry_dir).as_posix() for p in registry_dir.rglob("*") if p.is_file() and not p.is_symlink()}
+    owner = {folder: name for name in names for folder in layout.package_folders(name)}
     uploads = []
     for key, (path, kind) in layout.object_keys(paths).items():
         if not prefix + key:
             continue  # the top page at the bucket's root: the store has no such key
-        file = layout.safe_join(registry_dir, path)
         content_type, cache_control = headers.for_object(path, kind, document_max_age)
-        uploads.append(Upload(prefix + key, file, kind, content_type, cache_control, _md5(file)))
-    return sorted(uploads, key=lambda u: (layout.UPLOAD_ORDER.index(u.kind), u.key))
+        uploads.append(Upload(prefix + key, path, layout.safe_join(registry_dir, path), kind, content_type,
+                              cache_control, _owner(path, owner)))  # fmt: skip
+    return sorted(uploads, key=lambda u: (_phase(u), u.key))
+
+
+def _owner(path: str, owner: dict[str, str]) -> str:
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        name = owner.get("/".join(parts[:i]))
+        if name is not None:
+            return name
+    return ""
 
 
 def _md5(file: Path) -> str:
@@ -78,63 +114,186 @@ def _md5(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _client(endpoint_url: str | None):
+def _local_state(registry_dir: Path) -> registry_state.RegistryState:
+    path = registry_dir / layout.REGISTRY_STATE
+    if not path.is_file():
+        if (registry_dir / layout.PING).is_file():
+            raise DeployError(f"{registry_dir} was built by an older staticreg (it has no {layout.REGISTRY_STATE}): "
+                              "build it again")  # fmt: skip
+        raise DeployError(f"{registry_dir} is not a built registry (it has no {layout.PING}): run staticreg build first")
     try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise DeployError("deploying to S3 needs boto3: pip install 'staticreg[s3]'") from None
-    try:
-        return boto3.client("s3", endpoint_url=endpoint_url or None, config=Config(s3={"addressing_style": "path"}))
-    except ValueError as exc:  # botocore: "Invalid endpoint: ..."
-        raise DeployError(f"--endpoint-url {endpoint_url!r} is not usable ({exc}); give a URL like http://127.0.0.1:9000") from None
+        return registry_state.parse_registry_state(path.read_bytes(), str(path))
+    except StaticregError as exc:
+        raise DeployError(str(exc)) from None
 
 
-def _existing(s3, bucket: str, prefix: str) -> dict[str, str]:
-    """key -> ETag (the MD5 of a single-part upload) of every object under prefix."""
-    found = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            found[item["Key"]] = item["ETag"].strip('"')
-    return found
+class _Bucket:
+    """The few S3 calls deploy makes, counted, with the store's errors as DeployErrors."""
+
+    def __init__(self, target: str, endpoint_url: str | None, jobs: int):
+        self.target = target
+        self.bucket, self.prefix = parse_target(target)
+        try:
+            self.s3 = s3_client(endpoint_url, pool=jobs)
+        except StoreError as exc:
+            raise DeployError(str(exc)) from None
+        self.requests = 0
+
+    def call(self, what: Callable, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self.requests += 1
+        try:
+            return what(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412) or error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise Conflict(kwargs.get("Key", "")) from None
+            if error.get("Code") in ("NoSuchKey", "404") and what == self.s3.get_object:
+                return None
+            raise DeployError(f"{self.target}: the store answered {error.get('Code', '?')}: "
+                              f"{error.get('Message', exc)}") from None  # fmt: skip
+        except BotoCoreError as exc:
+            raise DeployError(f"{self.target}: {exc} (check --endpoint-url and your AWS credentials)") from None
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        answer = self.call(self.s3.get_object, Key=key)
+        return None if answer is None else (answer["Body"].read(), answer["ETag"].strip('"'))
+
+    def keys_under(self, prefix: str) -> dict[str, str]:
+        """key -> ETag (the MD5 of a single-part upload) of every object under prefix."""
+        found: dict[str, str] = {}
+        token = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            page = self.call(self.s3.list_objects_v2, Prefix=prefix, **extra)
+            for item in page.get("Contents", []):
+                found[item["Key"]] = item["ETag"].strip('"')
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
+
+    def put(self, upload: Upload, expect: str | None = None) -> None:
+        extra = {}
+        if expect == ABSENT:
+            extra["IfNoneMatch"] = "*"
+        elif expect is not None:
+            extra["IfMatch"] = f'"{expect}"'
+        data = upload.file.read_bytes()
+        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        self.call(self.s3.put_object, Key=upload.key, Body=data, ContentType=upload.content_type,
+                  CacheControl=upload.cache_control, ContentMD5=md5, **extra)  # fmt: skip
+
+    def delete(self, key: str) -> None:
+        self.call(self.s3.delete_object, Key=key)
 
 
 def deploy(registry_dir: Path, target: str, endpoint_url: str | None = None, delete: bool = False,
-           document_max_age: int = 0, dry_run: bool = False, say=lambda line: None) -> DeployReport:  # fmt: skip
-    bucket, prefix = parse_target(target)
-    s3 = _client(endpoint_url)  # before hashing every file: a bad endpoint or no boto3 fails at once
-    uploads = plan(registry_dir, prefix, document_max_age)
-    from botocore.exceptions import BotoCoreError, ClientError
+           document_max_age: int = 0, dry_run: bool = False, say=lambda line: None, jobs: int = DEFAULT_JOBS,
+           show_progress: bool = False) -> DeployReport:  # fmt: skip
+    bucket = _Bucket(target, endpoint_url, jobs)  # before anything else: a bad endpoint or no boto3 fails at once
+    local = _local_state(registry_dir)
+    uploads = plan(registry_dir, bucket.prefix, document_max_age, local.fingerprints)
     report = DeployReport()
+    remote_blob = bucket.get(bucket.prefix + layout.REGISTRY_STATE)
+    if remote_blob is None:
+        chosen, gone = _by_content(bucket, uploads, jobs)
+        state_expect = ABSENT
+    else:
+        try:
+            remote = registry_state.parse_registry_state(remote_blob[0], f"{target}: {layout.REGISTRY_STATE}")
+        except StaticregError as exc:
+            raise DeployError(str(exc)) from None
+        chosen, gone = _by_state(bucket, uploads, local, remote, remote_blob[0], registry_dir, delete)
+        state_expect = remote_blob[1]
+    report.unchanged = len(uploads) - len(chosen)
+    if delete:
+        report.deleted = gone
+    else:
+        report.stale = gone
+    final = [u for u in chosen if u.path == layout.REGISTRY_STATE]
+    progress = Progress("Uploading", len(chosen), enabled=show_progress)
     try:
-        existing = _existing(s3, bucket, prefix)
-        for upload in uploads:
-            if existing.get(upload.key) == upload.md5:
-                report.unchanged.append(upload.key)
-                continue
-            say(f"upload {upload.key}")
-            if not dry_run:
-                with upload.file.open("rb") as body:
-                    s3.put_object(Bucket=bucket, Key=upload.key, Body=body, ContentType=upload.content_type,
-                                  CacheControl=upload.cache_control, ContentMD5=_base64(upload.md5))  # fmt: skip
-            report.uploaded.append(upload.key)
-        gone = sorted(set(existing) - {u.key for u in uploads})
-        if delete:
-            for key in gone:
-                say(f"delete {key}")
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            for phase in sorted({_phase(u) for u in chosen} - {5}):
+                batch = [u for u in chosen if _phase(u) == phase]
+                for upload in batch:
+                    say(f"upload {upload.key}")
                 if not dry_run:
-                    s3.delete_object(Bucket=bucket, Key=key)
-            report.deleted = gone
-        else:
-            report.stale = gone
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise DeployError(f"{target}: the store answered {error.get('Code', '?')}: {error.get('Message', exc)}") from None
-    except BotoCoreError as exc:
-        raise DeployError(f"{target}: {exc} (check --endpoint-url and your AWS credentials)") from None
+                    for _ in pool.map(bucket.put, batch):
+                        progress.step()
+                report.uploaded += [u.key for u in batch]
+            for upload in final:  # the commit point, written only over the state this deploy read
+                say(f"upload {upload.key}")
+                if not dry_run:
+                    bucket.put(upload, expect=state_expect)
+                report.uploaded.append(upload.key)
+            if delete:
+                for key in gone:
+                    say(f"delete {key}")
+                if not dry_run:
+                    list(pool.map(bucket.delete, gone))
+    except Conflict:
+        raise DeployError(
+            f"{target}: the registry in the bucket changed while this deploy ran (a publish, or another deploy); "
+            "its documents are as this registry has them, but its state is the other writer's: run the deploy again"
+        ) from None
+    finally:
+        progress.close()
+    report.requests = bucket.requests
     return report
 
 
-def _base64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+def _by_content(bucket: _Bucket, uploads: list[Upload], jobs: int) -> tuple[list[Upload], list[str]]:
+    """A bucket without a state: compare every object by its MD5 (a listing and a hash each)."""
+    existing = bucket.keys_under(bucket.prefix)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        md5s = list(pool.map(lambda u: _md5(u.file), uploads))
+    chosen = [u for u, md5 in zip(uploads, md5s) if existing.get(u.key) != md5]
+    gone = sorted(set(existing) - {u.key for u in uploads})
+    return chosen, gone
 
+
+def _by_state(
+    bucket: _Bucket, uploads: list[Upload], local: registry_state.RegistryState,
+    remote: registry_state.RegistryState, remote_bytes: bytes, registry_dir: Path, delete: bool,
+) -> tuple[list[Upload], list[str]]:  # fmt: skip
+    """The objects of the packages whose fingerprint differs from the bucket's, and the shared
+    files when anything changed; the keys of objects that left the registry."""
+    if (registry_dir / layout.REGISTRY_STATE).read_bytes() == remote_bytes:
+        return [], []
+    changed = {n for n, f in local.fingerprints.items() if remote.fingerprints.get(n) != f}
+    gone_packages = set(remote.fingerprints) - set(local.fingerprints)
+    lost = [f"{name} (every version)" for name in sorted(gone_packages)]
+    for name in sorted(changed & set(remote.fingerprints)):
+        there = bucket.get(_document_key(bucket, name))
+        if there is None:
+            continue
+        try:
+            versions = set(json.loads(there[0]).get("versions") or {})
+        except ValueError:
+            continue
+        here = json.loads((registry_dir / layout.packument_path(name)).read_bytes()).get("versions") or {}
+        lost += [f"{name}@{v}" for v in sorted(versions - set(here), key=str)]
+    if lost and not delete:
+        raise DeployError(
+            f"{bucket.target} has what this registry lacks (published there since it was built, or left out of "
+            "this build): " + ", ".join(lost) + ". Build again from tarballs that include them, add new versions "
+            "with staticreg publish instead of deploy, or deploy with --delete to remove them; nothing was uploaded"
+        )
+    chosen = [u for u in uploads if u.package in changed or u.package == ""]
+    planned = {u.key for u in uploads}
+    gone: set[str] = set()
+    for name in sorted(changed & set(remote.fingerprints) | gone_packages):
+        keys = {_document_key(bucket, name)} if name in gone_packages else set()
+        for folder in layout.package_folders(name):
+            keys |= set(bucket.keys_under(bucket.prefix + folder + "/"))
+        gone |= keys - planned
+    return chosen, sorted(gone)
+
+
+def _document_key(bucket: _Bucket, name: str) -> str:
+    key = layout.object_key(layout.packument_path(name))
+    assert key is not None
+    return bucket.prefix + key

@@ -201,8 +201,6 @@ def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
 # Accept header, so every client gets the full document; the index.html copies
 # are for filesystem hosts only.
 TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE = "tarball", "document", "site", "root", "state"
-# No reader sees a document before its tarball, nor a state that names what is not there yet.
-UPLOAD_ORDER = (TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE)
 
 
 def kind_of(path: str) -> str:

@@ -24,8 +24,11 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
     config = make_config(tarballs)
     build(config, show_progress=False)
     plan = deploy.plan(config.output_dir, "npm/", document_max_age=30)
-    kinds = [u.kind for u in plan]
-    assert kinds == sorted(kinds, key=layout.UPLOAD_ORDER.index) and kinds[0] == layout.TARBALL
+    phases = [deploy._phase(u) for u in plan]
+    assert phases == sorted(phases) and plan[0].kind == layout.TARBALL
+    documents = [i for i, u in enumerate(plan) if u.kind == layout.DOCUMENT]
+    states = [i for i, u in enumerate(plan) if u.path.endswith("/" + layout.PACKAGE_STATE)]
+    assert max(states) < min(documents)  # a publish reading a document finds the package's state
     by_key = {u.key: u for u in plan}
     assert (by_key["npm/@s/n"].content_type, by_key["npm/@s/n"].cache_control) == ("application/json", "public, max-age=30, must-revalidate")
     assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE

@@ -125,7 +125,7 @@ def make_bucket(server: Server) -> None:
 def staticreg_deploy(registry: Path, server: Server, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "staticreg", "deploy", str(registry), f"s3://{BUCKET}/{S3_PREFIX}",
-         "--endpoint-url", server.url(), *flags],
+         "--endpoint-url", server.url(), "--verbose", *flags],
         capture_output=True, text=True, env=s3_env(),
     )  # fmt: skip
 

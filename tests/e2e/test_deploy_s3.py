@@ -3,13 +3,16 @@ uploads, in which order, with which headers; what it skips and deletes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from tests.e2e import hosts
-from tests.e2e.project import build, make_input
+from tests.e2e.project import EXAMPLES, build, make_input
 from tests.e2e.servers import fetch, free_port
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +44,7 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     keys = uploaded_keys(first.stdout)
     kinds = ["tarball" if k.endswith(".tgz") else "root" if k.count("/") == 1 and k.endswith(".html") else "other" for k in keys]
     assert kinds.index("other") > max(i for i, k in enumerate(kinds) if k == "tarball")
-    assert kinds[-1] == "root" and "npm/index.html" in keys
+    assert keys[-1] == "npm/-/staticreg/state.json" and kinds[-2] == "root" and "npm/index.html" in keys
     assert "npm/@demo/greet" in keys and "npm/demo-utils/1.0.0" in keys and "npm/-/ping" in keys
     assert not [k for k in keys if k.endswith(("/index.json", "/index.corgi"))] and "npm/demo-utils/index.html" not in keys
 
@@ -62,16 +65,20 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     assert again.returncode == 0 and uploaded_keys(again.stdout) == []
     assert f", {len(keys)} unchanged, 0 deleted" in again.stdout
 
-    # fixture-opt leaves the registry: kept without --delete, removed with it.
+    # fixture-opt leaves the registry: refused without --delete (nothing is dropped unasked), removed with it.
     os.remove(next(input_dir.glob("fixture-opt-*.tgz")))
     shutil.rmtree(registry)
     build(input_dir, registry, url, scratch)
     kept = hosts.staticreg_deploy(registry, store)
-    assert kept.returncode == 0 and "no longer in the registry were kept (--delete removes them)" in kept.stdout
+    assert kept.returncode == 1 and "fixture-opt (every version)" in kept.stderr and "--delete" in kept.stderr
+    assert "nothing was uploaded" in kept.stderr and "upload " not in kept.stdout
     assert fetch(url + "fixture-opt")[0] == 200
     deleted = hosts.staticreg_deploy(registry, store, "--delete")
     assert deleted.returncode == 0, deleted.stderr
     assert "delete npm/fixture-opt/-/fixture-opt-1.0.0.tgz" in deleted.stdout
+    # only the package that went and the packages that depend on it were looked at again
+    uploaded = uploaded_keys(deleted.stdout)
+    assert "npm/demo-utils" not in uploaded and "npm/@fixture/hello" in uploaded
     assert fetch(url + "fixture-opt")[0] in (403, 404)
     assert fetch(url + "demo-utils")[0] == 200
 
@@ -92,3 +99,41 @@ def test_deploy_errors_are_one_clear_line(scratch, store):
     bad = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(built), "https://example.invalid/x"],
                          capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
     assert bad.returncode == 1 and "must look like s3://bucket" in bad.stderr
+
+
+def test_two_pipelines_deploying_never_drop_a_version(scratch, store):
+    """A and B start from the same deployed registry; A adds demo-utils 1.2.0 and deploys;
+    B, built without it, adds demo-cli: B's deploy is refused, and nothing of A's is lost."""
+    url = hosts.s3_registry_url(store).replace(f"/{hosts.S3_PREFIX}/", "/ab/")
+    target = f"s3://{hosts.BUCKET}/ab"
+    base = scratch / "ab-base"
+    base.mkdir()
+    for name in ("demo-utils-1.0.0.tgz", "demo-utils-1.1.0.tgz", "demo-greet-1.0.0.tgz"):
+        shutil.copy2(EXAMPLES / name, base)
+
+    def deploy_folder(folder, *flags):
+        registry = scratch / f"{folder.name}-registry"
+        shutil.rmtree(registry, ignore_errors=True)
+        result = subprocess.run([sys.executable, "-m", "staticreg", "build", "-q", str(folder), "-o", str(registry),
+                                 "--base-url", url], capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return subprocess.run([sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target,
+                               "--endpoint-url", store.url(), *flags], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+
+    assert deploy_folder(base).returncode == 0
+    a, b = scratch / "ab-a", scratch / "ab-b"
+    shutil.copytree(base, a)
+    shutil.copytree(base, b)
+    shutil.copy2(EXAMPLES / "demo-utils-1.2.0.tgz", a)
+    shutil.copy2(EXAMPLES / "demo-cli-1.0.0.tgz", b)
+    assert deploy_folder(a).returncode == 0
+    refused = deploy_folder(b)
+    assert refused.returncode == 1 and "demo-utils@1.2.0" in refused.stderr and "Traceback" not in refused.stderr
+    assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"]
+    assert fetch(url + "demo-cli")[0] in (403, 404)  # nothing of B's was uploaded
+    # B publishes its package instead: both are there
+    published = subprocess.run([sys.executable, "-m", "staticreg", "publish", str(EXAMPLES / "demo-cli-1.0.0.tgz"),
+                                "--to", target, "--endpoint-url", store.url()], capture_output=True, text=True,
+                               env=hosts.s3_env())  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"] and fetch(url + "demo-cli")[0] == 200
