@@ -584,13 +584,11 @@ def _update_registry(
 ) -> None:
     """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
     the shared pages from the state as it is, until it is still the same after."""
-    before: list[dict] | None = None
     for attempt in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
         label = _label(store, layout.REGISTRY_STATE)
         state = registry_state.parse_registry_state(blob.data, label) if blob else RegistryState(settings)
-        if before is None:
-            before = [state.rows[n] for n in sorted(state.rows)]
+        replaced = dict(state.rows)  # the rows of the state this change goes over
         for name, entry in rows.items():
             if entry is None:
                 for table in (state.rows, state.depends_on, state.fingerprints):
@@ -620,25 +618,43 @@ def _update_registry(
         store.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
         if config.index_html and store.folder_host:
             store.write(layout.NOJEKYLL, b"")
-    if not config.site:
-        return
+    if config.site:
+        _write_shared_pages(store, config, replaced, first, report)
+
+
+def _write_shared_pages(store: Store, config: Config, replaced: dict, first: bool, report: UpdateReport) -> None:
+    """Write the shared pages from the registry's state as it is, until it is still the same after.
+
+    Only the pages that differ from what they show are made: the marker beside the state
+    says which rows they were made from. While pages are being written the marker names
+    none, so a writer killed meanwhile leaves them to be made whole by the next one."""
     from staticreg import site
 
     if first:
         for name, data in site.assets(config).items():
             store.write(layout.site_asset(name), data)
+    marker = store.read(layout.SHARED_PAGES_STATE)
+    shown: dict | None = replaced
+    if first or registry_state.shared_pages_rows(marker.data if marker else None) != registry_state.rows_digest(replaced):
+        shown = None  # not known: every shared page is made again
     for _ in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
         assert blob is not None
         state = registry_state.parse_registry_state(blob.data, _label(store, layout.REGISTRY_STATE))
         rows_now = [state.rows[n] for n in sorted(state.rows)]
-        files = site.render_shared(rows_now, config, _site(config))
+        shown_rows = None if shown is None else [shown[n] for n in sorted(shown)]
+        files = site.render_shared(rows_now, config, _site(config), shown_rows)
+        if files:
+            store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(None))
         for path, data in files:
             store.write(path, data)
-        gone = {p.path for p in site.shared_pages(before or [], config)} - {p for p, _ in files}
+        was = shown_rows if shown_rows is not None else [replaced[n] for n in sorted(replaced)]
+        gone = {p.path for p in site.shared_pages(was, config)} - {p.path for p in site.shared_pages(rows_now, config)}
         for path in sorted(gone):
             store.delete(path)  # a list page past the last, the page of a scope with no package left
         after = store.read(layout.REGISTRY_STATE)
         if after is not None and after.etag == blob.etag:
+            store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(state.rows))
             return
+        shown = state.rows
         report.retries += 1

@@ -22,6 +22,7 @@ folder. Names, versions and tags reaching here have passed `names`, and
     -/web/assets/<file>                 style sheet and script
     -/staticreg/state.json              the registry's state: its settings and each package's list row
     -/package/<name>/staticreg.json     a package's state: its versions' READMEs, its tags and deprecations
+    -/staticreg/pages.json              which rows the shared pages (lists, scopes, search) were made from
 
 The two state files travel with the registry, so that `staticreg publish` and its
 kin can change a hosted registry reading only what the change needs.
@@ -48,6 +49,7 @@ SITE_DIR = "-/web"
 SITE_SEARCH_INDEX = f"{SITE_DIR}/search-index.json"
 NOJEKYLL = ".nojekyll"
 REGISTRY_STATE = "-/staticreg/state.json"
+SHARED_PAGES_STATE = "-/staticreg/pages.json"  # which rows the shared pages were last made from
 PACKAGE_STATE = "staticreg.json"
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 
@@ -210,7 +212,7 @@ def kind_of(path: str) -> str:
     folder, _, filename = path.rpartition("/")
     if filename.endswith(".tgz") and folder.endswith("/-"):
         return TARBALL
-    if path == REGISTRY_STATE or (path.startswith("-/package/") and filename == PACKAGE_STATE):
+    if path in (REGISTRY_STATE, SHARED_PAGES_STATE) or (path.startswith("-/package/") and filename == PACKAGE_STATE):
         return STATE
     if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path == PING or (
         path.startswith("-/package/") and filename == "dist-tags"

@@ -171,3 +171,24 @@ def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{value!r} is not true or false")
     return value
+
+
+def rows_digest(rows: dict[str, dict]) -> str:
+    """Of the rows the shared pages are made from."""
+    import hashlib
+
+    return hashlib.sha256(dumps({name: rows[name] for name in sorted(rows)})).hexdigest()
+
+
+def shared_pages_bytes(rows: dict[str, dict] | None) -> bytes:
+    """The marker of what the shared pages show: None while they are being written."""
+    return dumps({"format": FORMAT, "rows": rows_digest(rows) if rows is not None else ""})
+
+
+def shared_pages_rows(data: bytes | None) -> str:
+    """The digest a marker names; "" when it names none (or is not one)."""
+    try:
+        doc = json.loads(data) if data else None
+    except ValueError:
+        return ""
+    return doc.get("rows", "") if isinstance(doc, dict) and isinstance(doc.get("rows"), str) else ""

@@ -75,3 +75,5 @@ def write_registry_state(
         registry_settings(config), rows, {n: d for n, d in deps.items() if d}, dict(fingerprints)
     )
     staging.write(layout.REGISTRY_STATE, registry_state.registry_state_bytes(state))
+    if config.site:
+        staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(rows))

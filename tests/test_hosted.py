@@ -189,3 +189,16 @@ def test_the_command_line_speaks_in_one_line(tmp_path, made):
     (other / "notes.txt").write_text("mine")
     result = run_staticreg("publish", str(made["a@1.0.0"]), "--to", str(other), "--base-url", "http://r.test/")
     assert result.returncode == 1 and "other content" in result.stderr and (other / "notes.txt").exists()
+
+
+def test_shared_pages_are_made_whole_again_when_their_marker_names_no_rows(tmp_path, make_config, made):
+    """A writer killed while writing the shared pages leaves the marker empty: the next one makes them all."""
+    from staticreg import registry_state
+
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    hosted.publish(store, [made["a@1.0.0"], made["c@0.1.0"]], config)
+    (tmp_path / "reg" / "index.html").write_text("half written")
+    store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(None))
+    hosted.publish(store, [made["@s/b@1.0.0"]], config)
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [made["a@1.0.0"], made["c@0.1.0"], made["@s/b@1.0.0"]])

@@ -61,11 +61,11 @@ def test_adding_a_tarball_reads_and_renders_only_it(tarballs, make_config, reads
     assert after["a/index.json"] == before["a/index.json"]  # same bytes, same mtime: linked, not rewritten
     assert os.stat(config.output_dir / "a/-/a-1.0.0.tgz").st_nlink >= 1
     assert "c/index.json" in report.added and "c/-/c-1.0.0.tgz" in report.added
-    assert report.changed == ["-/staticreg/state.json", "-/web/search-index.json", "index.html"] and report.removed == []
+    assert report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"] and report.removed == []
     assert not any(p.startswith(("a/", "@s/")) for p in report.added)
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     paths = json.loads(config.report_path.read_bytes())["paths"]
-    assert "c/index.json" in paths["added"] and paths["changed"] == ["-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+    assert "c/index.json" in paths["added"] and paths["changed"] == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
 
 
 def test_a_new_version_rerenders_its_package_from_the_cached_records(tarballs, make_config, reads, tmp_path):
@@ -388,5 +388,5 @@ def test_an_output_restored_elsewhere_with_its_cache_is_still_incremental(tarbal
     assert reads == ["c-1.0.0.tgz"]  # the others are hashed: same bytes as the cache's records
     assert report.tarballs_hashed == 3
     assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
-    assert report.changed == ["-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+    assert report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
     assert contents(config.output_dir) == cold(checkout, make_config, tmp_path)
