@@ -263,3 +263,26 @@ def test_an_asset_named_with_a_line_break_fails_the_build_and_names_it(tarballs,
     """The build cache lists the output's files one a line: such a name would break it."""
     named = {"assets/a\nb.css": "body {}"}
     fails_with_templates(tarballs, make_config, tmp_path, named, r"mine/assets: the asset 'a\\nb.css' has a line break")
+
+
+def test_two_builds_in_separate_processes_make_the_same_bytes(tmp_path):
+    """Same input, same bytes, pages included: each build in a process of its own (hash seeds,
+    the sanitizer's maps and worker processes differ from one to the next)."""
+    from tests.conftest import make_tarball
+    from tests.process import run_cli
+
+    readme = (
+        "# Title\n\n<img src=\"https://img.test/a.png\" alt=\"a\" width=\"20\" title=\"t\"> "
+        "[link](https://a.test/ \"title\") <a href=\"https://b.test/\" title=\"x\" id=\"y\">b</a>\n\n"
+        "| a | b |\n|:-|-:|\n| 1 | 2 |\n\n- [x] done\n- [ ] not yet\n\n~~old~~ https://c.test/\n"
+    )
+    for i in range(30):
+        make_tarball(tmp_path / "in", {"name": f"p{i}", "version": "1.0.0", "keywords": ["k", f"k{i}"]},
+                     {"README.md": readme + f"\n{i}\n"})  # fmt: skip
+    trees = []
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        result = run_cli("build", str(tmp_path / "in"), "-o", str(out), "--base-url", "http://r.test/", "-q", "-j", "2")
+        assert result.returncode == 0, result.stderr
+        trees.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert trees[0] == trees[1]
