@@ -205,12 +205,13 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
     report = UpdateReport(store.label)
     now = datetime.now(timezone.utc)
     with store.exclusive():
+        states = _States(store)
         state_blob = store.read(layout.REGISTRY_STATE)
-        settings = _settings(store, state_blob, config)
+        before = states.parse(state_blob) if state_blob else None
+        settings = _settings(store, before, config)
         config = _config_for(config, settings)
-        first = state_blob is None
-        before = registry_state.parse_registry_state(state_blob.data, _label(store, layout.REGISTRY_STATE)) \
-            if state_blob else RegistryState(settings)  # fmt: skip
+        first = before is None
+        before = before or RegistryState(settings)
         names_here = (set(before.fingerprints) | {c.name for c in changes if c.add}) - {
             c.name for c in changes if c.remove_all
         }
@@ -224,20 +225,40 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
             for name, p in packages.items()
         }
         entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
-        _update_registry(store, settings, config, entries, first, report)
+        _update_registry(store, states, settings, config, entries, first, report)
     if hasattr(store, "requests"):
         report.requests = store.requests  # type: ignore[attr-defined]
     return report
 
 
-def _settings(store: Store, blob: Blob | None, config: Config) -> Settings:
+class _States:
+    """The registry's state as read, parsed once for each version of it (at 100,000 tarballs
+    the file is 14 MB: parsing it again for every step took most of a publish)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.known: dict[str, RegistryState] = {}
+
+    def parse(self, blob: Blob) -> RegistryState:
+        state = self.known.get(blob.etag)
+        if state is None:
+            state = registry_state.parse_registry_state(blob.data, _label(self.store, layout.REGISTRY_STATE))
+            self.known = {blob.etag: state}
+        return RegistryState(state.settings, dict(state.rows), dict(state.depends_on), dict(state.fingerprints))
+
+    def wrote(self, etag: str | None, state: RegistryState) -> None:
+        if etag:
+            self.known = {etag: state}
+
+
+def _settings(store: Store, state: RegistryState | None, config: Config) -> Settings:
     """The registry's settings; for a registry that has none yet, the configuration's."""
     wanted = registry_settings(config) if config.base_url else None
-    if blob is None:
+    if state is None:
         if wanted is None:
             raise UpdateError(f"{store.label} is not a registry yet: give --base-url (the URL it will be served at)")
         return wanted
-    settings = registry_state.parse_registry_state(blob.data, f"{store.label}: {layout.REGISTRY_STATE}").settings
+    settings = state.settings
     if config.base_url and config.base_url != settings.base_url:
         raise UpdateError(
             f"{store.label} is served at {settings.base_url}, not {config.base_url}: every document names "
@@ -580,15 +601,14 @@ def _remove_package(
 
 
 def _update_registry(
-    store: Store, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport
+    store: Store, states: _States, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport
 ) -> None:
     """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
     the shared pages from the state as it is, until it is still the same after."""
     for attempt in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
-        label = _label(store, layout.REGISTRY_STATE)
-        state = registry_state.parse_registry_state(blob.data, label) if blob else RegistryState(settings)
-        replaced = dict(state.rows)  # the rows of the state this change goes over
+        state = states.parse(blob) if blob else RegistryState(settings)
+        replaced = (registry_state.state_digest(blob.data) if blob else "", dict(state.rows))
         for name, entry in rows.items():
             if entry is None:
                 for table in (state.rows, state.depends_on, state.fingerprints):
@@ -606,7 +626,7 @@ def _update_registry(
         if blob is not None and blob.data == data:
             break
         try:
-            store.write(layout.REGISTRY_STATE, data, expect=blob.etag if blob else ABSENT)
+            states.wrote(store.write(layout.REGISTRY_STATE, data, expect=blob.etag if blob else ABSENT), state)
             break
         except Conflict:
             report.retries += 1
@@ -619,14 +639,16 @@ def _update_registry(
         if config.index_html and store.folder_host:
             store.write(layout.NOJEKYLL, b"")
     if config.site:
-        _write_shared_pages(store, config, replaced, first, report)
+        _write_shared_pages(store, states, config, replaced, first, report)
 
 
-def _write_shared_pages(store: Store, config: Config, replaced: dict, first: bool, report: UpdateReport) -> None:
+def _write_shared_pages(
+    store: Store, states: _States, config: Config, replaced: tuple[str, dict], first: bool, report: UpdateReport
+) -> None:
     """Write the shared pages from the registry's state as it is, until it is still the same after.
 
     Only the pages that differ from what they show are made: the marker beside the state
-    says which rows they were made from. While pages are being written the marker names
+    names the state they were made from. While pages are being written the marker names
     none, so a writer killed meanwhile leaves them to be made whole by the next one."""
     from staticreg import site
 
@@ -634,27 +656,32 @@ def _write_shared_pages(store: Store, config: Config, replaced: dict, first: boo
         for name, data in site.assets(config).items():
             store.write(layout.site_asset(name), data)
     marker = store.read(layout.SHARED_PAGES_STATE)
-    shown: dict | None = replaced
-    if first or registry_state.shared_pages_rows(marker.data if marker else None) != registry_state.rows_digest(replaced):
+    made_from, shown_rows = replaced
+    shown: list[dict] | None = [shown_rows[n] for n in sorted(shown_rows)]
+    if first or registry_state.shared_pages_state(marker.data if marker else None) != made_from:
         shown = None  # not known: every shared page is made again
+    was = site.shared_pages([shown_rows[n] for n in sorted(shown_rows)], config)
     for _ in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
         assert blob is not None
-        state = registry_state.parse_registry_state(blob.data, _label(store, layout.REGISTRY_STATE))
+        state = states.parse(blob)
         rows_now = [state.rows[n] for n in sorted(state.rows)]
-        shown_rows = None if shown is None else [shown[n] for n in sorted(shown)]
-        files = site.render_shared(rows_now, config, _site(config), shown_rows)
-        if files:
+        pages = site.shared_pages(rows_now, config)
+        if shown is not None:
+            before = {page.path: page for page in (was if shown is not None else [])}
+            changed = [page for page in pages if before.get(page.path) != page] if shown != rows_now else []
+        else:
+            changed = pages
+        if changed or shown != rows_now:
             store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(None))
-        for path, data in files:
-            store.write(path, data)
-        was = shown_rows if shown_rows is not None else [replaced[n] for n in sorted(replaced)]
-        gone = {p.path for p in site.shared_pages(was, config)} - {p.path for p in site.shared_pages(rows_now, config)}
-        for path in sorted(gone):
+            store.write(layout.SITE_SEARCH_INDEX, site.search_index(rows_now))
+            for path, data in site.render_pages(changed, config, _site(config)):
+                store.write(path, data)
+        for path in sorted({p.path for p in was} - {p.path for p in pages}):
             store.delete(path)  # a list page past the last, the page of a scope with no package left
         after = store.read(layout.REGISTRY_STATE)
         if after is not None and after.etag == blob.etag:
-            store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(state.rows))
+            store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(blob.data)))
             return
-        shown = state.rows
+        shown, was = rows_now, pages
         report.retries += 1

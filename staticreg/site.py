@@ -143,18 +143,9 @@ def render_package(names: Container[str], package: Package, config: Config, site
     return _render_now(_package_pages(names, package, config), config, site, readmes)
 
 
-def render_shared(
-    rows: list[dict], config: Config, site: dict, shown: list[dict] | None = None
-) -> list[tuple[str, bytes]]:
-    """The search index and the pages made from every package's row, rendered here; with
-    `shown`, the rows the pages now show, only those that change."""
-    pages = shared_pages(rows, config)
-    if shown is not None:
-        if shown == rows:
-            return []
-        before = {page.path: page for page in shared_pages(shown, config)}
-        pages = [page for page in pages if before.get(page.path) != page]
-    return [(layout.SITE_SEARCH_INDEX, search_index(rows))] + _render_now(pages, config, site, None)
+def render_pages(pages: list[_Page], config: Config, site: dict) -> list[tuple[str, bytes]]:
+    """Pages made of rows alone (shared_pages'), rendered here."""
+    return _render_now(pages, config, site, None)
 
 
 def _render_now(pages: list[_Page], config: Config, site: dict, readmes) -> list[tuple[str, bytes]]:

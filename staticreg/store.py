@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import tempfile
 import time
@@ -62,7 +61,8 @@ class Store(Protocol):
 
     def read(self, path: str) -> Blob | None: ...
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> None: ...
+    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
+        """Write; returns the new file's etag (None when the store does without the file)."""
 
     def create(self, path: str, source: Path) -> bool: ...
 
@@ -82,8 +82,9 @@ def open_store(target: str, endpoint_url: str | None = None) -> Store:
     return FolderStore(Path(target))
 
 
-def _etag(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _stat_etag(st: os.stat_result) -> str:
+    """A folder file's version: every write renames a new file into place (a new inode)."""
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
 
 class FolderStore:
@@ -141,20 +142,18 @@ class FolderStore:
 
     def read(self, path: str) -> Blob | None:
         try:
-            data = self._path(path).read_bytes()
-        except FileNotFoundError:
+            with open(self._path(path), "rb") as f:
+                return Blob(f.read(), _stat_etag(os.fstat(f.fileno())))
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except NotADirectoryError:
-            return None
-        return Blob(data, _etag(data))
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> None:
+    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
         target = self._path(path)
         now = self.read(path)
         if expect != ANY and (now.etag if now else ABSENT) != expect:
             raise Conflict(path)
         if now is not None and now.data == data:
-            return  # unchanged: it keeps its mtime, and web servers their ETag and 304s
+            return now.etag  # unchanged: it keeps its mtime, and web servers their ETag and 304s
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
@@ -165,6 +164,7 @@ class FolderStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        return _stat_etag(os.stat(target))
 
     def create(self, path: str, source: Path) -> bool:
         """Put the file at `source` at `path` unless there is a file there; True if it was put."""
@@ -270,7 +270,7 @@ class S3Store:
         except Conflict:  # a read never conflicts; a 409 here is the store's own trouble
             raise StoreError(f"{self.label}: the store refused to read {path}; try again") from None
 
-    def _put(self, path: str, key: str, body, expect: str) -> None:
+    def _put(self, path: str, key: str, body, expect: str) -> str:
         content_type, cache_control = headers.for_object(path, layout.kind_of(path))
         extra = {}
         if expect == ABSENT:
@@ -280,8 +280,9 @@ class S3Store:
         self.requests += 1
         with self._speaking(path):
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                                   CacheControl=cache_control, **extra)  # fmt: skip
+                answer = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
+                                            CacheControl=cache_control, **extra)  # fmt: skip
+                return answer["ETag"].strip('"')
             except Exception as exc:
                 # If-Match on a key that is gone: S3 answers 404 NoSuchKey (some stores 412)
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -289,14 +290,15 @@ class S3Store:
                     raise Conflict(path) from None
                 raise
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> None:
+    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
         key = self._key(path)
         if key is None:
-            return
-        self._put(path, key, data, expect)
+            return None
+        etag = self._put(path, key, data, expect)
         folder_key = self._folder_key(path)
         if folder_key:
             self._put(path, folder_key, data, ANY)
+        return etag
 
     def _folder_key(self, path: str) -> str | None:
         """Pages link to folders ("-/web/package/demo/"), and a store's plain endpoint has no

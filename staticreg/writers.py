@@ -74,6 +74,7 @@ def write_registry_state(
     state = registry_state.RegistryState(
         registry_settings(config), rows, {n: d for n, d in deps.items() if d}, dict(fingerprints)
     )
-    staging.write(layout.REGISTRY_STATE, registry_state.registry_state_bytes(state))
+    data = registry_state.registry_state_bytes(state)
+    staging.write(layout.REGISTRY_STATE, data)
     if config.site:
-        staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(rows))
+        staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(data)))
