@@ -84,15 +84,29 @@ _DOCUMENT_MAX_AGE = click.option("--document-max-age", type=click.IntRange(min=0
                                  help="Seconds clients may reuse a package document without revalidating.")  # fmt: skip
 
 
+_TOKENS = click.option("--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                       help="A private registry: a file of 'name: token' lines (Bearer tokens).")  # fmt: skip
+_HTPASSWD = click.option("--htpasswd", "htpasswd_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="A private registry: an htpasswd file of users and password hashes (Basic).")  # fmt: skip
+
+
 def _served(command):
-    """The options every server-config command shares: --root, --prefix, --document-max-age."""
+    """The options every server-config command shares: --root, --prefix, --document-max-age, --tokens, --htpasswd."""
     for option in reversed((
         click.option("--root", type=_PATH, required=True, help="The built registry folder."),
         click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/."),
-        _DOCUMENT_MAX_AGE,
+        _DOCUMENT_MAX_AGE, _TOKENS, _HTPASSWD,
     )):  # fmt: skip
         command = option(command)
     return command
+
+
+def _credentials(options: dict) -> dict:
+    """--tokens and --htpasswd, read and checked, as the `credentials` argument."""
+    from staticreg import auth
+
+    credentials = auth.load(options.pop("tokens_file"), options.pop("htpasswd_file"))
+    return {**options, "credentials": credentials}
 
 
 @server_config_group.command("nginx")
@@ -106,7 +120,7 @@ def nginx_command(foreground, **options) -> None:
     """nginx: JSON types, Accept negotiation, cache headers, %2f."""
     from staticreg import server_config
 
-    click.echo(server_config.nginx(daemon=not foreground, **options), nl=False)
+    click.echo(server_config.nginx(daemon=not foreground, **_credentials(options)), nl=False)
 
 
 @server_config_group.command("apache")
@@ -121,7 +135,7 @@ def apache_command(**options) -> None:
     """Apache httpd: AllowEncodedSlashes, mod_rewrite, JSON types, cache headers."""
     from staticreg import server_config
 
-    click.echo(server_config.apache(**options), nl=False)
+    click.echo(server_config.apache(**_credentials(options)), nl=False)
 
 
 @server_config_group.command("caddy")
@@ -133,7 +147,7 @@ def caddy_command(**options) -> None:
     """Caddy: a site block with JSON types, Accept negotiation and cache headers."""
     from staticreg import server_config
 
-    click.echo(server_config.caddy(**options), nl=False)
+    click.echo(server_config.caddy(**_credentials(options)), nl=False)
 
 
 @server_config_group.command("netlify")
