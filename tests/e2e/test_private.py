@@ -42,6 +42,9 @@ MATRIX = [(name, "nginx", case) for name in ("npm", "pnpm", "yarn1", "yarn4", "b
 MATRIX += [("npm", "nginx", "basic"), ("pnpm", "nginx", "basic")]
 MATRIX += [(name, host, case) for host in ("apache", "caddy") for name in ("npm", "pnpm", "yarn4") for case in CASES]
 MATRIX += [("npm", "apache", "basic")]
+# The pitfall docs/hosting.md warns of: yarn sends a token for scoped packages only
+# unless always-auth (yarn 1) or npmAlwaysAuth (yarn 4) is set.
+MATRIX += [("yarn1", "nginx", "token-scoped-only"), ("yarn4", "nginx", "token-scoped-only")]
 # What a failed install must say (each client's own words for a 401; yarn 1 prints
 # the "error" of the body), and must not.
 SPEAKS_OF_AUTH = {
@@ -93,15 +96,16 @@ def configure(user, name: str, case: str, url: str) -> None:
     """The client's own lines for a credential, as docs/hosting.md gives them."""
     if case == "none":
         return
-    token = {"token": TOKEN, "wrong": WRONG}.get(case)
+    token = {"token": TOKEN, "wrong": WRONG, "token-scoped-only": TOKEN}.get(case)
+    always = case != "token-scoped-only"
     nerf = "//" + url.split("://", 1)[1]
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     if name in ("npm", "pnpm", "yarn1"):
         line = f"{nerf}:_authToken={token}\n" if token else f"{nerf}:_auth={basic}\n"
         with (user.home / ".npmrc").open("a") as f:
-            f.write(line + ("always-auth=true\n" if name == "yarn1" else ""))
+            f.write(line + ("always-auth=true\n" if name == "yarn1" and always else ""))
     elif name == "yarn4":
-        user.extra_settings = f'npmAuthToken: "{token}"\nnpmAlwaysAuth: true\n'
+        user.extra_settings = f'npmAuthToken: "{token}"\n' + ("npmAlwaysAuth: true\n" if always else "")
     elif name == "bun":
         def prepare(project: Path, token=token) -> None:
             (project / "bunfig.toml").write_text(
@@ -251,3 +255,32 @@ def test_dev_server_refuses_a_hostile_tokens_file(tmp_path):
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith(f"Error: {tokens}:2: evil's token holds '}}'")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("registry", ["nginx"], indirect=True)
+def test_a_browser_with_basic_credentials_loads_the_site_and_searches(registry):
+    from tests.e2e.browser import Browser
+
+    _, url = registry
+    b = Browser()
+    try:
+        b.get(url)  # no credentials: headless Chromium shows nothing of the registry
+        assert "fixture" not in b.driver.page_source
+        assert any("status of 401" in error for error in b.console_errors())
+        b.get(url.replace("http://", f"http://{USER}:{PASSWORD}@"))  # what a user types into the browser's prompt
+        assert "@fixture/hello" in b.texts("#listing .package-name")
+        search = b.css("#q")
+        search.click()
+        search.send_keys("hello")  # fetches the search index, with the browser's cached credentials
+        b.wait(lambda d: b.texts("#search-list .package-name") == ["@fixture/hello"])
+        b.css("#search-list .package-name").click()
+        b.wait(lambda d: d.current_url.endswith("/-/web/package/@fixture/hello/"))
+        assert b.css("h1").text.startswith("@fixture/hello")
+        b.screenshot("private-package")
+        assert b.console_errors() == []
+        # the page's own requests carry the credentials; without them the same URL is refused
+        script = "return fetch(arguments[0], {credentials: arguments[1], cache: 'no-store'}).then(r => r.status)"
+        index = url + "-/web/search-index.json"
+        assert [b.driver.execute_script(script, index, mode) for mode in ("same-origin", "omit")] == [200, 401]
+    finally:
+        b.quit()
