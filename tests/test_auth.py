@@ -162,3 +162,51 @@ def test_tokens_appear_in_the_configuration_only_as_the_servers_match_them(tmp_p
     # without credentials nothing of it
     for text in (server_config.nginx(tmp_path), server_config.apache(tmp_path), server_config.caddy(tmp_path)):
         assert "staticreg_realm" not in text and "Auth" not in text and "private" not in text
+
+
+BCRYPT_REAL = "$2y$05$1Ua6nHGh8RQmlrtwbE8BfOfcvj2lmbDNfK1kXnn6W8Hd9yoAz4SDm"
+
+
+@pytest.mark.parametrize("prefix", ["/", "/npm/"])
+@pytest.mark.parametrize("which", ["tokens", "htpasswd", "both"])
+@pytest.mark.parametrize("server", ["nginx", "apache", "caddy"])
+def test_private_configurations_pass_the_servers_own_check(tmp_path, server, which, prefix):
+    from tests.e2e.hosts import APACHE
+    from tests.e2e.servers import nginx_binary
+
+    tokens = write(tmp_path, "tokens.txt", f"ci: {TOKEN}\nalice: {'b' * 20}\n") if which != "htpasswd" else None
+    htpasswd = write(tmp_path, "htpasswd", f"bob:{BCRYPT_REAL}\n") if which != "tokens" else None
+    credentials = auth.load(tokens, htpasswd)
+    env = None
+    if server == "nginx":
+        (tmp_path / "tmp").mkdir()
+        conf = write(tmp_path, "nginx.conf", server_config.nginx(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
+                     state_dir=tmp_path, user="root", daemon=False, credentials=credentials))  # fmt: skip
+        command = [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)]
+    elif server == "apache":
+        conf = write(tmp_path, "httpd.conf", server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
+                     state_dir=tmp_path, user="nobody", group="nogroup", credentials=credentials))  # fmt: skip
+        command = [APACHE, "-t", "-f", str(conf)]
+    else:
+        conf = write(tmp_path, "Caddyfile", server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path,
+                                                                credentials=credentials))  # fmt: skip
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+        command = ["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr  # nginx: no duplicate MIME type, nothing else
+
+
+def test_netlify_headers_carry_basic_auth_and_private_caches(tmp_path):
+    from staticreg.host_files import netlify_files
+
+    root = tmp_path / "public"
+    (root / "-").mkdir(parents=True)
+    (root / "-" / "ping").write_text("{}")
+    (root / "demo").mkdir()
+    (root / "demo" / "index.json").write_text("{}")
+    credentials = auth.load(write(tmp_path, "tokens.txt", f"ci: {TOKEN}\nalice: {'b' * 20}\n"), None)
+    text = netlify_files(root, credentials=credentials)["_headers"]
+    assert text.splitlines()[2:4] == ["/*", f"  Basic-Auth: ci:{TOKEN} alice:{'b' * 20}"]
+    assert "public" not in text and "Cache-Control: private, max-age=31536000, immutable" in text
+    assert "Basic-Auth" not in netlify_files(root)["_headers"]

@@ -284,3 +284,22 @@ def test_a_browser_with_basic_credentials_loads_the_site_and_searches(registry):
         assert [b.driver.execute_script(script, index, mode) for mode in ("same-origin", "omit")] == [200, 401]
     finally:
         b.quit()
+
+
+def test_dev_server_with_htpasswd_takes_its_users(tmp_path):
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    apr1 = subprocess.run(["openssl", "passwd", "-apr1", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
+    sha512 = subprocess.run(["openssl", "passwd", "-6", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"{USER}:{apr1}\nother:{sha512}\n")
+    server = Serve(input_dir, tmp_path, "--htpasswd", str(htpasswd))
+    try:
+        basic = lambda pair: "Basic " + base64.b64encode(pair.encode()).decode()  # noqa: E731
+        assert get(server.url + "-/ping", basic(f"{USER}:{PASSWORD}"))[0] == 200
+        assert get(server.url + "-/ping", basic(f"other:{PASSWORD}"))[0] == 200
+        for refused in (None, basic(f"{USER}:wrong"), basic(f"nobody:{PASSWORD}"), f"Bearer {TOKEN}"):
+            assert get(server.url + "-/ping", refused)[0] == 401
+            assert get(server.url + "no-such-package", refused)[0] == 401
+    finally:
+        server.stop()
