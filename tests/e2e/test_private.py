@@ -93,23 +93,25 @@ def registry(request, scratch, input_dir, credentials):
 
 
 def configure(user, name: str, case: str, url: str) -> None:
-    """The client's own lines for a credential, as docs/hosting.md gives them."""
+    """The client's own lines for a credential, as docs/hosting.md gives them: the
+    secret in an environment variable (NPM_TOKEN, or NPM_AUTH for Basic), as in CI."""
     if case == "none":
         return
     token = {"token": TOKEN, "wrong": WRONG, "token-scoped-only": TOKEN}.get(case)
     always = case != "token-scoped-only"
     nerf = "//" + url.split("://", 1)[1]
-    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    secret = {"NPM_TOKEN": token} if token else {"NPM_AUTH": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    user.env = lambda env=user.env: {**env(), **secret}
     if name in ("npm", "pnpm", "yarn1"):
-        line = f"{nerf}:_authToken={token}\n" if token else f"{nerf}:_auth={basic}\n"
+        line = f"{nerf}:_authToken=${{NPM_TOKEN}}\n" if token else f"{nerf}:_auth=${{NPM_AUTH}}\n"
         with (user.home / ".npmrc").open("a") as f:
             f.write(line + ("always-auth=true\n" if name == "yarn1" and always else ""))
     elif name == "yarn4":
-        user.extra_settings = f'npmAuthToken: "{token}"\n' + ("npmAlwaysAuth: true\n" if always else "")
+        user.extra_settings = 'npmAuthToken: "${NPM_TOKEN}"\n' + ("npmAlwaysAuth: true\n" if always else "")
     elif name == "bun":
-        def prepare(project: Path, token=token) -> None:
+        def prepare(project: Path) -> None:
             (project / "bunfig.toml").write_text(
-                f'[install]\nregistry = {{ url = "{url}", token = "{token}" }}\nsaveTextLockfile = true\n')
+                f'[install]\nregistry = {{ url = "{url}", token = "$NPM_TOKEN" }}\nsaveTextLockfile = true\n')
         user.prepare = prepare
     assert name != "bun" or token, "bun's Basic is not in the matrix"
 
