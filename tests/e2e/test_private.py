@@ -305,3 +305,43 @@ def test_dev_server_with_htpasswd_takes_its_users(tmp_path):
             assert get(server.url + "no-such-package", refused)[0] == 401
     finally:
         server.stop()
+
+
+def test_check_sends_the_credential_to_the_registrys_origin_only():
+    """A redirect to another host (a CDN, a presigned URL) gets no Authorization from check."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from staticreg import check
+
+    seen: dict[int, list] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            port = self.server.server_address[1]
+            seen.setdefault(port, []).append(self.headers.get("Authorization"))
+            if port == registry.server_address[1]:
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_address[1]}/file.tgz")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    registry, elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Handler), ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    for server in (registry, elsewhere):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{registry.server_address[1]}/"
+        token = check._CREDENTIAL.set((check._origin(url), f"Bearer {TOKEN}"))
+        try:
+            assert check.fetch(url + "a/-/a-1.0.0.tgz").status == 200
+        finally:
+            check._CREDENTIAL.reset(token)
+    finally:
+        registry.shutdown()
+        elsewhere.shutdown()
+    assert seen == {registry.server_address[1]: [f"Bearer {TOKEN}"], elsewhere.server_address[1]: [None]}
