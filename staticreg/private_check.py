@@ -22,7 +22,7 @@ def urls(registry: str, name: str | None, fetch: Callable) -> list[tuple[str, st
     """(kind, URL, Accept) of one file of every kind the registry serves."""
     found = [("ping", registry + layout.PING, None), ("site page", registry, None),
              ("search index", registry + layout.SITE_SEARCH_INDEX, None),
-             ("missing package", registry + "staticreg-check-no-such-package", None)]  # fmt: skip
+             ("missing file", registry + layout.NEVER_WRITTEN, None)]  # fmt: skip
     home = fetch(registry)
     asset = re.search(rb'(-/web/assets/[A-Za-z0-9._-]+)', home.body) if home.status == 200 else None
     found.append(("asset", registry + (asset.group(1).decode() if asset else layout.site_asset("style.css")), None))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from staticreg import auth, headers
+from staticreg import auth, headers, layout
 from staticreg.errors import ConfigError
 
 _TEMPLATES = jinja2.Environment(
@@ -62,6 +62,7 @@ def _render(template: str, root: Path, prefix: str, document_max_age: int, stand
         auth=credentials,
         htpasswd=_check("--htpasswd", str(credentials.htpasswd_file.absolute()) if credentials.htpasswd_file else None),
         realm=auth.REALM,
+        not_found=layout.NEVER_WRITTEN,
         unauthorized_body=auth.UNAUTHORIZED_BODY,
         unauthorized_cache=headers.UNAUTHORIZED_CACHE,
         state_dir=_check("--state-dir", str(state_dir.absolute()) if state_dir else None),

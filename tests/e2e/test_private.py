@@ -200,7 +200,7 @@ def test_check_with_a_token_reports_a_registry_left_public(scratch, input_dir):
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
     kinds = {re.search(r": the (.+?) (is served|answers)", line).group(1) for line in problems}
     assert {"ping", "document", "abbreviated document", "version document", "dist-tags", "tarball", "site page",
-            "package page", "asset", "search index", "missing package"} <= kinds  # fmt: skip
+            "package page", "asset", "search index", "missing file"} <= kinds  # fmt: skip
     assert "a shared cache may keep it" in result.stdout
 
 
