@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from staticreg import auth, layout, publish, watch
+from staticreg import auth
 from staticreg import headers as http_headers
+from staticreg import layout, publish, watch
 from staticreg.build import BuildReport, build
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
 from staticreg.discovery import TARBALL_SUFFIXES
@@ -171,6 +172,15 @@ class RegistryHandler(SimpleHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._write("DELETE")
 
+    def _drop_body(self, length: int) -> None:
+        """Read a refused request's body, a piece at a time, so that the client reads the answer."""
+        remaining = length if length <= publish.MAX_BODY_BYTES else 0
+        while remaining > 0:
+            piece = self.rfile.read(min(remaining, 1 << 16))
+            if not piece:
+                break
+            remaining -= len(piece)
+
     def _reply(self, status: int, doc: dict) -> None:
         data = json.dumps(doc).encode()
         self.send_response(status)
@@ -187,8 +197,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         except ValueError:
             return self._reply(400, {"error": "Content-Length is not a number"})
         if self.credentials and not self.credentials.allows(self.headers.get("Authorization")):
-            if 0 < length <= publish.MAX_BODY_BYTES:
-                self.rfile.read(length)  # so that the client reads the answer instead of a broken pipe
+            self._drop_body(length)
             return self._reply(401, {"error": "publishing to this private registry needs a token or a user and password"})
         if self.dev is None or not _is_loopback(self.client_address[0]):
             return self._reply(403, {"error": "this registry takes npm publish only from the machine it runs on"})
@@ -339,6 +348,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _publish_hint(base_url: str, credentials: auth.Credentials) -> str:
+    nerf = "//" + base_url.split("://", 1)[1]
+    if not credentials:
+        return (f"  publish: npm publish --registry {base_url} (npm wants a token, any will do:\n"
+                f"           npm config set {nerf}:_authToken=dev)\n")  # fmt: skip
+    line = f"{nerf}:_authToken=TOKEN (a token of --tokens)" if credentials.tokens else f"{nerf}:_auth=BASE64_OF_USER:PASSWORD"
+    return (f"  private: every request needs a credential; in .npmrc: {line}\n"
+            f"  publish: npm publish --registry {base_url}\n")  # fmt: skip
+
+
 def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -383,10 +402,7 @@ def serve(
             f"  pnpm:   pnpm add --registry {base_url} <package>\n"
             f"  yarn:   YARN_NPM_REGISTRY_SERVER={base_url} yarn add <package>   (yarn 1: --registry {base_url})\n"
             f"  or put registry={base_url} in .npmrc.\n"
-            f"  publish: npm publish --registry {base_url} (npm wants a token, "
-            f"{'one of --tokens' if credentials.tokens else 'any will do'}:\n"
-            f"           npm config set //{base_url.split('://', 1)[1]}:_authToken={'TOKEN' if credentials else 'dev'})\n"
-            + ("  private: every request needs a token or a user and password\n" if credentials else "") +
+            + _publish_hint(base_url, credentials) +
             f"Watching {dev.config.input_dir}{' (polling)' if poll else ''}. Press Ctrl-C to stop.",
             flush=True,
         )

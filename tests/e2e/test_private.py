@@ -211,7 +211,7 @@ def test_dev_server_with_tokens_refuses_reads_and_publishes_without_credential(s
     tokens.write_text(f"ci: {TOKEN}\n")
     server = Serve(input_dir, tmp_path, "--tokens", str(tokens))
     try:
-        assert "private: every request needs a token" in server.out.read_text()
+        assert "private: every request needs a credential" in server.out.read_text()
         status, headers, body = get(server.url + "-/ping")
         assert (status, headers["www-authenticate"]) == (401, f'Basic realm="{auth.REALM}"')
         assert get(server.url + "-/ping", f"Bearer {TOKEN}")[0] == 200
