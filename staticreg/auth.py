@@ -123,7 +123,7 @@ def _lines(path: Path, what: str) -> list[tuple[int, str]]:
             raise ConfigError(f"{path}:{number}: the line is longer than {MAX_LINE_LENGTH} characters")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        bad = next((c for c in line if ord(c) < 32 and c != "\t" or ord(c) == 127 or ord(c) > 126), None)
+        bad = next((c for c in line if not (c == "\t" or " " <= c <= "~")), None)
         if bad is not None:
             raise ConfigError(f"{path}:{number}: the line holds the character {_shown(bad)}, which "
                               f"the {what} may not hold (plain ASCII only)")  # fmt: skip
