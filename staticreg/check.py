@@ -6,6 +6,8 @@ something (a redirect per document); they do not fail the check."""
 
 from __future__ import annotations
 
+import base64
+import contextvars
 import gzip
 import hashlib
 import json
@@ -73,6 +75,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect)
+# (origin, Authorization value) while a private registry is checked: the credential
+# goes to the registry's own origin only, never to a host a redirect names.
+_CREDENTIAL: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("credential", default=None)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def authorization(token: str | None = None, user: str | None = None) -> str | None:
+    """The Authorization header for --token or --user NAME:PASSWORD (None for neither)."""
+    if token and user:
+        raise CheckError("give --token or --user, not both")
+    if user and ":" not in user:
+        raise CheckError("--user takes NAME:PASSWORD")
+    if token:
+        return f"Bearer {token}"
+    return "Basic " + base64.b64encode(user.encode()).decode() if user else None
 
 
 def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5) -> Response:
@@ -80,6 +101,11 @@ def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None
     redirects = []
     for _ in range(limit + 1):
         asked = {"Accept": accept or "*/*", "Accept-Encoding": "gzip", "User-Agent": "staticreg-check", **(conditions or {})}
+        credential = _CREDENTIAL.get()
+        if credential and _origin(url) == credential[0] and "Authorization" not in asked:
+            asked["Authorization"] = credential[1]
+        elif asked.get("Authorization") == "":
+            del asked["Authorization"]  # asked for explicitly without credentials
         request = urllib.request.Request(url, headers=asked)
         try:
             with _OPENER.open(request, timeout=30) as answer:
@@ -124,7 +150,9 @@ def package_names(registry: str) -> list[str]:
         return []
 
 
-def check(registry: str, names: list[str] | None = None, all_tarballs: bool = False, sample: int = 20) -> CheckReport:
+def check(registry: str, names: list[str] | None = None, all_tarballs: bool = False, sample: int = 20,
+          credential: str | None = None) -> CheckReport:  # fmt: skip
+    """`credential`: the Authorization header of a private registry (see `authorization`)."""
     try:
         registry = check_base_url(registry)
     except ValueError:
@@ -132,6 +160,21 @@ def check(registry: str, names: list[str] | None = None, all_tarballs: bool = Fa
             f"{registry!r} is not a registry URL: give its http(s) address, e.g. https://npm.example.com/"
         ) from None
     report = CheckReport()
+    reset = _CREDENTIAL.set((_origin(registry), credential) if credential else None)
+    try:
+        _check(registry, names, all_tarballs, sample, report, credential)
+    finally:
+        _CREDENTIAL.reset(reset)
+    return report
+
+
+def _check(registry: str, names: list[str] | None, all_tarballs: bool, sample: int, report: CheckReport,
+           credential: str | None) -> None:  # fmt: skip
+    ping = fetch(registry + layout.PING)
+    if ping.status == 401:
+        if not credential:
+            raise CheckError(f"{registry} is private (it answers 401): give --token TOKEN or --user NAME:PASSWORD")
+        raise CheckError(f"{registry} refuses the credential given (401): check the token, or the user and password")
     check_ping(registry, report)
     names = names or package_names(registry)
     if not names:
@@ -153,7 +196,10 @@ def check(registry: str, names: list[str] | None = None, all_tarballs: bool = Fa
         for version in chosen:
             check_tarball(registry, name, versions[version], report)
             report.tarballs += 1
-    return report
+    if credential:
+        from staticreg import private_check
+
+        private_check.check_refusals(registry, names, fetch, report)
 
 
 def check_ping(registry: str, report: CheckReport) -> None:

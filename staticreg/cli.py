@@ -13,6 +13,10 @@ import click
 from staticreg import __version__
 
 _PATH = click.Path(path_type=Path)
+_TOKENS = click.option("--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                       help="A private registry: a file of 'name: token' lines (Bearer tokens).")  # fmt: skip
+_HTPASSWD = click.option("--htpasswd", "htpasswd_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="A private registry: an htpasswd file of users and password hashes (Basic).")  # fmt: skip
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,10 +65,16 @@ def build_command(obj, config_file, quiet, **flags) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback is reachable from other machines.")
 @click.option("--base-url", help="URL clients use (default: the address served).")
 @click.option("--poll", is_flag=True, help="Poll for changes instead of OS events (network and container mounts).")
-def serve_command(input_dir, config_file, port, host, base_url, poll) -> None:
+@_TOKENS
+@_HTPASSWD
+def serve_command(input_dir, config_file, port, host, base_url, poll, tokens_file, htpasswd_file) -> None:
     """Build the registry from INPUT_DIR, serve it on 127.0.0.1 and rebuild when it changes."""
+    from staticreg import auth
     from staticreg.config import check_base_url
     from staticreg.serve import serve
+
+    credentials = auth.load(tokens_file, htpasswd_file)
+    auth.require_kinds(credentials, auth.verifiable_kinds(), "staticreg serve (on this Python)")
 
     # The configured base_url is where the registry is hosted in production; the
     # dev server's documents must point at the dev server instead.
@@ -72,7 +82,7 @@ def serve_command(input_dir, config_file, port, host, base_url, poll) -> None:
         base_url = check_base_url(base_url) if base_url else ""
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--base-url") from None
-    serve(input_dir, config_file, host=host, port=port, base_url=base_url, poll=poll)
+    serve(input_dir, config_file, host=host, port=port, base_url=base_url, poll=poll, credentials=credentials)
 
 
 @cli.group("server-config")
@@ -85,14 +95,22 @@ _DOCUMENT_MAX_AGE = click.option("--document-max-age", type=click.IntRange(min=0
 
 
 def _served(command):
-    """The options every server-config command shares: --root, --prefix, --document-max-age."""
+    """The options every server-config command shares: --root, --prefix, --document-max-age, --tokens, --htpasswd."""
     for option in reversed((
         click.option("--root", type=_PATH, required=True, help="The built registry folder."),
         click.option("--prefix", default="/", show_default=True, help="URL path the registry is served under, e.g. /npm/."),
-        _DOCUMENT_MAX_AGE,
+        _DOCUMENT_MAX_AGE, _TOKENS, _HTPASSWD,
     )):  # fmt: skip
         command = option(command)
     return command
+
+
+def _credentials(options: dict) -> dict:
+    """--tokens and --htpasswd, read and checked, as the `credentials` argument."""
+    from staticreg import auth
+
+    credentials = auth.load(options.pop("tokens_file"), options.pop("htpasswd_file"))
+    return {**options, "credentials": credentials}
 
 
 @server_config_group.command("nginx")
@@ -106,7 +124,7 @@ def nginx_command(foreground, **options) -> None:
     """nginx: JSON types, Accept negotiation, cache headers, %2f."""
     from staticreg import server_config
 
-    click.echo(server_config.nginx(daemon=not foreground, **options), nl=False)
+    click.echo(server_config.nginx(daemon=not foreground, **_credentials(options)), nl=False)
 
 
 @server_config_group.command("apache")
@@ -121,7 +139,7 @@ def apache_command(**options) -> None:
     """Apache httpd: AllowEncodedSlashes, mod_rewrite, JSON types, cache headers."""
     from staticreg import server_config
 
-    click.echo(server_config.apache(**options), nl=False)
+    click.echo(server_config.apache(**_credentials(options)), nl=False)
 
 
 @server_config_group.command("caddy")
@@ -133,17 +151,34 @@ def caddy_command(**options) -> None:
     """Caddy: a site block with JSON types, Accept negotiation and cache headers."""
     from staticreg import server_config
 
-    click.echo(server_config.caddy(**options), nl=False)
+    click.echo(server_config.caddy(**_credentials(options)), nl=False)
+
+
+@server_config_group.command("cloudfront-function")
+@click.option("--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="A file of 'name: token' lines: the credentials the function lets through.")  # fmt: skip
+def cloudfront_function_command(tokens_file) -> None:
+    """CloudFront: a viewer-request (and viewer-response) function that lets only token holders in."""
+    from staticreg import auth, cloudfront
+
+    click.echo(cloudfront.function(auth.load(tokens_file, None)), nl=False)
 
 
 @server_config_group.command("netlify")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The built registry folder; _headers and _redirects are written into it.")
 @_DOCUMENT_MAX_AGE
-def netlify_command(root, document_max_age) -> None:
+@click.option("--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A private site: Netlify's Basic-Auth with each token's NAME and TOKEN as user and password.")  # fmt: skip
+def netlify_command(root, document_max_age, tokens_file) -> None:
     """Netlify and Cloudflare Pages: write _headers and _redirects into the built registry (after every build)."""
+    from staticreg import auth
     from staticreg.host_files import CLOUDFLARE_HEADER_RULES, header_rules, write_netlify_files
 
-    for path in write_netlify_files(root, document_max_age):
+    credentials = auth.load(tokens_file, None)
+    if credentials:
+        click.echo("warning: Cloudflare Pages ignores Basic-Auth in _headers: there the registry is public "
+                   "(put Cloudflare Access in front); Netlify applies it on plans that have it", err=True)  # fmt: skip
+    for path in write_netlify_files(root, document_max_age, credentials):
         click.echo(f"wrote {path}")
         rules = header_rules(path.read_text()) if path.name == "_headers" else 0
         if rules > CLOUDFLARE_HEADER_RULES:
@@ -285,11 +320,14 @@ def deprecate_command(spec, message, target, endpoint_url, config_file) -> None:
 @click.option("-p", "--package", "names", multiple=True, help="Check this package (repeatable; default: every package in the site's search index).")
 @click.option("--all", "all_tarballs", is_flag=True, help="Download every tarball of every package, not only a sample.")
 @click.option("--sample", type=click.IntRange(min=0), default=20, show_default=True, help="How many packages' latest tarball to download.")
-def check_command(url, names, all_tarballs, sample) -> None:
-    """Check a live registry at URL the way the clients use it; exit 1 on problems."""
-    from staticreg.check import check
+@click.option("--token", envvar="STATICREG_TOKEN", help="A private registry's token (sent as Bearer); also $STATICREG_TOKEN.")
+@click.option("--user", envvar="STATICREG_USER", help="A private registry's NAME:PASSWORD (sent as Basic); also $STATICREG_USER.")
+def check_command(url, names, all_tarballs, sample, token, user) -> None:
+    """Check a live registry at URL the way the clients use it; exit 1 on problems.
+    With --token or --user, also check that it refuses every kind of URL without them."""
+    from staticreg.check import authorization, check
 
-    report = check(url, list(names), all_tarballs=all_tarballs, sample=sample)
+    report = check(url, list(names), all_tarballs=all_tarballs, sample=sample, credential=authorization(token, user))
     for line in report.problems:
         click.echo(f"problem: {line}")
     for line in report.notes:

@@ -23,6 +23,15 @@ _TYPES = {
 }
 
 
+def private(cache_control: str) -> str:
+    """The same rule for a registry behind credentials: no shared cache may keep
+    (and hand to anyone) what one authorised client was given."""
+    return cache_control.replace("public", "private", 1)
+
+
+UNAUTHORIZED_CACHE = "no-store"
+
+
 def document_cache(max_age: int = 0) -> str:
     """Package documents change with every build: revalidate them."""
     return f"public, max-age={int(max_age)}, must-revalidate"

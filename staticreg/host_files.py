@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from staticreg import headers, layout
+from staticreg import auth, headers, layout
 
 
 # Cloudflare Pages applies the first 100 rules of _headers and ignores the rest.
@@ -24,28 +24,33 @@ def header_rules(headers_text: str) -> int:
     return sum(1 for line in headers_text.splitlines() if line.startswith("/"))
 
 
-def netlify_files(root: Path, document_max_age: int = 0) -> dict[str, str]:
-    """File name -> text, for a built registry at `root` served at the site's root."""
+def netlify_files(root: Path, document_max_age: int = 0, credentials: auth.Credentials | None = None) -> dict[str, str]:
+    """File name -> text, for a built registry at `root` served at the site's root.
+    With credentials, Netlify's Basic-Auth lets in each token's NAME:TOKEN (Netlify
+    takes plain passwords only, so htpasswd users cannot be used)."""
     if not (root / layout.PING).is_file():
         from staticreg.errors import ConfigError
 
         raise ConfigError(f"{root} is not a built registry (it has no {layout.PING}): run staticreg build first")
-    document = headers.document_cache(document_max_age)
+    cache = headers.private if credentials else str
+    document = cache(headers.document_cache(document_max_age))
     head = ["# staticreg: response headers for Netlify and Cloudflare Pages", ""]
+    if credentials:
+        head += ["/*", "  Basic-Auth: " + " ".join(f"{t.name}:{t.token}" for t in credentials.tokens)]
     for path in (f"/{layout.PING}", "/-/package/*"):
         head += [path, f"  Content-Type: {headers.JSON}", f"  Cache-Control: {document}"]
     redirects = ["# staticreg: each package's URL serves its document (a rewrite, not a redirect)", ""]
     for name in package_names(root):
         url = "/" + name
         head += [url, f"  Cache-Control: {document}", f"  Content-Type: {headers.JSON}",
-                 f"{url}/-/*", f"  Cache-Control: {headers.TARBALL_CACHE}"]  # fmt: skip
+                 f"{url}/-/*", f"  Cache-Control: {cache(headers.TARBALL_CACHE)}"]  # fmt: skip
         redirects.append(f"{url} /{layout.packument_path(name)} 200")
     return {layout.NETLIFY_HEADERS: "\n".join(head) + "\n", layout.NETLIFY_REDIRECTS: "\n".join(redirects) + "\n"}
 
 
-def write_netlify_files(root: Path, document_max_age: int = 0) -> list[Path]:
+def write_netlify_files(root: Path, document_max_age: int = 0, credentials: auth.Credentials | None = None) -> list[Path]:
     written = []
-    for filename, text in netlify_files(root, document_max_age).items():
+    for filename, text in netlify_files(root, document_max_age, credentials).items():
         path = layout.safe_join(root, filename)
         path.write_text(text)
         written.append(path)

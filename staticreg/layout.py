@@ -49,8 +49,11 @@ SITE_DIR = "-/web"
 SITE_SEARCH_INDEX = f"{SITE_DIR}/search-index.json"
 NOJEKYLL = ".nojekyll"
 REGISTRY_STATE = "-/staticreg/state.json"
-SHARED_PAGES_STATE = "-/staticreg/pages.json"  # which rows the shared pages were last made from
+SHARED_PAGES_STATE = "-/staticreg/pages.json"  # which state the shared pages were last made from
 PACKAGE_STATE = "staticreg.json"
+# A path no registry has: where a private registry's server sends what it does not
+# have (so that credentials are checked before "not found"), and what check asks for.
+NEVER_WRITTEN = "-/staticreg-not-found"
 ABBREVIATED_MEDIA_TYPE = "application/vnd.npm.install-v1+json"
 
 # Top-level names the registry itself uses: a package may not be called so.

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
+from staticreg import auth
 from staticreg import headers as http_headers
 from staticreg import layout, publish, watch
 from staticreg.build import BuildReport, build
@@ -59,6 +60,20 @@ class RegistryHandler(SimpleHTTPRequestHandler):
     server_version = "staticreg"
     document_max_age = 0
     dev: "DevServer | None" = None
+    credentials = auth.Credentials()  # --tokens / --htpasswd: a private dev registry
+
+    def _unauthorized(self) -> io.BytesIO | None:
+        """None when the request may go on; otherwise the 401 it gets, whatever it asked for."""
+        if not self.credentials or self.credentials.allows(self.headers.get("Authorization")):
+            return None
+        data = (auth.UNAUTHORIZED_BODY + "\n").encode()
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        self.send_header("WWW-Authenticate", f'Basic realm="{auth.REALM}"')
+        self.send_header("Content-Type", http_headers.JSON)
+        self.send_header("Cache-Control", http_headers.UNAUTHORIZED_CACHE)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        return io.BytesIO(data)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         if os.environ.get("STATICREG_ACCESS_LOG"):
@@ -80,6 +95,9 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         return None
 
     def send_head(self):  # noqa: D102 - same contract as SimpleHTTPRequestHandler
+        refused = self._unauthorized()
+        if refused is not None:
+            return refused
         file = self._resolve()
         error = self.dev.error if self.dev else None
         if file is None:
@@ -98,7 +116,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
         headers = {
             "Content-Type": http_headers.content_type(relative),
-            "Cache-Control": cache_control(relative, self.document_max_age),
+            "Cache-Control": (http_headers.private if self.credentials else str)(cache_control(relative, self.document_max_age)),
             "ETag": etag,
             "Last-Modified": last_modified,
         }
@@ -154,9 +172,20 @@ class RegistryHandler(SimpleHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._write("DELETE")
 
+    def _drop_body(self, length: int) -> None:
+        """Read a refused request's body, a piece at a time, so that the client reads the answer."""
+        remaining = length if length <= publish.MAX_BODY_BYTES else 0
+        while remaining > 0:
+            piece = self.rfile.read(min(remaining, 1 << 16))
+            if not piece:
+                break
+            remaining -= len(piece)
+
     def _reply(self, status: int, doc: dict) -> None:
         data = json.dumps(doc).encode()
         self.send_response(status)
+        if status == 401:
+            self.send_header("WWW-Authenticate", f'Basic realm="{auth.REALM}"')
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -167,6 +196,9 @@ class RegistryHandler(SimpleHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             return self._reply(400, {"error": "Content-Length is not a number"})
+        if self.credentials and not self.credentials.allows(self.headers.get("Authorization")):
+            self._drop_body(length)
+            return self._reply(401, {"error": "publishing to this private registry needs a token or a user and password"})
         if self.dev is None or not _is_loopback(self.client_address[0]):
             return self._reply(403, {"error": "this registry takes npm publish only from the machine it runs on"})
         if length > publish.MAX_BODY_BYTES:
@@ -316,18 +348,29 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _publish_hint(base_url: str, credentials: auth.Credentials) -> str:
+    nerf = "//" + base_url.split("://", 1)[1]
+    if not credentials:
+        return (f"  publish: npm publish --registry {base_url} (npm wants a token, any will do:\n"
+                f"           npm config set {nerf}:_authToken=dev)\n")  # fmt: skip
+    line = f"{nerf}:_authToken=TOKEN (a token of --tokens)" if credentials.tokens else f"{nerf}:_auth=BASE64_OF_USER:PASSWORD"
+    return (f"  private: every request needs a credential; in .npmrc: {line}\n"
+            f"  publish: npm publish --registry {base_url}\n")  # fmt: skip
+
+
 def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
 def serve(
     input_dir: Path | None, config_file: Path | None, host: str = "127.0.0.1", port: int | None = None,
-    base_url: str = "", poll: bool = False,
+    base_url: str = "", poll: bool = False, credentials: auth.Credentials | None = None,
 ) -> None:  # fmt: skip
     previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` cleans up as Ctrl-C does
     load = config_loader(input_dir, config_file)
     config = load()  # a broken configuration stops here, before anything listens
-    if not _is_loopback(host):
+    credentials = credentials or auth.Credentials()
+    if not _is_loopback(host) and not credentials:
         print(f"warning: serving on {host}, reachable from other machines; the dev server has no authentication "
               "(it takes npm publish only from this machine)", file=sys.stderr, flush=True)  # fmt: skip
     server = bind(host, port)
@@ -342,7 +385,8 @@ def serve(
         if report is None:
             dev.error = failed
             print(f"The build failed; fix it and the registry appears.\n{failed}", file=sys.stderr, flush=True)
-        handler = type("Handler", (RegistryHandler,), {"dev": dev, "document_max_age": config.document_max_age})
+        handler = type("Handler", (RegistryHandler,), {"dev": dev, "document_max_age": config.document_max_age,
+                                                       "credentials": credentials})  # fmt: skip
         server.RequestHandlerClass = partial(handler, directory=str(dev.output))
         events = watch.InputEvents(
             dev.changes, dev.config.input_dir, dev.target().config_file, dev.config.template_dir,
@@ -358,8 +402,7 @@ def serve(
             f"  pnpm:   pnpm add --registry {base_url} <package>\n"
             f"  yarn:   YARN_NPM_REGISTRY_SERVER={base_url} yarn add <package>   (yarn 1: --registry {base_url})\n"
             f"  or put registry={base_url} in .npmrc.\n"
-            f"  publish: npm publish --registry {base_url} (npm wants a token, any will do:\n"
-            f"           npm config set //{base_url.split('://', 1)[1]}:_authToken=dev)\n"
+            + _publish_hint(base_url, credentials) +
             f"Watching {dev.config.input_dir}{' (polling)' if poll else ''}. Press Ctrl-C to stop.",
             flush=True,
         )

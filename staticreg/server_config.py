@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from staticreg import headers
+from staticreg import auth, headers, layout
 from staticreg.errors import ConfigError
 
 _TEMPLATES = jinja2.Environment(
@@ -17,6 +17,7 @@ _TEMPLATES = jinja2.Environment(
     keep_trailing_newline=True,
 )
 _NGINX_UNSAFE = re.compile(r"[\"'$;{}\\\s]")
+_TEMPLATES.filters["regex"] = re.escape
 
 
 def _check(label: str, value: str | None) -> str:
@@ -37,8 +38,11 @@ def normalize_prefix(prefix: str) -> str:
 
 
 def _render(template: str, root: Path, prefix: str, document_max_age: int, standalone: bool,
-            state_dir: Path | None, state_holds: str, **values: str | bool) -> str:  # fmt: skip
+            state_dir: Path | None, state_holds: str, credentials: auth.Credentials | None = None,
+            **values: str | bool) -> str:  # fmt: skip
     """Render one server's template with what every server's configuration shares."""
+    credentials = credentials or auth.Credentials()
+    cache = headers.private if credentials else str
     if standalone and state_dir is None:
         raise ConfigError(f"--standalone needs --state-dir, a folder for {state_holds}")
     if not standalone and (state_dir is not None or values.get("user")):
@@ -50,10 +54,17 @@ def _render(template: str, root: Path, prefix: str, document_max_age: int, stand
         prefix_path=prefix,
         prefix_regex=re.escape(prefix),
         # the Cache-Control values `headers` defines, so that every server sends what serve, deploy and check agree on
-        tarball_cache=headers.TARBALL_CACHE,
-        document_cache=headers.document_cache(document_max_age),
-        other_cache=headers.OTHER_CACHE,
+        tarball_cache=cache(headers.TARBALL_CACHE),
+        document_cache=cache(headers.document_cache(document_max_age)),
+        other_cache=cache(headers.OTHER_CACHE),
         standalone=standalone,
+        # A private registry: the values were checked by `auth` as they were read.
+        auth=credentials,
+        htpasswd=_check("--htpasswd", str(credentials.htpasswd_file.absolute()) if credentials.htpasswd_file else None),
+        realm=auth.REALM,
+        not_found=layout.NEVER_WRITTEN,
+        unauthorized_body=auth.UNAUTHORIZED_BODY,
+        unauthorized_cache=headers.UNAUTHORIZED_CACHE,
         state_dir=_check("--state-dir", str(state_dir.absolute()) if state_dir else None),
         **values,
     )
@@ -68,9 +79,10 @@ def nginx(
     state_dir: Path | None = None,
     user: str | None = None,
     daemon: bool = True,
+    credentials: auth.Credentials | None = None,
 ) -> str:
     return _render("nginx.conf.j2", root, prefix, document_max_age, standalone, state_dir,
-                   "nginx's pid, logs and temp files", listen=_check("--listen", listen),
+                   "nginx's pid, logs and temp files", credentials, listen=_check("--listen", listen),
                    user=_check("--user", user), daemon=daemon)  # fmt: skip
 
 
@@ -84,10 +96,11 @@ def apache(
     user: str | None = None,
     group: str | None = None,
     modules_dir: Path = Path("/usr/lib/apache2/modules"),
+    credentials: auth.Credentials | None = None,
 ) -> str:
     """Apache httpd: mod_rewrite maps URLs to the layout, AllowEncodedSlashes finds %2f."""
     return _render("apache.conf.j2", root, prefix, document_max_age, standalone, state_dir,
-                   "Apache's pid and logs", listen=_check("--listen", listen),
+                   "Apache's pid and logs", credentials, listen=_check("--listen", listen),
                    user=_check("--user", user), group=_check("--group", (group or user) if user else None),
                    modules_dir=_check("--modules-dir", str(modules_dir)))  # fmt: skip
 
@@ -99,7 +112,11 @@ def caddy(
     document_max_age: int = 0,
     standalone: bool = False,
     state_dir: Path | None = None,
+    credentials: auth.Credentials | None = None,
 ) -> str:
-    """Caddy: a site block (or, standalone, a whole Caddyfile with HTTPS and admin off)."""
+    """Caddy: a site block (or, standalone, a whole Caddyfile with HTTPS and admin off).
+    Caddy checks only bcrypt passwords, and takes the users inline."""
+    if credentials:
+        auth.require_kinds(credentials, {"bcrypt"}, "Caddy")
     return _render("Caddyfile.j2", root, prefix, document_max_age, standalone, state_dir,
-                   "Caddy's logs and storage", address=_check("--address", address))  # fmt: skip
+                   "Caddy's logs and storage", credentials, address=_check("--address", address))  # fmt: skip

@@ -55,7 +55,12 @@
 
   function load() {
     if (!loading) {
-      loading = fetch(root + indexPath, { credentials: "same-origin", cache: "no-cache" })
+      // A page opened as http://user:password@host/ (a private registry) resolves
+      // relative URLs with the credentials in them, which fetch refuses; the
+      // browser sends its remembered credentials to the same origin anyway.
+      var url = new URL(root + indexPath, location.href);
+      url.username = url.password = "";
+      loading = fetch(url.href, { credentials: "same-origin", cache: "no-cache" })
         .then(function (response) {
           if (!response.ok) throw new Error("HTTP " + response.status);
           return response.json();

@@ -46,23 +46,23 @@ def readable_scratch():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None) -> Server:
+def nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None, credentials=None) -> Server:
     """nginx with staticreg's configuration; `edit` changes its text (to break it)."""
-    return start_nginx(root, state_dir, port, prefix=prefix, edit=edit)
+    return start_nginx(root, state_dir, port, prefix=prefix, edit=edit, credentials=credentials)
 
 
 def http_server(root: Path, port: int) -> Server:
     return start_http_server(root, port)
 
 
-def apache(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None) -> Server:
+def apache(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None, credentials=None) -> Server:
     if not os.path.exists(APACHE):
         raise RuntimeError("Apache is not installed: scripts/setup --test installs apache2-bin")
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "httpd.conf"
     user = "nobody" if os.geteuid() == 0 else None
     text = server_config.apache(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
-                                state_dir=state_dir, user=user, group="nogroup")  # fmt: skip
+                                state_dir=state_dir, user=user, group="nogroup", credentials=credentials)  # fmt: skip
     conf.write_text(edit(text) if edit else text)
     check = subprocess.run([APACHE, "-t", "-f", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -71,14 +71,14 @@ def apache(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None)
     return Server(process, port, state_dir / "access.log")
 
 
-def caddy(root: Path, state_dir: Path, port: int, prefix: str = "/") -> Server:
+def caddy(root: Path, state_dir: Path, port: int, prefix: str = "/", credentials=None) -> Server:
     binary = shutil.which("caddy")
     if not binary:
         raise RuntimeError("Caddy is not installed: scripts/setup --test installs it")
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "Caddyfile"
     conf.write_text(server_config.caddy(root, address=f"http://127.0.0.1:{port}", prefix=prefix,
-                                        standalone=True, state_dir=state_dir))  # fmt: skip
+                                        standalone=True, state_dir=state_dir, credentials=credentials))  # fmt: skip
     env = {**os.environ, "HOME": str(state_dir), "XDG_DATA_HOME": str(state_dir), "XDG_CONFIG_HOME": str(state_dir)}
     process = subprocess.Popen([binary, "run", "--adapter", "caddyfile", "--config", str(conf)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -58,14 +58,15 @@ class Server:
                 self.process.wait()
 
 
-def start_nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None) -> Server:
-    """`edit`, when given, changes the configuration's text (tests that break it on purpose)."""
+def start_nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None, credentials=None) -> Server:
+    """`edit`, when given, changes the configuration's text (tests that break it on purpose);
+    `credentials` (auth.Credentials) make the registry private."""
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "tmp").mkdir(exist_ok=True)
     conf = state_dir / "nginx.conf"
     user = "root" if os.geteuid() == 0 else None
     text = server_config.nginx(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
-                               state_dir=state_dir, user=user, daemon=False)  # fmt: skip
+                               state_dir=state_dir, user=user, daemon=False, credentials=credentials)  # fmt: skip
     conf.write_text(edit(text) if edit else text)
     binary = nginx_binary()
     check = subprocess.run([binary, "-t", "-p", str(state_dir), "-c", str(conf)], capture_output=True, text=True)
