@@ -32,7 +32,7 @@ def netlify_files(root: Path, document_max_age: int = 0) -> dict[str, str]:
         raise ConfigError(f"{root} is not a built registry (it has no {layout.PING}): run staticreg build first")
     document = headers.document_cache(document_max_age)
     head = ["# staticreg: response headers for Netlify and Cloudflare Pages", ""]
-    for path in (f"/{layout.PING}", "/-/package/*"):
+    for path in (f"/{layout.PING}", f"/{layout.KEYS}", "/-/package/*"):
         head += [path, f"  Content-Type: {headers.JSON}", f"  Cache-Control: {document}"]
     redirects = ["# staticreg: each package's URL serves its document (a rewrite, not a redirect)", ""]
     for name in package_names(root):
