@@ -202,7 +202,8 @@ def check_command(url, names, all_tarballs, sample) -> None:
         click.echo(f"problem: {line}")
     for line in report.notes:
         click.echo(f"note: {line}")
-    click.echo(f"Checked {report.packages} packages and {report.tarballs} tarballs at {url}: "
+    signatures = f", {report.signatures} signatures" if report.signatures is not None else ""
+    click.echo(f"Checked {report.packages} packages{signatures} and {report.tarballs} tarballs at {url}: "
                f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}.")  # fmt: skip
     if report.problems:
         sys.exit(1)
