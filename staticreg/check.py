@@ -343,7 +343,7 @@ def check_signatures(registry: str, name: str, document: dict, keys: dict | None
         signatures, where = dist.get("signatures"), f"{name}@{version}"
         if keys is None:
             if signatures:
-                report.problem(registry + layout.KEYS, "answers 404, but the documents carry dist.signatures: no client can verify them",
+                report.problem(where, f"carries dist.signatures, but {registry}{layout.KEYS} answers 404: no client can verify them",
                                "serve the -/npm/v1/keys file staticreg writes with the documents")  # fmt: skip
             continue
         if not signatures:

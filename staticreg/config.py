@@ -406,7 +406,7 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
         if signing_file is not None and flag is None:
             problems.add(lines.get("signing_key"), "signing_key", str(exc))
         else:
-            problems.items.append((0, f"{'--signing-key' if flag is not None else ENV_SIGNING_KEY}: {exc}"))
+            problems.items.append((0, f"--signing-key: {exc}" if flag is not None else str(exc)))
     retired = _read_retired_keys(nodes.get("retired_keys"), problems, base)
     if signer is not None and any(key.keyid == signer.keyid for key in retired):
         problems.add(lines.get("retired_keys"), "retired_keys", f"lists the signing key itself ({signer.keyid})")
