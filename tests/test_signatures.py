@@ -429,3 +429,15 @@ def test_the_keys_document_is_served_as_a_revalidated_json_document_everywhere(t
     (tmp_path / layout.PING).write_text("{}")
     netlify = host_files.netlify_files(tmp_path)[layout.NETLIFY_HEADERS]
     assert f"/{layout.KEYS}\n  Content-Type: application/json\n  Cache-Control: public, max-age=0, must-revalidate" in netlify
+
+
+def test_deploy_uploads_the_keys_before_any_document_signed_with_them(tarballs, make_config, tmp_path):
+    """A new key's signatures must never be readable before the keys document that lists it."""
+    from staticreg import deploy
+
+    make_set(tarballs)
+    keygen(tmp_path / "k.pem")
+    config = signed_config(make_config, tarballs, tmp_path / "k.pem")
+    build(config, show_progress=False)
+    documents = [u.key for u in deploy.plan(config.output_dir, "npm/") if u.kind == "document"]
+    assert documents[0] == "npm/-/npm/v1/keys" and len(documents) > 5
