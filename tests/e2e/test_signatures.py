@@ -305,15 +305,33 @@ def test_after_a_key_rotation_old_versions_keep_their_signatures_and_both_keys_v
     assert f"which expired (2020-01-01T00:00:00.000Z) before the version's publish time" in checked.stdout
 
 
-@pytest.mark.parametrize("host", ["apache", "caddy", "http_server"])
-def test_other_hosts_serve_the_keys_pnpm_verifies_with(scratch, input_dir, host):
+@contextlib.contextmanager
+def on_host(host: str, scratch: Path, input_dir: Path):
+    """A signed build on `host`, started with staticreg's configuration: the registry's URL."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    state = scratch / f"state-{host}"
+    if host == "s3":
+        with hosts.running(hosts.moto(state, port)) as server:
+            url = hosts.s3_registry_url(server)
+            root = build(scratch, input_dir, scratch / f"registry-{host}", url, signed(scratch))
+            hosts.make_bucket(server)
+            deployed = hosts.staticreg_deploy(root, server)
+            assert deployed.returncode == 0, deployed.stderr
+            yield url
+        return
+    prefix = "/npm/" if host == "nginx_prefix" else "/"
+    url = f"http://127.0.0.1:{port}{prefix}"
     root = build(scratch, input_dir, scratch / f"registry-{host}", url, signed(scratch))
-    started = {"apache": lambda: hosts.apache(root, scratch / f"state-{host}", port),
-               "caddy": lambda: hosts.caddy(root, scratch / f"state-{host}", port),
+    started = {"nginx_prefix": lambda: hosts.nginx(root, state, port, prefix=prefix),
+               "apache": lambda: hosts.apache(root, state, port), "caddy": lambda: hosts.caddy(root, state, port),
                "http_server": lambda: hosts.http_server(root, port)}[host]()  # fmt: skip
     with hosts.running(started):
+        yield url
+
+
+@pytest.mark.parametrize("host", ["nginx_prefix", "apache", "caddy", "s3", "http_server"])
+def test_other_hosts_serve_the_keys_pnpm_verifies_with(scratch, input_dir, host):
+    with on_host(host, scratch, input_dir) as url:
         status, headers, body = fetch(url + "-/npm/v1/keys")
         audit = install_and_audit(url, scratch / f"on-{host}")
     assert status == 200 and json.loads(body)["keys"]
