@@ -441,3 +441,11 @@ def test_deploy_uploads_the_keys_before_any_document_signed_with_them(tarballs, 
     build(config, show_progress=False)
     documents = [u.key for u in deploy.plan(config.output_dir, "npm/") if u.kind == "document"]
     assert documents[0] == "npm/-/npm/v1/keys" and len(documents) > 5
+
+
+def test_the_signing_bench_runs():
+    """bench/bench_signing.py keeps working (no timing is checked)."""
+    result = subprocess.run([sys.executable, "bench/bench_signing.py", "--packages", "20", "--runs", "1"],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "signed / unsigned" in result.stdout and "per signed version" in result.stdout
