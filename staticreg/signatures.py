@@ -23,7 +23,7 @@ import base64
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -100,8 +100,6 @@ def parse_time(text: object) -> datetime | None:
 
 def iso(when: datetime) -> str:
     """The keys document's format for `expires`: YYYY-MM-DDTHH:mm:ss.sssZ."""
-    from datetime import timezone
-
     when = when.astimezone(timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
@@ -124,6 +122,12 @@ class Signer:
 
     def __repr__(self) -> str:
         return f"Signer(keyid={self.keyid!r}, source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:  # one key, wherever it was read from
+        return isinstance(other, Signer) and other.keyid == self.keyid
+
+    def __hash__(self) -> int:
+        return hash(self.keyid)
 
     def sign(self, name: str, version: str, integrity: str) -> dict:
         algorithm = ec.ECDSA(hashes.SHA256(), deterministic_signing=self._deterministic)
