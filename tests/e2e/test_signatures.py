@@ -356,8 +356,9 @@ def test_serve_signs_what_npm_publishes_with_the_key_from_the_environment(scratc
         npm.run("publish", cwd=source)
         until(lambda: fetch(server.url + "served-new")[0] == 200, server.process, what="the published package")
         audit = install_and_audit(server.url, tmp_path / "audit", {"served-new": "^1.0.0"})
-        served = json.loads(fetch(server.url + "-/npm/v1/keys")[2])
+        status, headers, body = fetch(server.url + "-/npm/v1/keys")
     finally:
         server.stop()
-    assert [k["keyid"] for k in served["keys"]] == [keys["ours"]]
+    assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
+    assert [k["keyid"] for k in json.loads(body)["keys"]] == [keys["ours"]]
     assert audit.returncode == 0 and "2 packages have verified registry signatures" in audit.stdout, audit.stdout
