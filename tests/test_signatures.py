@@ -250,6 +250,8 @@ def test_a_rebuild_gives_the_same_bytes_and_a_new_key_signs_everything_again(tar
     other = make_config(tarballs, output_dir=tmp_path / "again", signing=config.signing, jobs=1)
     build(other, show_progress=False)
     assert contents(other.output_dir) == first  # a cold build with the same key: the same bytes
+    again = build(signed_config(make_config, tarballs, tmp_path / "a.pem"), show_progress=False)  # the key read again
+    assert (again.added, again.changed, again.removed) == ([], [], [])
     report = build(signed_config(make_config, tarballs, tmp_path / "b.pem"), show_progress=False)
     assert {"a/index.json", "a/index.corgi", "@s/b/index.json", "a/1.0.0/index.json", "-/npm/v1/keys"} <= set(report.changed)
     b = keyfiles.signer_from_file(tmp_path / "b.pem").keyid
@@ -449,3 +451,14 @@ def test_the_signing_bench_runs():
                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "signed / unsigned" in result.stdout and "per signed version" in result.stdout
+
+
+def test_new_upstream_keys_rewrite_the_keys_document(tarballs, make_config, tmp_path):
+    make_set(tarballs)
+    ours, theirs = keygen(tmp_path / "ours.pem"), keygen(tmp_path / "theirs.pem")
+    config = signed_config(make_config, tarballs, tmp_path / "ours.pem")
+    build(config, show_progress=False)
+    more = make_config(tarballs, signing=Keyring(ours, (), (PublicKey(theirs.keyid, theirs.key),)), jobs=1)
+    report = build(more, show_progress=False)
+    assert "-/npm/v1/keys" in report.changed
+    assert [k["keyid"] for k in json.loads((config.output_dir / "-/npm/v1/keys").read_bytes())["keys"]] == [ours.keyid, theirs.keyid]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import hosts
-from tests.e2e.clients import ROOT, PnpmClient
+from tests.e2e.clients import NAMES, ROOT, PnpmClient, client
 from tests.e2e.npm import DEAD_PROXY, Npm, make_project, npm_binary, pack
 from tests.e2e.servers import fetch, free_port
 from tests.e2e.test_serve import Serve, until
@@ -362,3 +362,21 @@ def test_serve_signs_what_npm_publishes_with_the_key_from_the_environment(scratc
     assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
     assert [k["keyid"] for k in json.loads(body)["keys"]] == [keys["ours"]]
     assert audit.returncode == 0 and "2 packages have verified registry signatures" in audit.stdout, audit.stdout
+
+
+@pytest.fixture(scope="module")
+def signed_on_nginx(scratch, input_dir):
+    with on_nginx(scratch, input_dir, "signed-clients", signed(scratch)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_client_installs_from_a_signed_registry(scratch, signed_on_nginx, name):
+    """dist.signatures and the keys change nothing for the clients that do not verify them."""
+    from tests.e2e.project import resolved_version
+
+    installer = client(name, scratch / f"clients-{name}", signed_on_nginx)
+    project = make_project(scratch / f"clients-{name}-project", PROJECT)
+    installer.install(project)
+    assert resolved_version("sig-a", project) == "1.0.0"
+    assert resolved_version("up-mirrored", project / "node_modules" / "sig-a") == "1.0.0"
