@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG_NAME = "staticreg.yml"
 TIMES_FILE_NAME = "staticreg-times.json"
 UPSTREAM_KEYS_NAME = "staticreg-upstream-keys.json"  # the upstreams' /-/npm/v1/keys; staticreg mirror writes it
+SIGNING_KEY_ENV = "STATICREG_SIGNING_KEY"  # the signing key's PEM text itself, for CI secrets
 
 
 @dataclass(frozen=True)
@@ -384,13 +385,16 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
     """The keyring: the signing key from --signing-key, else $STATICREG_SIGNING_KEY (the PEM
     itself), else signing_key; retired_keys; the upstreams' keys file. None when there is
     nothing to sign with or list (and `cryptography` is not even loaded)."""
-    from staticreg.keyfiles import ENV_SIGNING_KEY
-
-    env = os.environ.get(ENV_SIGNING_KEY, "")
+    env = os.environ.get(SIGNING_KEY_ENV, "").strip()
     upstream_file = path_setting("upstream_keys")
     default_upstream = input_dir / UPSTREAM_KEYS_NAME if input_dir is not None else None
-    signing_file = Path(flag) if flag is not None else None if env.strip() else path_setting("signing_key")
-    wanted = signing_file or env.strip() or "retired_keys" in nodes or upstream_file
+    if flag is not None:
+        signing_file = Path(flag)
+    elif env:
+        signing_file = None
+    else:
+        signing_file = path_setting("signing_key")
+    wanted = signing_file or env or "retired_keys" in nodes or upstream_file
     if not wanted and not (default_upstream and default_upstream.is_file()):
         return None
     from staticreg import keyfiles
@@ -400,13 +404,15 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
     try:
         if signing_file is not None:
             signer = keyfiles.signer_from_file(signing_file)
-        elif env.strip():
-            signer = keyfiles.signer_from_pem(env.encode(), f"${ENV_SIGNING_KEY}")
+        elif env:
+            signer = keyfiles.signer_from_pem(env.encode(), f"${SIGNING_KEY_ENV}")
     except KeyProblem as exc:
-        if signing_file is not None and flag is None:
+        if flag is not None:
+            problems.items.append((0, f"--signing-key: {exc}"))
+        elif signing_file is not None:
             problems.add(lines.get("signing_key"), "signing_key", str(exc))
         else:
-            problems.items.append((0, f"--signing-key: {exc}" if flag is not None else str(exc)))
+            problems.items.append((0, str(exc)))  # it names the variable, never its value
     retired = _read_retired_keys(nodes.get("retired_keys"), problems, base)
     if signer is not None and any(key.keyid == signer.keyid for key in retired):
         problems.add(lines.get("retired_keys"), "retired_keys", f"lists the signing key itself ({signer.keyid})")

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from staticreg import layout
+from staticreg.config import SIGNING_KEY_ENV as ENV_SIGNING_KEY  # noqa: F401 - the variable's name, for callers
 from staticreg.errors import ConfigError
 from staticreg.signatures import KeyProblem, PublicKey, Signer, key_id, keys_from_document, spki_base64
 
-ENV_SIGNING_KEY = "STATICREG_SIGNING_KEY"  # the PEM text itself, for CI secrets
 SIDECAR_SUFFIX = ".upstream.json"
 MAX_KEY_FILE_BYTES = 64 * 1024
 
