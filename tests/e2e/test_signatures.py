@@ -334,7 +334,9 @@ def test_other_hosts_serve_the_keys_pnpm_verifies_with(scratch, input_dir, host)
     with on_host(host, scratch, input_dir) as url:
         status, headers, body = fetch(url + "-/npm/v1/keys")
         audit = install_and_audit(url, scratch / f"on-{host}")
+        npm = verify_with_npm(url, INSTALLED, scratch / f"on-{host}-npm")
     assert status == 200 and json.loads(body)["keys"]
+    assert all(result.get("ok") and result["keyids"] for result in npm["results"].values()), npm
     if host != "http_server":  # a host with no configuration sends what it guesses
         assert (headers["content-type"], headers["cache-control"]) == ("application/json", "public, max-age=0, must-revalidate")
     assert audit.returncode == 0 and "3 packages have verified registry signatures" in audit.stdout, audit.stdout
