@@ -236,8 +236,9 @@ class Keyring:
         for version, manifest in manifests.items():
             dist = manifest["dist"]
             data = message(name, version, dist["integrity"])
-            brought = dist.get("signatures")
-            if brought is not None:
+            brought = dist.pop("signatures", None)
+            if brought:  # an empty list is no signature: the version is signed as our own
+                dist["signatures"] = brought
                 self._check_brought(name, version, brought, upstream, data, times.get(version, ""), where.get(version, ""))
                 continue
             kept = [

@@ -343,6 +343,24 @@ def test_mirrored_versions_keep_their_upstream_signatures_and_the_keys_list_both
     assert [k["keyid"] for k in keys] == [ours.keyid, theirs.keyid]
 
 
+def test_a_sidecar_with_no_signatures_leaves_the_version_ours_to_sign(tarballs, make_config, tmp_path):
+    ours, theirs = keygen(tmp_path / "ours.pem"), keygen(tmp_path / "theirs.pem")
+    for number, signatures_field in enumerate(([], None)):
+        tarball = mirrored(tarballs, theirs)
+        sidecar_path = tarballs / (tarball.name + keyfiles.SIDECAR_SUFFIX)
+        sidecar = json.loads(sidecar_path.read_text())
+        if signatures_field is None:
+            del sidecar["signatures"]
+        else:
+            sidecar["signatures"] = signatures_field
+        sidecar_path.write_text(json.dumps(sidecar))
+        upstream_keys_file(tarballs, theirs)
+        config = make_config(tarballs, signing=Keyring(ours, (), (PublicKey(theirs.keyid, theirs.key),)), jobs=1,
+                             output_dir=tmp_path / f"out-{number}")  # fmt: skip
+        build(config, show_progress=False)
+        assert [s["keyid"] for s in all_signatures(config.output_dir, "up")["1.0.0"]] == [ours.keyid]
+
+
 @pytest.mark.parametrize("case", ["forged", "unknown key", "other tarball"])
 def test_an_upstream_signature_that_does_not_verify_stops_the_build(tarballs, make_config, tmp_path, case):
     theirs, stranger = keygen(tmp_path / "theirs.pem"), keygen(tmp_path / "stranger.pem")
