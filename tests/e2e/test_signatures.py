@@ -80,6 +80,7 @@ def verify_with_npm(url: str, specs: list[str], workdir: Path) -> dict:
     result = subprocess.run(["node", "-e", VERIFY_WITH_NPM, str(npm_dir()), url, json.dumps(specs), str(workdir / "cache")],
                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    print(f"--- npm's pacote against {url}: {result.stdout}")
     return json.loads(result.stdout)
 
 
