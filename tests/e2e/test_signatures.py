@@ -383,3 +383,17 @@ def test_every_client_installs_from_a_signed_registry(scratch, signed_on_nginx, 
     installer.install(project)
     assert resolved_version("sig-a", project) == "1.0.0"
     assert resolved_version("up-mirrored", project / "node_modules" / "sig-a") == "1.0.0"
+
+
+def test_npm_audit_signatures_itself_stops_at_sigstores_tuf_repository(scratch, signed_on_nginx):
+    """Why npm is tested through its modules: `npm audit signatures` asks Sigstore's TUF
+    repository (on the internet, behind the dead proxy here) before it asks the registry."""
+    npm = Npm(scratch / "npm-audit", signed_on_nginx)
+    project = make_project(scratch / "npm-audit-project", PROJECT)
+    npm.run("install", cwd=project)
+    env = {**npm.env(), "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost"}
+    audit = subprocess.run([npm_binary(), "audit", "signatures", "--fetch-retries=0"], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    print(f"--- npm audit signatures: exit {audit.returncode}\n{audit.stdout}{audit.stderr}")
+    assert audit.returncode != 0 and "ECONNREFUSED" in audit.stdout + audit.stderr
+    assert "/-/npm/v1/keys" not in (scratch / "nginx-signed-clients" / "access.log").read_text()
