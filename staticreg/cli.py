@@ -202,7 +202,7 @@ def check_command(url, names, all_tarballs, sample) -> None:
         click.echo(f"problem: {line}")
     for line in report.notes:
         click.echo(f"note: {line}")
-    signatures = f", {report.signatures} signatures" if report.signatures is not None else ""
+    signatures = "" if report.signatures is None else f", {report.signatures} signature{'s' if report.signatures != 1 else ''}"
     click.echo(f"Checked {report.packages} packages{signatures} and {report.tarballs} tarballs at {url}: "
                f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}.")  # fmt: skip
     if report.problems:
