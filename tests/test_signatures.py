@@ -480,3 +480,13 @@ def test_new_upstream_keys_rewrite_the_keys_document(tarballs, make_config, tmp_
     report = build(more, show_progress=False)
     assert "-/npm/v1/keys" in report.changed
     assert [k["keyid"] for k in json.loads((config.output_dir / "-/npm/v1/keys").read_bytes())["keys"]] == [ours.keyid, theirs.keyid]
+
+
+def test_signing_turned_off_removes_the_keys_and_the_signatures(tarballs, make_config, tmp_path):
+    make_set(tarballs)
+    keygen(tmp_path / "k.pem")
+    config = signed_config(make_config, tarballs, tmp_path / "k.pem")
+    build(config, show_progress=False)
+    report = build(make_config(tarballs, jobs=1), show_progress=False)
+    assert "-/npm/v1/keys" in report.removed and not (config.output_dir / "-/npm/v1/keys").exists()
+    assert set(all_signatures(config.output_dir, "a").values()) == {None}
