@@ -49,6 +49,7 @@ class CheckReport:
     noted: dict[str, list[str]] = field(default_factory=dict)  # what -> where
     packages: int = 0
     tarballs: int = 0
+    signatures: int | None = None  # verified; None: the registry lists no keys
 
     def problem(self, where: str, what: str, fix: str) -> None:
         self.found.setdefault((what, fix), []).append(where)
@@ -176,6 +177,7 @@ def _check(registry: str, names: list[str] | None, all_tarballs: bool, sample: i
             raise CheckError(f"{registry} is private (it answers 401): give --token TOKEN or --user NAME:PASSWORD")
         raise CheckError(f"{registry} refuses the credential given (401): check the token, or the user and password")
     check_ping(registry, report)
+    keys = check_keys(registry, report)
     names = names or package_names(registry)
     if not names:
         report.problem(registry, "found no package to check (the site's search index lists none)",
@@ -185,6 +187,7 @@ def _check(registry: str, names: list[str] | None, all_tarballs: bool, sample: i
         report.packages += 1
         if document is None:
             continue
+        check_signatures(registry, name, document, keys, report)
         versions = document.get("versions") or {}
         latest = (document.get("dist-tags") or {}).get("latest")
         if all_tarballs:
@@ -241,10 +244,18 @@ def check_document(registry: str, name: str, report: CheckReport) -> dict | None
             if accept == FULL_ACCEPT:
                 full = full or data
                 check_document_body(url, name, data, report)
-            elif "time" in data and _media_type(response) == layout.ABBREVIATED_MEDIA_TYPE:
+            elif full is not None and _signatures_of(data) != _signatures_of(full):
+                report.problem(url, "the abbreviated document's dist.signatures differ from the full document's: they are not of one build",
+                               "deploy the whole output of one build")  # fmt: skip
+            if accept != FULL_ACCEPT and "time" in data and _media_type(response) == layout.ABBREVIATED_MEDIA_TYPE:
                 report.problem(url, "the abbreviated document carries the full document's time",
                                "serve the index.corgi staticreg writes for the abbreviated Accept header")  # fmt: skip
     return full
+
+
+def _signatures_of(document: dict) -> dict:
+    versions = document.get("versions") if isinstance(document.get("versions"), dict) else {}
+    return {v: (m.get("dist") or {}).get("signatures") for v, m in versions.items() if isinstance(m, dict)}
 
 
 def _parse(response: Response, report: CheckReport) -> dict | None:
@@ -339,3 +350,66 @@ def check_tarball(registry: str, name: str, manifest: dict, report: CheckReport)
         if rebuilt != url and fetch(rebuilt).status != 200:
             report.problem(rebuilt, "not found: yarn 4 asks for scoped tarballs with %2f",
                            f"the host must decode %2f in paths; {HOSTING}")  # fmt: skip
+
+
+# -- registry signatures: what npm's and pnpm's audit signatures verify ---------------------
+SIGNING_FIX = "rebuild with a signing_key (README: Registry signatures) and deploy the whole output"
+
+
+def check_keys(registry: str, report: CheckReport) -> dict | None:
+    """keyid -> signatures.PublicKey from -/npm/v1/keys; None when the registry has none (404)."""
+    from staticreg.signatures import KeyProblem, keys_from_document
+
+    url = registry + layout.KEYS
+    response = fetch(url, FULL_ACCEPT)
+    if response.status in (400, 404):
+        return None
+    if response.status != 200:
+        report.problem(url, f"answers {response.status}: npm and pnpm audit signatures stop at it",
+                       f"serve the -/npm/v1/keys file staticreg writes, readable with the documents' credentials; {HOSTING}")  # fmt: skip
+        return None
+    try:
+        keys = keys_from_document(json.loads(response.body), "the keys document")
+    except (ValueError, KeyProblem) as exc:
+        report.problem(url, f"is not a keys document clients can use ({exc})", "serve the -/npm/v1/keys file staticreg writes")
+        return None
+    report.signatures = 0
+    return {key.keyid: key for key in keys}
+
+
+def check_signatures(registry: str, name: str, document: dict, keys: dict | None, report: CheckReport) -> None:
+    """Every version's dist.signatures against the keys, as npm verifies them: each signature
+    by a listed key, not expired at the version's publish time, valid over NAME@VERSION:INTEGRITY."""
+    from staticreg.signatures import message, verify
+
+    times = document.get("time") if isinstance(document.get("time"), dict) else {}
+    for version, manifest in (document.get("versions") or {}).items():
+        dist = manifest.get("dist") if isinstance(manifest, dict) else None
+        dist = dist if isinstance(dist, dict) else {}
+        signatures, where = dist.get("signatures"), f"{name}@{version}"
+        if keys is None:
+            if signatures:
+                report.problem(where, f"carries dist.signatures, but {registry}{layout.KEYS} answers 404: no client can verify them",
+                               "serve the -/npm/v1/keys file staticreg writes with the documents")  # fmt: skip
+            continue
+        if not signatures:
+            report.problem(where, "has no dist.signatures, though the registry lists signing keys: npm and pnpm audit signatures report it missing", SIGNING_FIX)
+            continue
+        if not isinstance(signatures, list):
+            report.problem(where, "dist.signatures is not a list: audit signatures fails", SIGNING_FIX)
+            continue
+        data = message(name, version, str(dist.get("integrity", "")))
+        for signature in signatures:
+            keyid = signature.get("keyid") if isinstance(signature, dict) else None
+            key = keys.get(keyid) if isinstance(keyid, str) else None
+            if key is None:
+                report.problem(where, f"is signed by the key {keyid}, which -/npm/v1/keys does not list: npm audit signatures fails",
+                               "list it (retired_keys, or the upstream keys file for mirrored versions) and rebuild")  # fmt: skip
+            elif not key.valid_at(str(times.get(version, ""))):
+                report.problem(where, f"is signed by the key {keyid}, which expired ({key.expires}) before the version's publish time: npm audit signatures fails",
+                               "rebuild: staticreg signs a version with the signing key when its retired key had expired")  # fmt: skip
+            elif not verify(key.public_key, data, signature.get("sig")):
+                report.problem(where, f"has a signature by {keyid} that does not verify over its name, version and integrity: the document or the tarball was changed after signing",
+                               "rebuild and deploy the whole output; if nobody here changed it, find out who did")  # fmt: skip
+            else:
+                report.signatures = (report.signatures or 0) + 1

@@ -35,6 +35,7 @@ def cli() -> None:
 @click.option("--index-html/--no-index-html", default=None, help="Also write documents as index.html, for hosts with no configuration (default: on).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), help="Parallel readers (default: one per core).")
 @click.option("--report", "report_file", type=_PATH, help="Where to write the build report (default: OUTPUT.report.json).")
+@click.option("--signing-key", type=_PATH, help="Sign every version with this key (staticreg keygen); also $STATICREG_SIGNING_KEY.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 @click.pass_obj
 def build_command(obj, config_file, quiet, **flags) -> None:
@@ -67,7 +68,8 @@ def build_command(obj, config_file, quiet, **flags) -> None:
 @click.option("--poll", is_flag=True, help="Poll for changes instead of OS events (network and container mounts).")
 @_TOKENS
 @_HTPASSWD
-def serve_command(input_dir, config_file, port, host, base_url, poll, tokens_file, htpasswd_file) -> None:
+@click.option("--signing-key", type=_PATH, help="Sign every version with this key (staticreg keygen); also $STATICREG_SIGNING_KEY.")
+def serve_command(input_dir, config_file, port, host, base_url, poll, tokens_file, htpasswd_file, signing_key) -> None:
     """Build the registry from INPUT_DIR, serve it on 127.0.0.1 and rebuild when it changes."""
     from staticreg import auth
     from staticreg.config import check_base_url
@@ -82,7 +84,22 @@ def serve_command(input_dir, config_file, port, host, base_url, poll, tokens_fil
         base_url = check_base_url(base_url) if base_url else ""
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--base-url") from None
-    serve(input_dir, config_file, host=host, port=port, base_url=base_url, poll=poll, credentials=credentials)
+    serve(input_dir, config_file, host=host, port=port, base_url=base_url, poll=poll, credentials=credentials,
+          signing_key=signing_key)  # fmt: skip
+
+
+@cli.command("keygen")
+@click.argument("key_file", type=_PATH)
+def keygen_command(key_file) -> None:
+    """Write a new signing key (ECDSA P-256) to KEY_FILE, readable only by you; print its public key."""
+    from staticreg.keyfiles import generate
+
+    signer = generate(key_file)
+    click.echo(f"Wrote the private key to {key_file} (mode 0600). Keep it secret: it never goes into the output.")
+    click.echo(f"keyid: {signer.keyid}")
+    click.echo(f"public key: {signer.key}")
+    click.echo(f"Sign with it: signing_key: {key_file} in staticreg.yml, --signing-key {key_file}, "
+               "or the file's text in $STATICREG_SIGNING_KEY.")  # fmt: skip
 
 
 @cli.group("server-config")
@@ -332,7 +349,8 @@ def check_command(url, names, all_tarballs, sample, token, user) -> None:
         click.echo(f"problem: {line}")
     for line in report.notes:
         click.echo(f"note: {line}")
-    click.echo(f"Checked {report.packages} packages and {report.tarballs} tarballs at {url}: "
+    signatures = "" if report.signatures is None else f", {report.signatures} signature{'s' if report.signatures != 1 else ''}"
+    click.echo(f"Checked {report.packages} packages{signatures} and {report.tarballs} tarballs at {url}: "
                f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}.")  # fmt: skip
     if report.problems:
         sys.exit(1)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,8 +21,13 @@ import yaml
 from staticreg import names
 from staticreg.errors import ConfigError
 
+if TYPE_CHECKING:
+    from staticreg.signatures import Keyring
+
 DEFAULT_CONFIG_NAME = "staticreg.yml"
 TIMES_FILE_NAME = "staticreg-times.json"
+UPSTREAM_KEYS_NAME = "staticreg-upstream-keys.json"  # the upstreams' /-/npm/v1/keys; staticreg mirror writes it
+SIGNING_KEY_ENV = "STATICREG_SIGNING_KEY"  # the signing key's PEM text itself, for CI secrets
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Config:
     dist_tags: tuple[Override, ...] = field(default=())
     deprecations: tuple[Override, ...] = field(default=())
     publish_times: tuple[Override, ...] = field(default=())
+    # The keys that sign and are listed at /-/npm/v1/keys (signing_key, retired_keys,
+    # upstream_keys); None: no signatures of our own and no keys document.
+    signing: Keyring | None = None
 
     @property
     def times_path(self) -> Path:
@@ -85,6 +94,9 @@ _KEYS = {
     "dist_tags": "mapping",
     "deprecations": "mapping",
     "publish_times": "mapping",
+    "signing_key": "file (a PEM private key from staticreg keygen)",
+    "retired_keys": "list of {file: or key:, expires:}",
+    "upstream_keys": "file (a /-/npm/v1/keys document)",
 }
 
 
@@ -274,6 +286,7 @@ def load_config(config_file: Path | None = None, require_base_url: bool = True, 
     dist_tags = _read_dist_tags(nodes.get("dist_tags"), problems, label)
     deprecations = _read_deprecations(nodes.get("deprecations"), problems, label)
     publish_times = _read_publish_times(nodes.get("publish_times"), problems, label)
+    signing = _read_signing(overrides.get("signing_key"), path_setting, base, nodes, lines, problems, input_dir)
 
     config = Config(
         input_dir=input_dir or Path("."),
@@ -292,6 +305,7 @@ def load_config(config_file: Path | None = None, require_base_url: bool = True, 
         dist_tags=dist_tags,
         deprecations=deprecations,
         publish_times=publish_times,
+        signing=signing,
     )
     if not problems.items and config.output_dir.resolve() == config.input_dir.resolve():
         problems.add(lines.get("output"), "output", "the output folder must not be the input folder")
@@ -367,6 +381,85 @@ def _read_publish_times(node, problems: _Problems, label: str) -> tuple[Override
             continue
         out.append(Override(name=name, version=version, time=when, where=f"{label}:{line}"))
     return tuple(out)
+
+
+def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Problems, input_dir: Path | None) -> Keyring | None:
+    """The keyring: the signing key from --signing-key, else $STATICREG_SIGNING_KEY (the PEM
+    itself), else signing_key; retired_keys; the upstreams' keys file. None when there is
+    nothing to sign with or list (and `cryptography` is not even loaded)."""
+    env = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    upstream_file = path_setting("upstream_keys")
+    default_upstream = input_dir / UPSTREAM_KEYS_NAME if input_dir is not None else None
+    if flag is not None:
+        signing_file = Path(flag)
+    elif env:
+        signing_file = None
+    else:
+        signing_file = path_setting("signing_key")
+    wanted = signing_file or env or "retired_keys" in nodes or upstream_file
+    if not wanted and not (default_upstream and default_upstream.is_file()):
+        return None
+    from staticreg import keyfiles
+    from staticreg.signatures import KeyProblem, Keyring
+
+    signer = None
+    try:
+        if signing_file is not None:
+            signer = keyfiles.signer_from_file(signing_file)
+        elif env:
+            signer = keyfiles.signer_from_pem(env.encode(), f"${SIGNING_KEY_ENV}")
+    except KeyProblem as exc:
+        if flag is not None:
+            problems.items.append((0, f"--signing-key: {exc}"))
+        elif signing_file is not None:
+            problems.add(lines.get("signing_key"), "signing_key", str(exc))
+        else:
+            problems.items.append((0, str(exc)))  # it names the variable, never its value
+    retired = _read_retired_keys(nodes.get("retired_keys"), problems, base)
+    if signer is not None and any(key.keyid == signer.keyid for key in retired):
+        problems.add(lines.get("retired_keys"), "retired_keys", f"lists the signing key itself ({signer.keyid})")
+    upstream: tuple = ()
+    try:
+        upstream = keyfiles.upstream_keys(upstream_file or default_upstream, required=upstream_file is not None) if (
+            upstream_file or default_upstream) else ()  # fmt: skip
+    except KeyProblem as exc:
+        problems.add(lines.get("upstream_keys"), "upstream_keys", str(exc))
+    return Keyring(signer, retired, upstream, str(upstream_file or default_upstream or ""))
+
+
+def _read_retired_keys(node, problems: _Problems, base: Path) -> tuple:
+    """retired_keys: a list of {file: PEM key file, or key: base64 SPKI as in a keys document;
+    expires: the time from which its signatures no longer count}."""
+    from staticreg import keyfiles, signatures
+
+    if node is None:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        problems.add(node.start_mark.line + 1, "retired_keys", "expected a list of {file: ..., expires: ...}")
+        return ()
+    found = []
+    for index, item in enumerate(node.value):
+        line, key = item.start_mark.line + 1, f"retired_keys[{index}]"
+        value = _scalar(item)
+        if not isinstance(value, dict) or set(value) - {"file", "key", "expires"} or len({"file", "key"} & set(value)) != 1:
+            problems.add(line, key, "expected {file: a PEM key file, expires: time} or {key: base64 public key, expires: time}")
+            continue
+        when = _parse_time(value.get("expires"))
+        if when is None:
+            problems.add(line, key, "expires: expected a time like 2026-06-01T00:00:00Z (a retired key needs one)")
+            continue
+        expires = signatures.iso(when)
+        try:
+            if "file" in value:
+                if not isinstance(value["file"], str) or not value["file"]:
+                    raise signatures.KeyProblem("file: expected a path")
+                found.append(keyfiles.public_key_from_file(Path(os.path.normpath(base / value["file"])), expires))
+            else:
+                public = signatures.public_key_from_base64(value["key"])
+                found.append(signatures.PublicKey(signatures.key_id(public), value["key"], expires))
+        except signatures.KeyProblem as exc:
+            problems.add(line, key, str(exc))
+    return tuple(found)
 
 
 _PACKAGE_DIR = Path(__file__).parent

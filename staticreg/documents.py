@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from staticreg.model import HOISTED_FIELDS, Package
+
+if TYPE_CHECKING:
+    from staticreg.signatures import Keyring
 
 MAX_README_CHARS = 64 * 1024
 
@@ -17,9 +21,21 @@ ABBREVIATED_VERSION_FIELDS = (
 )  # fmt: skip
 
 
-def version_manifests(package: Package) -> dict[str, dict]:
-    """Every version's manifest: made once, for all of a package's documents."""
-    return {v: entry.manifest for v, entry in package.versions.items()}
+def version_manifests(
+    package: Package, signing: Keyring | None = None, previous: dict | None = None, brought: dict | None = None
+) -> dict[str, dict]:
+    """Every version's manifest: made once, for all of a package's documents. With a keyring,
+    each gets its dist.signatures (signatures.Keyring.sign_versions): `previous` holds the
+    signatures of the previous output's document, `brought` a mirrored version's upstream ones."""
+    made = {v: entry.manifest for v, entry in package.versions.items()}
+    if signing is not None:
+        for version, found in (brought or {}).items():
+            made[version]["dist"].setdefault("signatures", found)
+        signing.sign_versions(
+            package.name, made, {v: e.time for v, e in package.versions.items()}, previous or {},
+            {v: e.record.source for v, e in package.versions.items()},
+        )  # fmt: skip
+    return made
 
 
 def packument(package: Package, manifests: dict[str, dict], readme: str | None) -> dict:

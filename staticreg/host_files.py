@@ -37,7 +37,7 @@ def netlify_files(root: Path, document_max_age: int = 0, credentials: auth.Crede
     head = ["# staticreg: response headers for Netlify and Cloudflare Pages", ""]
     if credentials:
         head += ["/*", "  Basic-Auth: " + " ".join(f"{t.name}:{t.token}" for t in credentials.tokens)]
-    for path in (f"/{layout.PING}", "/-/package/*"):
+    for path in (f"/{layout.PING}", f"/{layout.KEYS}", "/-/package/*"):
         head += [path, f"  Content-Type: {headers.JSON}", f"  Cache-Control: {document}"]
     redirects = ["# staticreg: each package's URL serves its document (a rewrite, not a redirect)", ""]
     for name in package_names(root):

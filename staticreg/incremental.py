@@ -347,6 +347,7 @@ def settings_key(config: Config) -> str:
     shape = (
         __version__, config.base_url, config.title, config.site, config.index_html,
         _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),
+        config.signing.settings() if config.signing else None,  # key ids: a new key signs every document again
     )  # fmt: skip
     return hashlib.sha256(repr(shape).encode()).hexdigest()
 

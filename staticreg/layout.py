@@ -12,6 +12,7 @@ folder. Names, versions and tags reaching here have passed `names`, and
     <name>/-/<basename>-<version>.tgz   the tarball             (conventional path)
     -/package/<name>/dist-tags          the dist-tags           GET /-/package/<name>/dist-tags
     -/ping                              {}                      GET /-/ping
+    -/npm/v1/keys                       the signing keys        GET /-/npm/v1/keys (npm and pnpm audit signatures)
     index.html                          the site's home page (the first page of the package list)
     404.html                            the site's page for a missing package
     -/web/packages/<n>/index.html       further pages of the package list
@@ -43,6 +44,7 @@ ABBREVIATED_DOCUMENT = "index.corgi"
 # full document here, after a redirect to the trailing-slash URL.
 ZERO_CONFIG_DOCUMENT = "index.html"
 PING = "-/ping"
+KEYS = "-/npm/v1/keys"  # written when the registry signs, or lists an upstream's keys
 SITE_HOME = "index.html"
 SITE_NOT_FOUND = "404.html"
 SITE_DIR = "-/web"
@@ -211,13 +213,13 @@ TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE = "tarball", "document", "site", 
 def kind_of(path: str) -> str:
     """What a file of a built registry is, by its path relative to the registry's root:
     a TARBALL, a DOCUMENT (package, version and dist-tags documents, full or abbreviated,
-    and the ping), or a SITE_PAGE (anything else in a folder) or ROOT_PAGE."""
+    the ping and the keys), or a SITE_PAGE (anything else in a folder) or ROOT_PAGE."""
     folder, _, filename = path.rpartition("/")
     if filename.endswith(".tgz") and folder.endswith("/-"):
         return TARBALL
     if path in (REGISTRY_STATE, SHARED_PAGES_STATE) or (path.startswith("-/package/") and filename == PACKAGE_STATE):
         return STATE
-    if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path == PING or (
+    if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path in (PING, KEYS) or (
         path.startswith("-/package/") and filename == "dist-tags"
     ):
         return DOCUMENT

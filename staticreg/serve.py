@@ -335,11 +335,12 @@ def bind(host: str, port: int | None) -> ThreadingHTTPServer:
     raise StaticregError(f"ports {DEFAULT_PORT}-{DEFAULT_PORT + PORTS_TO_TRY - 1} on {host} are all taken; give --port")
 
 
-def config_loader(input_dir: Path | None, config_file: Path | None) -> Callable[[], Config]:
+def config_loader(input_dir: Path | None, config_file: Path | None, signing_key: Path | None = None) -> Callable[[], Config]:
     """Reads the configuration again at every rebuild, so edits to it take effect."""
 
     def load() -> Config:
-        return load_config(config_file, require_base_url=False, input_dir=input_dir, output_dir=Path(".staticreg-serve"))
+        return load_config(config_file, require_base_url=False, input_dir=input_dir, output_dir=Path(".staticreg-serve"),
+                           signing_key=signing_key)  # fmt: skip
 
     return load
 
@@ -365,9 +366,10 @@ def _on_sigterm(signum, frame) -> None:
 def serve(
     input_dir: Path | None, config_file: Path | None, host: str = "127.0.0.1", port: int | None = None,
     base_url: str = "", poll: bool = False, credentials: auth.Credentials | None = None,
+    signing_key: Path | None = None,
 ) -> None:  # fmt: skip
     previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)  # `kill` cleans up as Ctrl-C does
-    load = config_loader(input_dir, config_file)
+    load = config_loader(input_dir, config_file, signing_key)
     config = load()  # a broken configuration stops here, before anything listens
     credentials = credentials or auth.Credentials()
     if not _is_loopback(host) and not credentials:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from staticreg import documents, layout, registry_state
 from staticreg.config import Config, template_digest
+from staticreg.errors import BuildError
 from staticreg.model import Package, Registry, identity
 from staticreg.output import Staging
 from staticreg.readmes import ReadmeStore
@@ -11,6 +12,8 @@ from staticreg.readmes import ReadmeStore
 
 def write_documents(registry: Registry, staging: Staging, config: Config, readmes: ReadmeStore) -> None:
     staging.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
+    if config.signing is not None and config.signing.keys:
+        staging.write(layout.KEYS, documents.dumps(config.signing.keys_document()))
     if config.index_html:
         staging.write(layout.NOJEKYLL, b"")  # GitHub Pages: serve folders starting with _ as they are
     for package in registry.packages.values():
@@ -22,7 +25,8 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     full = layout.packument_path(name)
     readme_id = package.latest.record.readme
     readme = readmes.get(readme_id) if readme_id else None
-    made = documents.version_manifests(package)  # each normalised once, for all the documents below
+    # each normalised (and signed) once, for all the documents below
+    made = documents.version_manifests(package) if config.signing is None else _signed_manifests(package, config)
     staging.write(full, documents.dumps(documents.packument(package, made, readme)))
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
@@ -78,3 +82,25 @@ def write_registry_state(
     staging.write(layout.REGISTRY_STATE, data)
     if config.site:
         staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(data)))
+
+
+def _signed_manifests(package: Package, config: Config) -> dict[str, dict]:
+    """The manifests with their dist.signatures. Signing reads two things from files: the
+    previous output's signatures (only with retired keys: those are kept, see signatures),
+    and the upstream signatures in the sidecars of mirrored tarballs (a stopgap reading only
+    that key, until the model applies the mirror's upstream_meta)."""
+    from staticreg import keyfiles
+    from staticreg.signatures import KeyProblem
+
+    keyring = config.signing
+    try:
+        previous = keyfiles.previous_signatures(config.output_dir, package.name) if keyring.retired else {}
+        brought = {}
+        for version, entry in package.versions.items() if keyring.upstream else ():
+            record = entry.record
+            found = keyfiles.sidecar_signatures(config.input_dir, record.source, package.name, version, record.integrity)
+            if found is not None:
+                brought[version] = found
+        return documents.version_manifests(package, keyring, previous, brought)
+    except KeyProblem as exc:
+        raise BuildError(f"{exc}. Nothing was written (the previous output is unchanged)") from None
