@@ -234,7 +234,8 @@ def _hosted(command):
     for option in reversed([
         click.option("--to", "target", required=True, help="The registry: a folder (what the web server serves) or s3://bucket/prefix."),
         click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it)."),
-        click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file, for template_dir (default: ./staticreg.yml if present)."),
+        click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file, for template_dir and signing_key (default: ./staticreg.yml if present)."),
+        click.option("--signing-key", type=_PATH, help="The registry's signing key, when it signs (also $STATICREG_SIGNING_KEY)."),
     ]):  # fmt: skip
         command = option(command)
     return command
@@ -247,10 +248,10 @@ def _hosted_config(config_file, **flags):
     return load_config(config_file, require_base_url=False, input_dir=Path("."), output_dir=Path(".staticreg-hosted"), **flags)
 
 
-def _run_hosted(operation, target, endpoint_url, config_file, **flags):
+def _run_hosted(operation, target, endpoint_url, config_file, signing_key=None, **flags):
     from staticreg.store import open_store
 
-    config = _hosted_config(config_file, **flags)
+    config = _hosted_config(config_file, signing_key=signing_key, **flags)
     report = operation(open_store(target, endpoint_url), config)
     click.echo(report.summary())
 
@@ -263,26 +264,26 @@ def _run_hosted(operation, target, endpoint_url, config_file, **flags):
 @click.option("--site/--no-site", default=None, help="For a new registry: write the browsable site (default: on).")
 @click.option("--index-html/--no-index-html", default=None, help="For a new folder registry: index.html copies of documents (default: on).")
 @click.option("--tag", help="Point this dist-tag at the newest version published (latest follows the highest version anyway).")
-def publish_command(tarballs, target, endpoint_url, config_file, tag, **flags) -> None:
+def publish_command(tarballs, target, endpoint_url, config_file, signing_key, tag, **flags) -> None:
     """Add TARBALLS to the registry at --to, reading and writing only what they change."""
     from staticreg import hosted
 
     _run_hosted(lambda store, config: hosted.publish(store, list(tarballs), config, tag=tag),
-                target, endpoint_url, config_file, **flags)  # fmt: skip
+                target, endpoint_url, config_file, signing_key, **flags)  # fmt: skip
 
 
 @cli.command("unpublish")
 @click.argument("spec")
 @_hosted
 @click.option("--force", is_flag=True, help="With NAME alone: remove the whole package.")
-def unpublish_command(spec, target, endpoint_url, config_file, force) -> None:
+def unpublish_command(spec, target, endpoint_url, config_file, signing_key, force) -> None:
     """Remove NAME@VERSION (or, with --force, every version of NAME) from the registry."""
     from staticreg import hosted
     from staticreg.names import split_spec
 
     name, version = split_spec(spec) if "@" in spec[1:] else (spec, None)
     _run_hosted(lambda store, config: hosted.unpublish(store, name, version, config, force=force),
-                target, endpoint_url, config_file)  # fmt: skip
+                target, endpoint_url, config_file, signing_key)  # fmt: skip
 
 
 @cli.group("dist-tag")
@@ -294,7 +295,7 @@ def dist_tag_group() -> None:
 @click.argument("spec")
 @click.argument("tag")
 @_hosted
-def dist_tag_add_command(spec, tag, target, endpoint_url, config_file) -> None:
+def dist_tag_add_command(spec, tag, target, endpoint_url, config_file, signing_key) -> None:
     """Point TAG at NAME@VERSION."""
     from staticreg import hosted
     from staticreg.errors import ConfigError
@@ -304,32 +305,33 @@ def dist_tag_add_command(spec, tag, target, endpoint_url, config_file) -> None:
     if version == "*":
         raise ConfigError(f"{spec}: give NAME@VERSION, the version the tag points at")
     _run_hosted(lambda store, config: hosted.dist_tag_add(store, name, version, tag, config),
-                target, endpoint_url, config_file)  # fmt: skip
+                target, endpoint_url, config_file, signing_key)  # fmt: skip
 
 
 @dist_tag_group.command("rm")
 @click.argument("name")
 @click.argument("tag")
 @_hosted
-def dist_tag_rm_command(name, tag, target, endpoint_url, config_file) -> None:
+def dist_tag_rm_command(name, tag, target, endpoint_url, config_file, signing_key) -> None:
     """Remove TAG from NAME."""
     from staticreg import hosted
 
-    _run_hosted(lambda store, config: hosted.dist_tag_rm(store, name, tag, config), target, endpoint_url, config_file)
+    _run_hosted(lambda store, config: hosted.dist_tag_rm(store, name, tag, config), target, endpoint_url,
+                config_file, signing_key)  # fmt: skip
 
 
 @cli.command("deprecate")
 @click.argument("spec")
 @click.argument("message")
 @_hosted
-def deprecate_command(spec, message, target, endpoint_url, config_file) -> None:
+def deprecate_command(spec, message, target, endpoint_url, config_file, signing_key) -> None:
     """Deprecate NAME[@RANGE] with MESSAGE; an empty MESSAGE ("") takes it back."""
     from staticreg import hosted
     from staticreg.names import split_spec
 
     name, spec_range = split_spec(spec)
     _run_hosted(lambda store, config: hosted.deprecate(store, name, spec_range, message, config),
-                target, endpoint_url, config_file)  # fmt: skip
+                target, endpoint_url, config_file, signing_key)  # fmt: skip
 
 
 @cli.command("check")

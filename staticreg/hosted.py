@@ -264,6 +264,14 @@ def _settings(store: Store, state: RegistryState | None, config: Config) -> Sett
             f"{store.label} is served at {settings.base_url}, not {config.base_url}: every document names "
             "its tarballs' URLs, so moving a registry means building it again (staticreg build)"
         )
+    if wanted is not None and wanted.signing_key != settings.signing_key:
+        raise UpdateError(
+            f"{store.label} "
+            + (f"signs its versions with the key {settings.signing_key}" if settings.signing_key else "does not sign its versions")
+            + (f", and this one would with {wanted.signing_key}" if wanted.signing_key else ", and no signing key was given")
+            + ": give its key (--signing-key, $STATICREG_SIGNING_KEY or signing_key in staticreg.yml); "
+            "a new key or an end to signing is a build's to make (staticreg build, then deploy)"
+        )
     if template_digest(config) != settings.templates:
         raise UpdateError(
             f"{store.label}'s pages were made with "
@@ -328,7 +336,7 @@ def _update_package(
             _remove_package(store, name, existing, doc_blob, config, report)
             return None
         package = _model(name, keep, added, times, state, config, now)
-        files = _files(package, config, state)
+        files = _files(package, config, state, doc_blob)
         touched = _changed_version_documents(doc_blob, package, files)
         try:
             for incoming in added:
@@ -424,9 +432,10 @@ class _Collect:
         self.links.append((existing, path))
 
 
-def _files(package: Package, config: Config, state: PackageState) -> dict[str, bytes]:
+def _files(package: Package, config: Config, state: PackageState, doc_blob: Blob | None) -> dict[str, bytes]:
     collect = _Collect()
-    write_package(package, collect, config, _TextReadmes(state.readmes))  # type: ignore[arg-type]
+    stored = (json.loads(doc_blob.data).get("versions") or {}) if doc_blob is not None else {}
+    write_package(package, collect, config, _TextReadmes(state.readmes), stored)  # type: ignore[arg-type]
     return collect.files
 
 
@@ -465,7 +474,7 @@ def _refresh_package(
         state_blob = store.read(layout.package_state_path(name))
         existing, times, state = _existing(store, name, doc_blob, state_blob)
         package = _model(name, existing, [], times, state, config, now)
-        files = _files(package, config, state)
+        files = _files(package, config, state, doc_blob)
         collect_links = _links(package, config)
         derived = [layout.abbreviated_path(name), layout.dist_tags_path(name), *touched]
         for path in derived:
@@ -636,6 +645,8 @@ def _update_registry(
                           "run the same command again")  # fmt: skip
     if first:
         store.write(layout.PING, documents.dumps(documents.PING_DOCUMENT))
+        if config.signing is not None and config.signing.keys:
+            store.write(layout.KEYS, documents.dumps(config.signing.keys_document()))
         if config.index_html and store.folder_host:
             store.write(layout.NOJEKYLL, b"")
     if config.site:

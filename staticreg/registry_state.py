@@ -38,6 +38,7 @@ class Settings:
     site: bool = True
     index_html: bool = True
     templates: str = ""  # a digest of the user's template folder; "" for staticreg's own
+    signing_key: str = ""  # the key id versions are signed with; "" when they are not
 
 
 @dataclass
@@ -76,8 +77,8 @@ def registry_state_bytes(state: RegistryState) -> bytes:
     # JSON keeps it); sorting every row's keys took a third of writing the file at 100,000 tarballs.
     return dumps({
         "format": FORMAT,
-        "settings": {"base_url": s.base_url, "index_html": s.index_html, "site": s.site,
-                     "templates": s.templates, "title": s.title},
+        "settings": {"base_url": s.base_url, "index_html": s.index_html, "signing_key": s.signing_key,
+                     "site": s.site, "templates": s.templates, "title": s.title},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
         "depends_on": {name: state.depends_on[name] for name in sorted(state.depends_on)},
         "fingerprints": {name: state.fingerprints[name] for name in sorted(state.fingerprints)},
@@ -126,6 +127,7 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
             site=_flag(settings["site"]),
             index_html=_flag(settings["index_html"]),
             templates=_text(settings["templates"]),
+            signing_key=_text(settings["signing_key"]),
         )
     except (KeyError, TypeError) as exc:
         raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None

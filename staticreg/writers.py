@@ -20,13 +20,17 @@ def write_documents(registry: Registry, staging: Staging, config: Config, readme
         write_package(package, staging, config, readmes)
 
 
-def write_package(package: Package, staging: Staging, config: Config, readmes: ReadmeStore) -> None:
+def write_package(
+    package: Package, staging: Staging, config: Config, readmes: ReadmeStore, stored: dict[str, dict] | None = None
+) -> None:
+    """`stored`: the manifests a hosted registry's document has now (see hosted), whose
+    signatures its versions keep as a previous output's would be kept."""
     name = package.name
     full = layout.packument_path(name)
     readme_id = package.latest.record.readme
     readme = readmes.get(readme_id) if readme_id else None
     # each normalised (and signed) once, for all the documents below
-    made = documents.version_manifests(package) if config.signing is None else _signed_manifests(package, config)
+    made = documents.version_manifests(package) if config.signing is None else _signed_manifests(package, config, stored)
     staging.write(full, documents.dumps(documents.packument(package, made, readme)))
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
@@ -61,7 +65,9 @@ def package_state(package: Package, config: Config, readmes) -> registry_state.P
 
 
 def registry_settings(config: Config) -> registry_state.Settings:
-    return registry_state.Settings(config.base_url, config.title, config.site, config.index_html, template_digest(config))
+    signer = config.signing.signer if config.signing is not None else None
+    return registry_state.Settings(config.base_url, config.title, config.site, config.index_html,
+                                   template_digest(config), signer.keyid if signer else "")  # fmt: skip
 
 
 def depends_on(package: Package) -> list[str]:
@@ -84,15 +90,18 @@ def write_registry_state(
         staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(data)))
 
 
-def _signed_manifests(package: Package, config: Config) -> dict[str, dict]:
+def _signed_manifests(package: Package, config: Config, stored: dict[str, dict] | None = None) -> dict[str, dict]:
     """The manifests with their dist.signatures. Signing reads two things from files: the
     previous output's signatures (only with retired keys: those are kept, see signatures),
     and the upstream signatures in the sidecars of mirrored tarballs (a stopgap reading only
-    that key, until the model applies the mirror's upstream_meta)."""
+    that key, until the model applies the mirror's upstream_meta). For a hosted registry
+    both come from its documents as they are (`stored`)."""
     from staticreg import keyfiles
     from staticreg.signatures import KeyProblem
 
     keyring = config.signing
+    if stored is not None:
+        return _signed_from_stored(package, keyring, stored)
     try:
         previous = keyfiles.previous_signatures(config.output_dir, package.name) if keyring.retired else {}
         brought = {}
@@ -104,3 +113,21 @@ def _signed_manifests(package: Package, config: Config) -> dict[str, dict]:
         return documents.version_manifests(package, keyring, previous, brought)
     except KeyProblem as exc:
         raise BuildError(f"{exc}. Nothing was written (the previous output is unchanged)") from None
+
+
+def _signed_from_stored(package: Package, keyring, stored: dict[str, dict]) -> dict[str, dict]:
+    from staticreg.signatures import KeyProblem
+
+    signatures = {
+        v: m["dist"]["signatures"] for v, m in stored.items()
+        if isinstance(m, dict) and isinstance(m.get("dist"), dict) and isinstance(m["dist"].get("signatures"), list)
+    }  # fmt: skip
+    upstream = {key.keyid for key in keyring.upstream}
+    brought = {
+        v: sigs for v, sigs in signatures.items()
+        if sigs and all(isinstance(s, dict) and s.get("keyid") in upstream for s in sigs)
+    }  # fmt: skip
+    try:
+        return documents.version_manifests(package, keyring, signatures, brought)
+    except KeyProblem as exc:
+        raise BuildError(f"{exc}. Nothing was written") from None

@@ -243,3 +243,25 @@ def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(tmp_pat
     # A killed writer may leave a hidden temporary (".index.json.XXXX.tmp") that no URL names; nothing else.
     got = {k: v for k, v in contents(tmp_path / "reg").items() if not k.rpartition("/")[2].startswith(".") or not k.endswith(".tmp")}
     assert got == cold(tmp_path, make_config, [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")])
+
+
+def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(tmp_path, make_config, made):
+    from staticreg import keyfiles
+    from staticreg.signatures import Keyring
+
+    keyfiles.generate(tmp_path / "key.pem")
+    keyring = Keyring(keyfiles.signer_from_file(tmp_path / "key.pem"))
+    first = tmp_path / "first"
+    first.mkdir()
+    shutil.copy2(made["a@1.0.0"], first)
+    config = make_config(first, output_dir=tmp_path / "reg", jobs=1, signing=keyring)
+    build(config, show_progress=False)
+    store = FolderStore(config.output_dir)
+    with pytest.raises(hosted.UpdateError, match="signs its versions with the key SHA256:"):
+        hosted.publish(store, [made["a@1.1.0"]], make_config(first, output_dir=tmp_path / "reg"))
+    hosted.publish(store, [made["a@1.1.0"], made["c@0.1.0"]], config)
+    doc = json.loads((config.output_dir / "a/index.json").read_bytes())
+    assert all(m["dist"]["signatures"][0]["keyid"] == keyring.signer.keyid for m in doc["versions"].values())
+    assert (config.output_dir / layout.KEYS).is_file()
+    assert contents(config.output_dir) == cold(tmp_path, make_config, [made["a@1.0.0"], made["a@1.1.0"], made["c@0.1.0"]],
+                                               signing=keyring)  # fmt: skip
