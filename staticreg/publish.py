@@ -1,11 +1,15 @@
-"""What the dev server does with npm's write requests: publish, dist-tag add/rm, deprecate.
+"""What the dev server does with npm's write requests: publish, dist-tag add/rm, deprecate, unpublish.
 
-Requests as npm 11 sends them (libnpmpublish, lib/commands/dist-tag.js and deprecate.js):
+Requests as npm 11 sends them (libnpmpublish's publish.js and unpublish.js,
+lib/commands/dist-tag.js and deprecate.js):
 
     PUT    /<name>                          packument + base64 `_attachments`   npm publish
     PUT    /<name>                          the packument with `deprecated` set  npm deprecate
     PUT    /-/package/<name>/dist-tags/<t>  a JSON string: the version          npm dist-tag add
     DELETE /-/package/<name>/dist-tags/<t>                                      npm dist-tag rm
+    PUT    /<name>/-rev/<rev>               the packument without the version    npm unpublish NAME@VERSION
+    DELETE /<name>/-/<tarball>/-rev/<rev>   then its tarball (gone already)
+    DELETE /<name>/-rev/<rev>                                                    npm unpublish NAME --force
 
 A published tarball is checked like any input tarball, then written into the input
 folder under a file name made from its checked name and version; tags and
@@ -214,3 +218,50 @@ def _set_tag(target: Target, name: str, tag: str, version: str | None) -> None:
         config_edit.set_dist_tag(target.config_file, name, tag, version, target.new_file_input())
     except StaticregError as exc:
         raise Refused(500, exc.format_message()) from None
+
+
+def unpublish(target: Target, name: str, body: bytes | None) -> str:
+    """PUT /<name>/-rev/<rev> with the document less the versions to remove, or DELETE
+    /<name>/-rev/<rev> (body None) for the whole package: their tarballs leave the input
+    folder, and the dist-tags naming them the configuration. The watcher then rebuilds."""
+    _checked_name(name)
+    served = target.served(name)
+    if served is None:
+        raise Refused(404, f"{name} is not in this registry")
+    versions = set(served.get("versions") or {})
+    if body is None:
+        gone = versions
+    else:
+        doc = _json(body)
+        if not isinstance(doc, dict) or not isinstance(doc.get("versions"), dict):
+            raise Refused(400, "expected the package document without the versions to unpublish")
+        gone = versions - set(doc["versions"])
+    if not gone:
+        return f"{name}: nothing to unpublish"
+    files = _input_files(target, name)
+    missing = sorted(v for v in gone if v not in files)
+    if missing:
+        raise Refused(409, f"{name}@{', '.join(missing)}: no tarball in the input folder holds it; build again")
+    for version in sorted(gone):
+        for path in files[version]:
+            path.unlink(missing_ok=True)
+    for tag, version in (served.get("dist-tags") or {}).items():
+        if tag != "latest" and version in gone:
+            _set_tag(target, name, tag, None)
+    return f"unpublished {', '.join(f'{name}@{v}' for v in sorted(gone))}"
+
+
+def _input_files(target: Target, name: str) -> dict[str, list[Path]]:
+    """version -> the input folder's tarballs of `name` (each read: the dev server's input is small)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(target.input_dir.rglob("*")):
+        if not path.name.endswith((".tgz", ".tar.gz")) or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            record = read_tarball(path, path.name)
+            got_name, version, _, _ = normalize_manifest(record, "http://x/")
+        except (TarballError, OSError, names.NameProblem, layout.UnsafePath):
+            continue
+        if got_name == name:
+            found.setdefault(version, []).append(path)
+    return found

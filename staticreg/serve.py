@@ -206,11 +206,18 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         body = self.rfile.read(length)
         path = unquote(urlsplit(self.path).path).strip("/")
         tag_route = re.fullmatch(r"-/package/(.+)/dist-tags/([^/]+)", path)
+        rev_route = re.fullmatch(r"((?:@[^/]+/)?[^/@][^/]*)(/-/[^/]+\.tgz)?/-rev/[^/]+", path)
         try:
             with self.dev.write_lock:
                 target = self.dev.target()
                 if tag_route:
                     done = publish.dist_tag(target, tag_route[1], tag_route[2], body if method == "PUT" else None)
+                elif rev_route and rev_route[2]:  # npm unpublish's last request: the PUT before removed it
+                    if method != "DELETE":
+                        raise publish.Refused(405, f"{method} {path} is not something this registry does")
+                    return self._reply(200, {"ok": True})
+                elif rev_route:
+                    done = publish.unpublish(target, rev_route[1], body if method == "PUT" else None)
                 elif method == "PUT":
                     done = publish.put_package(target, path, body)
                 else:

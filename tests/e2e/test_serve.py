@@ -150,3 +150,17 @@ def test_dist_tag_add_and_deprecate_write_the_config(serve, tmp_path):
         assert json.loads(fetch(again.url + "demo-utils")[2])["dist-tags"]["beta"] == "1.1.0"
     finally:
         again.stop()
+
+
+def test_npm_unpublish_a_version_then_the_package(serve, input_dir, tmp_path):
+    npm = npm_for(serve, tmp_path / "npm", publish=True)
+    source = tmp_path / "gone"
+    for version in ("1.0.0", "1.1.0"):
+        pack(source, tmp_path / "ignored", {"name": "fixture-gone", "version": version}, {"index.js": "1\n"})
+        npm.run("publish", cwd=source)
+    npm.run("unpublish", "fixture-gone@1.1.0", cwd=tmp_path)
+    doc = json.loads(fetch(serve.url + "fixture-gone")[2])
+    assert list(doc["versions"]) == ["1.0.0"] and doc["dist-tags"]["latest"] == "1.0.0"
+    assert not (input_dir / "fixture-gone-1.1.0.tgz").exists() and (input_dir / "fixture-gone-1.0.0.tgz").exists()
+    npm.run("unpublish", "fixture-gone", "--force", cwd=tmp_path)
+    assert fetch(serve.url + "fixture-gone")[0] == 404 and not list(input_dir.glob("fixture-gone-*"))
