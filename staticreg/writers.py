@@ -39,3 +39,12 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
     if config.index_html:
         for path in paths:
             staging.link(path, layout.zero_config_copy(path))
+
+
+def write_attestations(registry: Registry, staging: Staging) -> None:
+    """Each mirrored version's attestation bundle, as the upstream served it (see upstream_meta)."""
+    for package in registry.packages.values():
+        for version, entry in package.versions.items():
+            bundle = entry.upstream.attestation_bundle if entry.upstream is not None else None
+            if bundle is not None:
+                staging.write(layout.attestation_path(package.name, version), documents.dumps(bundle))
