@@ -27,7 +27,7 @@ from staticreg.errors import StaticregError
 REGISTRY, SKIPPED = "registry", "skipped"
 MAX_LOCKFILE_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 500_000
-INTEGRITY = re.compile(r"^(sha1|sha256|sha384|sha512)-[A-Za-z0-9+/]+={0,2}$")
+INTEGRITY = re.compile(r"^(sha1-[A-Za-z0-9+/]{27}=|sha256-[A-Za-z0-9+/]{43}=|sha384-[A-Za-z0-9+/]{64}|sha512-[A-Za-z0-9+/]{86}==)$")
 BUN_BINARY_HINT = (
     "bun.lockb is bun's binary lockfile, which staticreg does not read; convert it to the text bun.lock with "
     "`bun install --save-text-lockfile --frozen-lockfile --lockfile-only` (bun 1.1.39 or later) and mirror bun.lock"
@@ -84,10 +84,10 @@ def parse(filename: str, text: str) -> list[Entry]:
         entries = parse_npm(filename, text)
     elif base.endswith((".yaml", ".yml")):
         entries = parse_pnpm(filename, text)
-    elif base.endswith(".lock") and "__metadata:" in text[:4096] and not text.lstrip().startswith("# yarn lockfile v1"):
-        entries = parse_berry(filename, text)
-    elif base.endswith(".lock"):
+    elif base.endswith(".lock") and "# yarn lockfile v1" in text[:4096]:
         entries = parse_yarn1(filename, text)
+    elif base.endswith(".lock") and "__metadata:" in text[:4096]:
+        entries = parse_berry(filename, text)
     else:
         raise LockfileError(
             f"{filename}:1",
@@ -398,6 +398,8 @@ def parse_berry(filename: str, text: str) -> list[Entry]:
         if at <= 0:
             raise LockfileError(where, f"the resolution {resolution[:200]!r} is not name@reference")
         name, reference = resolution[:at], resolution[at + 1:]
+        if reference == "workspace:.":
+            continue  # the project itself
         alias = key.split(",")[0].strip()
         alias = alias[: alias.find("@", 1)] if alias.find("@", 1) > 0 else None
         if reference.startswith("npm:"):
@@ -506,10 +508,25 @@ def parse_yarn1(filename: str, text: str) -> list[Entry]:
     return entries
 
 
+def mirror_url(url: str, registry_url: str) -> str | None:
+    """A conventional registry tarball URL (<any prefix>/<name>/-/<file>.tgz) moved under
+    `registry_url` (ending with '/'), keeping its fragment; None for any other URL."""
+    base, hash_, fragment = url.partition("#")
+    if not base.lower().startswith(("http://", "https://")):
+        return None
+    path = urlsplit(base).path
+    cut = path.find("/-/")
+    if cut == -1 or not path.endswith(".tgz"):
+        return None
+    parts = path[:cut].split("/")
+    scoped = len(parts) >= 2 and unquote(parts[-2]).startswith("@")
+    package = unquote("/".join(parts[-2:]) if scoped else parts[-1])
+    return registry_url + package + path[cut:] + hash_ + fragment
+
+
 def yarn1_rewrite(text: str, registry_url: str) -> str:
-    """yarn 1's lockfile with every registry `resolved` URL pointing at `registry_url`
-    (which ends with '/'): yarn 1 fetches the lockfile's URLs as they are written.
-    Only conventional tarball paths (<name>/-/<file>.tgz, under any prefix) change."""
+    """yarn 1's lockfile with every registry `resolved` URL pointing at `registry_url`:
+    yarn 1 fetches the lockfile's URLs as they are written. Other URLs stay."""
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if not line.startswith("  resolved "):
@@ -519,17 +536,22 @@ def yarn1_rewrite(text: str, registry_url: str) -> str:
             url = json.loads(token) if token.startswith('"') else token
         except json.JSONDecodeError:
             continue
-        base, _, fragment = url.partition("#")
-        path = urlsplit(base).path
-        cut = path.find("/-/")
-        if cut == -1 or not base.lower().startswith(("http://", "https://")):
-            continue
-        parts = path[:cut].split("/")
-        scoped = len(parts) >= 2 and unquote(parts[-2]).startswith("@")
-        package = unquote("/".join(parts[-2:]) if scoped else parts[-1])
-        new = registry_url + package + path[cut:] + (f"#{fragment}" if fragment else "")
-        lines[i] = f"  resolved {json.dumps(new)}"
+        new = mirror_url(url, registry_url) if isinstance(url, str) else None
+        if new is not None:
+            lines[i] = f"  resolved {json.dumps(new)}"
     return "\n".join(lines)
+
+
+def bun_rewrite(text: str, registry_url: str) -> str:
+    """bun.lock with the tarball URLs bun wrote for a registry other than its default
+    pointing at `registry_url`: bun fetches those as written (for its default registry it
+    writes "" and asks the configured one)."""
+
+    def swap(match: re.Match) -> str:
+        new = mirror_url(json.loads(match.group(0)), registry_url)
+        return json.dumps(new) if new is not None else match.group(0)
+
+    return re.sub(r'"https?://[^"\\\s]+\.tgz"', swap, text)
 
 
 # --- bun.lock (text, JSON with trailing commas) -----------------------------------
@@ -576,8 +598,8 @@ def parse_bun(filename: str, text: str) -> list[Entry]:
     data = _json(filename, _jsonc_to_json(text))
     if not isinstance(data, dict) or not isinstance(data.get("packages", {}), dict):
         raise LockfileError(f"{filename}:1", "is not a bun.lock (a JSON object with \"packages\")")
-    if data.get("lockfileVersion") not in (0, 1):
-        raise LockfileError(f"{filename}:1", f"bun lockfileVersion {str(data.get('lockfileVersion'))[:20]!r} is not 0 or 1")
+    if data.get("lockfileVersion") not in (0, 1, 2):
+        raise LockfileError(f"{filename}:1", f"bun lockfileVersion {str(data.get('lockfileVersion'))[:20]!r} is not 0, 1 or 2")
     find = _line_finder(text)
     entries = []
     for key, value in data.get("packages", {}).items():

@@ -59,7 +59,8 @@ class MirrorOptions:
     backoff: float = 0.5  # seconds, doubled at each retry
     timeout: float = 60.0
     yarn_lock_out: Path | None = None
-    registry_url: str | None = None  # where the mirror is served, for yarn 1's rewritten lockfile
+    bun_lock_out: Path | None = None
+    registry_url: str | None = None  # where the mirror is served, for the rewritten lockfiles
     show_progress: bool = True
 
 
@@ -487,7 +488,7 @@ def mirror(options: MirrorOptions) -> MirrorReport:
     wanted, report.skipped, problems = plan(entries)
     if problems:
         raise MirrorError("the lockfiles disagree; nothing was fetched:\n" + "\n".join(f"  {p}" for p in problems))
-    _yarn_lock_out(options, entries)
+    _lockfile_copies(options)
     options.into.mkdir(parents=True, exist_ok=True)
     temp = options.into / TEMP_DIR
     shutil.rmtree(temp, ignore_errors=True)  # what a killed run left
@@ -635,24 +636,29 @@ def _keep_keys(options: MirrorOptions, fetcher: Fetcher, report: MirrorReport) -
     report.keys_written = True
 
 
-def _yarn_lock_out(options: MirrorOptions, entries) -> None:
-    if options.yarn_lock_out is None:
-        return
-    yarn1 = [p for p in options.lockfiles if p.name.endswith(".lock") and p.name != "bun.lock" and _is_yarn1(p)]
-    if len(yarn1) != 1:
-        raise MirrorError("--yarn-lock-out needs exactly one yarn 1 yarn.lock among the lockfiles")
-    if not options.registry_url:
-        raise MirrorError("--yarn-lock-out needs --registry-url, the URL the mirror will be served at")
-    text = yarn1[0].read_text(encoding="utf-8")
-    write_file_atomic(options.yarn_lock_out, lockfiles.yarn1_rewrite(text, options.registry_url).encode())
+def _lockfile_copies(options: MirrorOptions) -> None:
+    """--yarn-lock-out and --bun-lock-out: the lockfile with its registry URLs at --registry-url."""
+    for out, kind, rewrite in ((options.yarn_lock_out, "yarn 1 yarn.lock", lockfiles.yarn1_rewrite),
+                               (options.bun_lock_out, "bun.lock", lockfiles.bun_rewrite)):  # fmt: skip
+        if out is None:
+            continue
+        sources = [p for p in options.lockfiles if (p.name == "bun.lock") == (kind == "bun.lock") and _is_kind(p, kind)]
+        if len(sources) != 1:
+            raise MirrorError(f"--{'yarn' if kind != 'bun.lock' else 'bun'}-lock-out needs exactly one {kind} among the lockfiles")
+        if not options.registry_url:
+            raise MirrorError("--yarn-lock-out and --bun-lock-out need --registry-url, the URL the mirror will be served at")
+        text = sources[0].read_text(encoding="utf-8")
+        write_file_atomic(out, rewrite(text, options.registry_url).encode())
 
 
-def _is_yarn1(path: Path) -> bool:
+def _is_kind(path: Path, kind: str) -> bool:
+    if kind == "bun.lock":
+        return True
     try:
         head = path.read_text(encoding="utf-8", errors="replace")[:4096]
     except OSError:
         return False
-    return "__metadata:" not in head
+    return "# yarn lockfile v1" in head
 
 
 def summary_lines(report: MirrorReport) -> list[str]:
