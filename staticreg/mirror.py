@@ -6,7 +6,8 @@ lockfile's integrity (yarn berry's lockfile has none: against the upstream's
 with what the upstream said about it in a sidecar (see upstream_meta). The folder
 stays the one input of `staticreg build`. A re-run fetches only what is missing;
 a kill leaves no partial tarball (temporary files live in a dot folder, which the
-build never reads, and are removed by the next run).
+build never reads, and are removed by the next run; files are renamed into place
+complete, and synced to disk once, at the end of the run).
 
 Upstream responses are untrusted: sizes are capped, JSON shapes checked, names and
 versions validated before they name a file, and the token goes to the upstream's
@@ -306,10 +307,9 @@ def tarball_target(into: Path, name: str, version: str) -> Path:
 
 
 def is_present(into: Path, item: Wanted) -> bool:
-    """Mirrored by an earlier run: the tarball and a valid sidecar for it, with the lockfile's sha512."""
+    """Mirrored by an earlier run: the tarball, whose sha512 is its valid sidecar's, which is the
+    lockfile's when it has one (hashing is cheap next to fetching: a torn file is fetched again)."""
     target = tarball_target(into, item.name, item.version)
-    if not target.is_file():
-        return False
     try:
         meta = upstream_meta.load(upstream_meta.sidecar_path(target))
     except upstream_meta.SidecarProblem:
@@ -317,7 +317,16 @@ def is_present(into: Path, item: Wanted) -> bool:
     if meta is None or (meta.name, meta.version) != (item.name, item.version):
         return False
     best = lockfiles.strongest(item.integrity)
-    return best is None or best[0] != "sha512" or meta.integrity == f"sha512-{best[1]}"
+    if best is not None and best[0] == "sha512" and meta.integrity != f"sha512-{best[1]}":
+        return False
+    digest = hashlib.sha512()
+    try:
+        with open(target, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return meta.integrity == "sha512-" + base64.b64encode(digest.digest()).decode()
 
 
 # --- the upstream's documents ------------------------------------------------------
@@ -375,13 +384,14 @@ def version_document(doc: dict, name: str, version: str, url_hint: str) -> dict:
 class _Hashing:
     """A temporary file being written, hashed as it goes; `None` starts it again."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, algorithms: set[str]):
         self.path = path
+        self.algorithms = algorithms | {"sha512"}  # sha512 for the sidecar, and what is checked
         self.file = open(path, "wb")
         self._reset()
 
     def _reset(self):
-        self.hashes = {"sha512": hashlib.sha512(), "sha1": hashlib.sha1(), "sha256": hashlib.sha256(), "sha384": hashlib.sha384()}
+        self.hashes = {algo: hashlib.new(algo) for algo in self.algorithms}
         self.size = 0
 
     def __call__(self, chunk: bytes | None) -> None:
@@ -396,9 +406,7 @@ class _Hashing:
         self.size += len(chunk)
 
     def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        self.file.close()  # no fsync per file: one sync at the end of the run (see mirror)
 
     def sri(self, algo: str) -> str:
         return f"{algo}-{base64.b64encode(self.hashes[algo].digest()).decode()}"
@@ -439,7 +447,7 @@ def mirror_one(item: Wanted, options: MirrorOptions, fetcher: Fetcher, packument
     url = tarball_url(options.upstream, item.name, item.version, dist)
     target = tarball_target(options.into, item.name, item.version)
     partial = temp / f"{os.getpid()}-{threading.get_ident()}-{random.getrandbits(32):08x}.tgz"
-    sink = _Hashing(partial)
+    sink = _Hashing(partial, {expected.partition("-")[0]})
     try:
         try:
             fetcher.get(url, MAX_TARBALL_BYTES, sink=sink)
@@ -472,7 +480,8 @@ def mirror_one(item: Wanted, options: MirrorOptions, fetcher: Fetcher, packument
         sidecar = upstream_meta.sidecar_path(target)
         sidecar.unlink(missing_ok=True)  # an old sidecar never stands beside new bytes
         os.replace(partial, target)
-        write_file_atomic(sidecar, upstream_meta.dumps(meta))
+        partial.write_bytes(upstream_meta.dumps(meta))
+        os.replace(partial, sidecar)
         return sink.size, basis, version_doc
     finally:
         partial.unlink(missing_ok=True)
@@ -511,6 +520,8 @@ def mirror(options: MirrorOptions) -> MirrorReport:
             _keep_keys(options, fetcher, report)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+        if report.fetched:
+            os.sync()  # what was written is on disk when the run ends; a kill never leaves a partial file anyway
     for item in wanted.values():
         for note in sorted(item.notes):
             if note.startswith("yarn berry") and item.key not in report.verified_upstream and item.key in report.fetched:
