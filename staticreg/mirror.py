@@ -546,8 +546,11 @@ def _fetch_all(todo: list[Wanted], options, fetcher, packuments, temp, report) -
         try:
             size, basis, version_doc = mirror_one(item, options, fetcher, packuments, temp)
         except MirrorError as exc:
+            message = str(exc).split("\n")[0]
+            if not message.startswith(item.wheres[0]):
+                message = f"{item.wheres[0]}: {item.key}: {message}"  # each failure names its lockfile line
             with lock:
-                report.failures.append(str(exc).split("\n")[0] if not isinstance(exc, NotFound) else f"{item.wheres[0]}: {exc}")
+                report.failures.append(message)
         else:
             with lock:
                 report.fetched.append(item.key)
