@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_mirror.py [--tarballs 300] [--runs 3] [--jobs 16]
 
-Makes a deterministic corpus (bench/corpus.py, with no big binaries), builds it into a
+Makes a deterministic corpus (bench/corpus.py; `--big N` puts a 5-20 MB binary in N
+of the tarballs, none by default), builds it into a
 registry served by nginx on 127.0.0.1 (the upstream), writes a package-lock.json v3
 pinning every version with its integrity, then, alternating, in this process:
 - bare: GET every tarball URL with 16 threads, bytes thrown away; and again, each
@@ -80,10 +81,12 @@ def main() -> None:
     parser.add_argument("--tarballs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument("--limit-rate", default="", help="nginx limit_rate per connection (e.g. 2m), for a network slower than loopback")
+    parser.add_argument("--big", type=int, default=0, help="tarballs with a 5-20 MB binary in them (default: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="staticreg-bench-mirror-") as scratch_name:
         scratch = Path(scratch_name)
-        source = corpus.generate(args.tarballs, scratch / "corpus", big=0)
+        source = corpus.generate(args.tarballs, scratch / "corpus", big=args.big)
         port = free_port()
         upstream = f"http://127.0.0.1:{port}/"
         registry = scratch / "upstream"
@@ -93,7 +96,8 @@ def main() -> None:
         lock_path.write_text(json.dumps(lock, indent=2))
         size = sum((registry / layout.tarball_path(*key)).stat().st_size for key in
                    ((p.get("name") or k.split("node_modules/")[1], p["version"]) for k, p in lock["packages"].items() if k))  # fmt: skip
-        server = start_nginx(registry, scratch / "nginx", port)
+        edit = (lambda text: text.replace("autoindex off;", f"autoindex off;\n    limit_rate {args.limit_rate};")) if args.limit_rate else None
+        server = start_nginx(registry, scratch / "nginx", port, edit=edit)
         try:
             bare_times, saved_times, mirror_times = [], [], []
             bare(urls[:10], args.jobs)  # warm nginx and the page cache alike for both
@@ -117,7 +121,8 @@ def main() -> None:
         finally:
             server.stop()
     b, f, m = statistics.median(bare_times), statistics.median(saved_times), statistics.median(mirror_times)
-    print(f"{len(urls)} tarballs ({size / 1e6:.1f} MB), {args.jobs} threads, median of {args.runs}, upstream on nginx at 127.0.0.1")
+    rate = f", limit_rate {args.limit_rate}" if args.limit_rate else ""
+    print(f"{len(urls)} tarballs ({size / 1e6:.1f} MB), {args.jobs} threads, median of {args.runs}, upstream on nginx at 127.0.0.1{rate}")
     print(f"  bare downloads:   {b:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in bare_times)})")
     print(f"  staticreg mirror: {m:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in mirror_times)})")
     print(f"  bare downloads, each saved to a file: {f:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in saved_times)})")

@@ -7,7 +7,9 @@ with what the upstream said about it in a sidecar (see upstream_meta). The folde
 stays the one input of `staticreg build`. A re-run fetches only what is missing;
 a kill leaves no partial tarball (temporary files live in a dot folder, which the
 build never reads, and are removed by the next run; files are renamed into place
-complete, and synced to disk once, at the end of the run).
+complete). Nothing is fsynced: should the machine crash, the next run hashes every
+kept tarball against its sidecar again and fetches what does not match, and the
+build refuses a tarball whose sidecar is not its own.
 
 Upstream responses are untrusted: sizes are capped, JSON shapes checked, names and
 versions validated before they name a file, and the token goes to the upstream's
@@ -406,7 +408,7 @@ class _Hashing:
         self.size += len(chunk)
 
     def close(self) -> None:
-        self.file.close()  # no fsync per file: one sync at the end of the run (see mirror)
+        self.file.close()  # no fsync: see the module's docstring
 
     def sri(self, algo: str) -> str:
         return f"{algo}-{base64.b64encode(self.hashes[algo].digest()).decode()}"
@@ -520,8 +522,6 @@ def mirror(options: MirrorOptions) -> MirrorReport:
             _keep_keys(options, fetcher, report)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-        if report.fetched:
-            os.sync()  # what was written is on disk when the run ends; a kill never leaves a partial file anyway
     for item in wanted.values():
         for note in sorted(item.notes):
             if note.startswith("yarn berry") and item.key not in report.verified_upstream and item.key in report.fetched:
