@@ -12,6 +12,8 @@ npm 6 is not here, so the v1 package-lock is made from npm's v3 one by `v1_from_
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.e2e import hosts
 from tests.e2e.clients import NAMES, client
@@ -39,8 +43,13 @@ DEPENDENCIES = {
     "local-dep": "file:./local-dep",
 }
 NATIVE = ("@fx/native-linux", "@fx/native-darwin")
-UPSTREAM_KEYS = {"keys": [{"keyid": "SHA256:fixture", "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256",
-                           "key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfixture", "expires": None}]}  # fmt: skip
+# The upstream's signing key, made for this test: npm checks dist.signatures against it.
+KEY = ec.generate_private_key(ec.SECP256R1())
+KEYID = "SHA256:" + base64.b64encode(hashlib.sha256(KEY.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()).decode()  # fmt: skip
+UPSTREAM_KEYS = {"keys": [{"expires": None, "keyid": KEYID, "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256",
+                           "key": base64.b64encode(KEY.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)).decode()}]}  # fmt: skip
 BUNDLE = {"attestations": [{"predicateType": "https://slsa.dev/provenance/v1", "bundle": {"fixture": True}}]}
 
 
@@ -76,16 +85,21 @@ def make_upstream_input(folder: Path, scratch: Path) -> None:
     # upstream build serves it from a sidecar of its own, as a mirror's build would.
     from staticreg.reader import read_tarball
 
-    dep = folder / "fx-dep-1.0.0.tgz"
-    record = read_tarball(dep, dep.name)
-    (folder / "fx-dep-1.0.0.tgz.upstream.json").write_text(json.dumps({
-        "name": "fx-dep", "version": "1.0.0", "integrity": record.integrity, "time": "2021-03-04T05:06:07.000Z",
-        "_npmUser": {"name": "fixture-publisher", "email": "publisher@example.test"},
-        "signatures": [{"keyid": "SHA256:fixture", "sig": "MEUCIQDfixture"}],
-        "attestations": {"url": "https://upstream.example.test/-/npm/v1/attestations/fx-dep@1.0.0",
-                         "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}},
-        "attestation_bundle": BUNDLE,
-    }))  # fmt: skip
+    def sidecar(filename, name, version, **extra):
+        record = read_tarball(folder / filename, filename)
+        (folder / f"{filename}.upstream.json").write_text(json.dumps({
+            "name": name, "version": version, "integrity": record.integrity, **extra}))  # fmt: skip
+        return record.integrity
+
+    integrity = read_tarball(folder / "fx-dep-1.0.0.tgz", "fx-dep-1.0.0.tgz").integrity
+    signature = KEY.sign(f"fx-dep@1.0.0:{integrity}".encode(), ec.ECDSA(hashes.SHA256()))
+    sidecar("fx-dep-1.0.0.tgz", "fx-dep", "1.0.0", time="2021-03-04T05:06:07.000Z",
+            _npmUser={"name": "fixture-publisher", "email": "publisher@example.test"},
+            signatures=[{"keyid": KEYID, "sig": base64.b64encode(signature).decode()}])  # fmt: skip
+    sidecar("fx-scoped-1.0.0.tgz", "@fx/scoped", "1.0.0", time="2021-03-04T05:06:08.000Z",
+            attestations={"url": "https://upstream.example.test/-/npm/v1/attestations/@fx/scoped@1.0.0",
+                          "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}},
+            attestation_bundle=BUNDLE)  # fmt: skip
 
 
 def build(input_dir: Path, output: Path, base_url: str, scratch: Path, deprecate: bool) -> None:
@@ -200,6 +214,7 @@ def mirrored(world):
         variants[bool(flag)] = (run.stdout, json.loads((scratch / "variants.json").read_text()))
     output = scratch / "mirror"
     build(into, output, mirror_url, scratch, deprecate=False)
+    (output / "-/npm/v1/keys").write_text((into / "staticreg-upstream-keys.json").read_text())
     world["upstream"].stop()  # from here on only the mirror answers
     server = hosts.nginx(output, scratch / "state-mirror", mirror_port)
     try:
@@ -274,12 +289,30 @@ def test_mirror_serves_what_upstream_said(mirrored):
     version = dep["versions"]["1.0.0"]
     assert dep["time"]["1.0.0"] == "2021-03-04T05:06:07.000Z"
     assert version["_npmUser"] == {"name": "fixture-publisher", "email": "publisher@example.test"}
-    assert version["dist"]["signatures"] == [{"keyid": "SHA256:fixture", "sig": "MEUCIQDfixture"}]
-    assert version["dist"]["attestations"]["provenance"] == {"predicateType": "https://slsa.dev/provenance/v1"}
-    status, headers, body = fetch(url + "-/npm/v1/attestations/fx-dep@1.0.0")
+    assert [s["keyid"] for s in version["dist"]["signatures"]] == [KEYID]
+    scoped = json.loads(fetch(url + "@fx%2fscoped")[2])["versions"]["1.0.0"]
+    assert scoped["dist"]["attestations"]["provenance"] == {"predicateType": "https://slsa.dev/provenance/v1"}
+    status, headers, body = fetch(url + "-/npm/v1/attestations/@fx/scoped@1.0.0")
     assert (status, headers["content-type"], json.loads(body)) == (200, "application/json", BUNDLE)
     native = json.loads(fetch(url + "@fx%2fnative-darwin")[2])
     assert native["versions"]["1.0.0"]["os"] == ["darwin"]
+
+
+def test_upstream_signatures_verify_on_the_mirror(mirrored):
+    """The upstream's signature of fx-dep's integrity still holds on the mirror, checked as
+    pacote's verifySignatures does (the message `name@version:integrity`, ECDSA P-256 over
+    SHA-256, the key found by keyid in the registry's /-/npm/v1/keys, which the mirror serves
+    from the kept keys: written here as the signing work of issue 18 serves them). Not
+    `npm audit signatures` itself: it first fetches sigstore's TUF root from the internet."""
+    url = mirrored["mirror_url"]
+    version = json.loads(fetch(url + "fx-dep")[2])["versions"]["1.0.0"]
+    keys = {k["keyid"]: k for k in json.loads(fetch(url + "-/npm/v1/keys")[2])["keys"]}
+    (signature,) = version["dist"]["signatures"]
+    key = serialization.load_der_public_key(base64.b64decode(keys[signature["keyid"]]["key"]))
+    message = f"fx-dep@1.0.0:{version['dist']['integrity']}".encode()
+    key.verify(base64.b64decode(signature["sig"]), message, ec.ECDSA(hashes.SHA256()))  # raises if it does not hold
+    tarball = fetch(version["dist"]["tarball"])[2]
+    assert version["dist"]["integrity"] == "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
 
 
 @pytest.mark.parametrize("name", [*NAMES, "npm-v1"])
