@@ -130,3 +130,24 @@ def test_a_changed_sidecar_rebuilds_its_package(tarballs, make_config):
     build(config, show_progress=False)
     doc = json.loads((config.output_dir / "a/index.json").read_text())
     assert "deprecated" not in doc["versions"]["1.0.0"]
+
+
+def test_attestation_bundles_are_json_documents_for_every_host():
+    from staticreg import headers, layout
+    from staticreg.host_files import netlify_files
+
+    path = layout.attestation_path("@s/a", "1.0.0-rc.html")
+    assert path == "-/npm/v1/attestations/@s/a@1.0.0-rc.html"
+    assert headers.content_type(path) == headers.JSON == headers.content_type("/" + path)
+    assert layout.kind_of(path) == layout.DOCUMENT
+    assert headers.for_object(path, layout.kind_of(path))[0] == headers.JSON
+
+
+def test_netlify_headers_type_attestation_bundles(tarballs, make_config):
+    from staticreg.host_files import netlify_files
+
+    _mirrored(tarballs, attestations={"url": "https://u/x", "provenance": {}}, attestation_bundle={"a": 1})
+    config = make_config(tarballs)
+    build(config, show_progress=False)
+    text = netlify_files(config.output_dir)["_headers"]
+    assert "/-/npm/v1/attestations/*\n  Content-Type: application/json\n" in text
