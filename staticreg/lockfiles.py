@@ -34,6 +34,9 @@ BUN_BINARY_HINT = (
 )
 
 
+BERRY_CHECKSUM = "yarn berry's checksum hashes yarn's own zip of the package, not the tarball: verified against the upstream's dist.integrity"
+
+
 class LockfileError(StaticregError):
     """A lockfile that cannot be read: `where` is "file:line"."""
 
@@ -385,7 +388,6 @@ def parse_pnpm(filename: str, text: str) -> list[Entry]:
 def parse_berry(filename: str, text: str) -> list[Entry]:
     root = _map(_yaml_tree(filename, text), filename, "the lockfile")
     entries = []
-    checksum_note = "yarn berry's checksum hashes yarn's own zip, not the tarball: verified against the upstream's dist.integrity"
     for key, node, line in root:
         if key == "__metadata":
             continue
@@ -410,7 +412,7 @@ def parse_berry(filename: str, text: str) -> list[Entry]:
                     entries.append(_skipped(name, url, where, f"pinned to the archive {_short(url)}, not a registry path"))
                     continue
             entries.append(_registry_entry(name, version, None, where, alias=alias if alias != name else None,
-                                           note=checksum_note))  # fmt: skip
+                                           note=BERRY_CHECKSUM))  # fmt: skip
             continue
         reason = _non_registry_reason(reference)
         if reason is None:

@@ -19,10 +19,13 @@ own host only, never through a redirect.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
+import http.client
 import json
 import os
 import random
+import re
 import shutil
 import threading
 import time
@@ -42,6 +45,7 @@ MAX_DOCUMENT_BYTES = 256 * 1024 * 1024  # the largest packuments of the public n
 MAX_TARBALL_BYTES = 1024 * 1024 * 1024
 MAX_BUNDLE_BYTES = upstream_meta.MAX_BUNDLE_BYTES
 TEMP_DIR = ".staticreg-mirror-partial"
+LOCK_FILE = ".staticreg-mirror.lock"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CHUNK = 256 * 1024
 
@@ -73,8 +77,6 @@ class Wanted:
     version: str
     integrity: str | None  # the lockfile's SRI, when it has one
     wheres: list[str]  # lockfile:line of each entry pinning it
-    notes: set[str] = field(default_factory=set)
-    from_variants: bool = False  # added by --all-platforms
 
     @property
     def key(self) -> str:
@@ -121,21 +123,9 @@ def npmrc_token(upstream: str, npmrc_text: str, env: dict[str, str]) -> str | No
         prefix = prefix if prefix.endswith("/") else prefix + "/"
         if target.startswith(prefix) and len(prefix) > best:
             value = value.strip().strip('"').strip("'")
-            for var in set(_env_refs(value)):
-                value = value.replace("${" + var + "}", env.get(var, ""))
+            value = re.sub(r"\$\{([^}]*)\}", lambda m: env.get(m.group(1), ""), value)  # as npm expands them
             best, token = len(prefix), value or None
     return token
-
-
-def _env_refs(value: str) -> list[str]:
-    out, i = [], value.find("${")
-    while i != -1:
-        j = value.find("}", i)
-        if j == -1:
-            break
-        out.append(value[i + 2 : j])
-        i = value.find("${", j)
-    return out
 
 
 def user_npmrc(env: dict[str, str]) -> Path:
@@ -186,7 +176,7 @@ class Fetcher:
                 if status not in RETRY_STATUSES or attempt > self.options.retries:
                     raise MirrorError(f"{_show(url)}: HTTP {status} from the upstream") from None
                 delay = _retry_delay(retry_after, self.options.backoff * 2 ** (attempt - 1))
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
                 if attempt > self.options.retries:
                     reason = getattr(exc, "reason", exc)
                     raise MirrorError(f"{_show(url)}: cannot be fetched ({reason})") from None
@@ -287,8 +277,6 @@ def plan(entries: list[lockfiles.Entry]) -> tuple[dict[str, Wanted], list[lockfi
         if item is None:
             item = wanted[entry.key] = Wanted(entry.name, entry.version, entry.integrity, [])
         item.wheres.append(entry.where)
-        if entry.reason:
-            item.notes.add(entry.reason)
         if entry.integrity:
             if item.integrity is None:
                 item.integrity = entry.integrity
@@ -449,10 +437,15 @@ def mirror_one(item: Wanted, options: MirrorOptions, fetcher: Fetcher, packument
     url = tarball_url(options.upstream, item.name, item.version, dist)
     target = tarball_target(options.into, item.name, item.version)
     partial = temp / f"{os.getpid()}-{threading.get_ident()}-{random.getrandbits(32):08x}.tgz"
-    sink = _Hashing(partial, {expected.partition("-")[0]})
+    try:
+        sink = _Hashing(partial, {expected.partition("-")[0]})
+    except OSError as exc:
+        raise MirrorError(f"{partial}: cannot be written ({exc.strerror or exc})") from None
     try:
         try:
             fetcher.get(url, MAX_TARBALL_BYTES, sink=sink)
+        except OSError as exc:  # the temporary file (the network's errors are MirrorErrors by now)
+            raise MirrorError(f"{partial}: cannot be written ({exc.strerror or exc})") from None
         finally:
             sink.close()
         got = sink.sri(expected.partition("-")[0])
@@ -478,12 +471,15 @@ def mirror_one(item: Wanted, options: MirrorOptions, fetcher: Fetcher, packument
                                                doc["time"].get(item.version), bundle)  # fmt: skip
         except upstream_meta.SidecarProblem as exc:
             raise MirrorError(f"{hint}: the upstream's metadata for {item.key} {exc}") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        sidecar = upstream_meta.sidecar_path(target)
-        sidecar.unlink(missing_ok=True)  # an old sidecar never stands beside new bytes
-        os.replace(partial, target)
-        partial.write_bytes(upstream_meta.dumps(meta))
-        os.replace(partial, sidecar)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sidecar = upstream_meta.sidecar_path(target)
+            sidecar.unlink(missing_ok=True)  # an old sidecar never stands beside new bytes
+            os.replace(partial, target)
+            partial.write_bytes(upstream_meta.dumps(meta))
+            os.replace(partial, sidecar)
+        except OSError as exc:
+            raise MirrorError(f"{target}: cannot be written ({exc.strerror or exc})") from None
         return sink.size, basis, version_doc
     finally:
         partial.unlink(missing_ok=True)
@@ -500,7 +496,30 @@ def mirror(options: MirrorOptions) -> MirrorReport:
     if problems:
         raise MirrorError("the lockfiles disagree; nothing was fetched:\n" + "\n".join(f"  {p}" for p in problems))
     _lockfile_copies(options)
-    options.into.mkdir(parents=True, exist_ok=True)
+    try:
+        options.into.mkdir(parents=True, exist_ok=True)
+        lock = open(options.into / LOCK_FILE, "a")
+    except OSError as exc:
+        raise MirrorError(f"{options.into}: cannot be written ({exc.strerror or exc})") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise MirrorError(f"{options.into}: another staticreg mirror is writing into it; wait for it to end") from None
+        _run(options, wanted, report)
+    berry = {e.key for e in entries if e.kind == lockfiles.REGISTRY and e.reason == lockfiles.BERRY_CHECKSUM}
+    checked = set(report.verified_upstream)
+    if checked & berry:
+        report.notes.append(f"{len(checked & berry)} tarball(s) verified against the upstream's dist.integrity, not the "
+                            f"lockfile: {lockfiles.BERRY_CHECKSUM.split(':')[0]}")  # fmt: skip
+    if checked - berry:
+        report.notes.append(f"{len(checked - berry)} tarball(s) with no integrity in the lockfiles verified against "
+                            "the upstream's dist.integrity")  # fmt: skip
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run(options: MirrorOptions, wanted: dict[str, Wanted], report: MirrorReport) -> None:
     temp = options.into / TEMP_DIR
     shutil.rmtree(temp, ignore_errors=True)  # what a killed run left
     temp.mkdir()
@@ -522,17 +541,7 @@ def mirror(options: MirrorOptions) -> MirrorReport:
             _keep_keys(options, fetcher, report)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    for item in wanted.values():
-        for note in sorted(item.notes):
-            if note.startswith("yarn berry") and item.key not in report.verified_upstream and item.key in report.fetched:
-                report.verified_upstream.append(item.key)
-    if report.verified_upstream:
-        report.notes.append(
-            f"{len(report.verified_upstream)} tarball(s) verified against the upstream's dist.integrity, not the "
-            "lockfile: yarn berry's checksum hashes yarn's own zip of the package, and some entries have no integrity"
-        )
-    report.seconds = time.monotonic() - started
-    return report
+
 
 
 def _fetch_all(todo: list[Wanted], options, fetcher, packuments, temp, report) -> dict[str, dict]:
@@ -622,7 +631,7 @@ def _missing_variants(wanted, docs, packuments, report, fetch: bool) -> list[Wan
                 continue
             version = max(candidates, key=names.version_key)
             report.missing_variants.append(f"{dep}@{spec} (optional dependency of {key}): mirrored {dep}@{version}")
-            extra.setdefault(f"{dep}@{version}", Wanted(dep, version, None, [f"optionalDependencies of {key}"], from_variants=True))
+            extra.setdefault(f"{dep}@{version}", Wanted(dep, version, None, [f"optionalDependencies of {key}"]))
     return list(extra.values())
 
 

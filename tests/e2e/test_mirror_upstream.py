@@ -239,3 +239,35 @@ def test_a_killed_run_leaves_no_partial_tarball_and_a_rerun_completes(upstream, 
         name = key.split("@")[0]
         assert (into / name / f"{name}-1.0.0.tgz").read_bytes() == data
         assert upstream_meta.load(into / name / f"{name}-1.0.0.tgz.upstream.json").integrity == sri(data)
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(upstream, tmp_path):
+    import fcntl
+
+    data = package(upstream, tmp_path / "src", "once")
+    into = tmp_path / "into"
+    into.mkdir()
+    with open(into / ".staticreg-mirror.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = mirror(lockfile(tmp_path, {"once@1.0.0": data}), upstream.url, into)
+    assert result.returncode == 1
+    assert f"Error: {into}: another staticreg mirror is writing into it; wait for it to end" in result.stderr
+    assert upstream.seen == []
+
+
+def test_settings_mistakes_are_one_line_before_any_request(upstream, tmp_path):
+    data = package(upstream, tmp_path / "src", "x")
+    lock = lockfile(tmp_path, {"x@1.0.0": data})
+    (tmp_path / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00\x01")
+    cases = [
+        ([str(tmp_path / "bun.lockb")], "bun install --save-text-lockfile --frozen-lockfile --lockfile-only"),
+        ([str(lock), "--yarn-lock-out", str(tmp_path / "y.lock")], "--yarn-lock-out needs exactly one yarn 1 yarn.lock"),
+    ]
+    for args, says in cases:
+        result = subprocess.run([sys.executable, "-m", "staticreg", "mirror", *args, "--upstream", upstream.url, "--into", str(tmp_path / "into")],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 1 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = subprocess.run([sys.executable, "-m", "staticreg", "mirror", str(lock), "--upstream", "ftp://x/", "--into", str(tmp_path / "into")],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "--upstream" in result.stderr
+    assert upstream.seen == []
