@@ -5,8 +5,10 @@ host and the dev server, whatever the version's last part looks like ("1.0.0-rc.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -78,12 +80,26 @@ def test_the_dev_server_serves_the_bundle_as_json(scratch, input_dir):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         hosts.wait_for(port, process, timeout=30)
-        import time
-
         deadline = time.monotonic() + 30
         while fetch(f"http://127.0.0.1:{port}/plain")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
         check(f"http://127.0.0.1:{port}/")
+        # a sidecar the mirror rewrites is followed like a tarball
+        sidecar = upstream_meta.sidecar_path(input_dir / "plain-2.0.0.tgz")
+        data = json.loads(sidecar.read_text())
+        tmp = sidecar.with_name(".new")
+        tmp.write_text(json.dumps({**data, "deprecated": "said upstream"}))
+        os.replace(tmp, sidecar)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            doc = json.loads(fetch(f"http://127.0.0.1:{port}/plain")[2])
+            if doc["versions"]["2.0.0"].get("deprecated") == "said upstream":
+                break
+            time.sleep(0.2)
+        assert doc["versions"]["2.0.0"].get("deprecated") == "said upstream"
+        os.replace(sidecar, tmp)  # as it was, for the other tests
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, sidecar)
     finally:
         process.terminate()
         process.wait(10)
