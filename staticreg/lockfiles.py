@@ -54,7 +54,6 @@ class Entry:
     kind: str = REGISTRY  # REGISTRY or SKIPPED
     reason: str = ""  # why it is skipped, or a note (an alias, a berry checksum)
     alias: str | None = None  # the name the project uses, for an npm alias
-    optional_names: tuple[str, ...] = ()  # the optionalDependencies the lockfile lists for it, when it says
 
     @property
     def key(self) -> str:
@@ -104,7 +103,7 @@ def parse(filename: str, text: str) -> list[Entry]:
 # --- shared checks ------------------------------------------------------------
 
 
-def _registry_entry(name, version, integrity, where, *, alias=None, optional=(), note="") -> Entry:
+def _registry_entry(name, version, integrity, where, *, alias=None, note="") -> Entry:
     """A registry entry, with its name, version and integrity checked: text from a stranger."""
     if not isinstance(name, str) or not isinstance(version, str):
         raise LockfileError(where, "a package entry has no name or version text")
@@ -112,17 +111,17 @@ def _registry_entry(name, version, integrity, where, *, alias=None, optional=(),
         names.check_name(name)
         clean = names.clean_version(version)
     except names.NameProblem as exc:
-        raise LockfileError(where, f"{name}@{version}: {exc}") from None
+        raise LockfileError(where, f"{_shown(name)}@{_shown(version, 80)}: {_shown(exc, 300)}") from None
     if clean != version.strip():
-        raise LockfileError(where, f"{name}@{version}: the version is not strict semver as lockfiles write it")
+        raise LockfileError(where, f"{name}@{_shown(version, 80)}: the version is not strict semver as lockfiles write it")
     if integrity is not None:
         if not isinstance(integrity, str) or strongest(integrity) is None:
-            raise LockfileError(where, f"{name}@{version}: {str(integrity)[:80]!r} is not an integrity (sha512-... or sha1-...)")
-    return Entry(name, clean, integrity, where, REGISTRY, note, alias, tuple(sorted(optional)))
+            raise LockfileError(where, f"{name}@{version}: {_shown(integrity, 80)!r} is not an integrity (sha512-... or sha1-...)")
+    return Entry(name, clean, integrity, where, REGISTRY, note, alias)
 
 
 def _skipped(name, spec, where, reason) -> Entry:
-    return Entry(str(name)[:214], str(spec)[:300], None, where, SKIPPED, reason)
+    return Entry(_shown(name, 214), _shown(spec, 300), None, where, SKIPPED, reason)
 
 
 def _non_registry_reason(spec: str) -> str | None:
@@ -163,19 +162,25 @@ def _short(url: str) -> str:
 
 
 def _line_finder(text: str):
-    """A function: needle -> line number of its next occurrence (forward from the last found)."""
-    state = {"pos": 0}
+    """A function: needle -> line number of its next occurrence after the last one found
+    (entries are looked up in the order they are written; lines counted once, as it goes)."""
+    state = {"pos": 0, "line": 1}
 
     def find(needle: str) -> int:
         pos = text.find(needle, state["pos"])
         if pos == -1:
-            pos = text.find(needle)
-            if pos == -1:
-                return 1
-        state["pos"] = pos + 1
-        return text.count("\n", 0, pos) + 1
+            return state["line"]
+        state["line"] += text.count("\n", state["pos"], pos)
+        state["pos"] = pos
+        return state["line"]
 
     return find
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """Lockfile text for a message or report line: printable, one line, bounded."""
+    text = value if isinstance(value, str) else repr(value)
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 # --- package-lock.json, npm-shrinkwrap.json -----------------------------------
@@ -237,10 +242,8 @@ def _npm_packages(filename: str, packages: dict, find) -> list[Entry]:
         if reason:
             entries.append(_skipped(name, resolved or version, where, reason))
             continue
-        optional = entry.get("optionalDependencies")
         entries.append(_registry_entry(name, version, entry.get("integrity"), where,
-                                       alias=alias if alias != name else None,
-                                       optional=optional if isinstance(optional, dict) else ()))  # fmt: skip
+                                       alias=alias if alias != name else None))  # fmt: skip
     return entries
 
 
@@ -355,7 +358,7 @@ def parse_pnpm(filename: str, text: str) -> list[Entry]:
     entries = []
     for key, node, line in _map(root.get("packages"), filename, "packages"):
         where = f"{filename}:{line}"
-        fields = _fields(node, filename, f"packages.{key[:100]}")
+        fields = _fields(node, filename, f"packages.{_shown(key, 100)}")
         if major < 9:
             key = key[1:] if key.startswith("/") else key
         key = re.sub(r"\(.*\)$", "", key)  # a peer suffix: (react@18.2.0)
@@ -392,7 +395,7 @@ def parse_berry(filename: str, text: str) -> list[Entry]:
         if key == "__metadata":
             continue
         where = f"{filename}:{line}"
-        fields = _fields(node, filename, key[:100])
+        fields = _fields(node, filename, _shown(key, 100))
         resolution = _scalar(fields.get("resolution"), filename, "resolution")
         if not resolution:
             raise LockfileError(where, f"the entry {key[:200]!r} has no resolution")
@@ -435,7 +438,7 @@ def _y1_text(token: str, where: str) -> str:
         try:
             value = json.loads(token)
         except json.JSONDecodeError:
-            raise LockfileError(where, f"{token[:80]} is not a quoted string") from None
+            raise LockfileError(where, f"{_shown(token, 80)} is not a quoted string") from None
         return value
     return token
 
@@ -464,7 +467,7 @@ def parse_yarn1(filename: str, text: str) -> list[Entry]:
             if line.endswith(":"):
                 section = current.setdefault(_y1_text(line[:-1], where), {})
                 if not isinstance(section, dict):
-                    raise LockfileError(where, f"{line[:80]} is given twice")
+                    raise LockfileError(where, f"{_shown(line, 80)} is given twice")
                 continue
             section = None
             match = _Y1_PAIR.match(line)
@@ -504,9 +507,7 @@ def parse_yarn1(filename: str, text: str) -> list[Entry]:
         integrity = fields.get("integrity")
         if integrity is None and re.fullmatch(r"[0-9a-f]{40}", fragment):
             integrity = "sha1-" + base64.b64encode(bytes.fromhex(fragment)).decode()
-        optional = fields.get("optionalDependencies")
-        entries.append(_registry_entry(name, version, integrity, where, alias=alias if alias != name else None,
-                                       optional=optional if isinstance(optional, dict) else ()))  # fmt: skip
+        entries.append(_registry_entry(name, version, integrity, where, alias=alias if alias != name else None))  # fmt: skip
     return entries
 
 
@@ -631,7 +632,5 @@ def parse_bun(filename: str, text: str) -> list[Entry]:
         if registry and (url_reason := _url_reason(registry, name, spec)):
             entries.append(_skipped(name, registry, where, url_reason))
             continue
-        optional = info.get("optionalDependencies")
-        entries.append(_registry_entry(name, spec, integrity, where, alias=alias if alias != name else None,
-                                       optional=optional if isinstance(optional, dict) else ()))  # fmt: skip
+        entries.append(_registry_entry(name, spec, integrity, where, alias=alias if alias != name else None))  # fmt: skip
     return entries

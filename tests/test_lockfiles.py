@@ -363,3 +363,13 @@ def test_hostile_lockfiles_get_one_line_naming_file_and_line(filename, text, whe
 def test_strongest_hash_of_an_sri_string():
     assert lockfiles.strongest(f"{SHA1} {SHA512}") == ("sha512", SHA512[7:])
     assert lockfiles.strongest("md5-abc") is None
+
+
+def test_lockfile_text_in_reports_and_errors_is_printable():
+    lock = {"lockfileVersion": 3, "packages": {"node_modules/\x1b[31mred": {"version": "file:\x1b]0;title\x07", "resolved": "file:x"}}}
+    (entry,) = parse("package-lock.json", json.dumps(lock))
+    assert entry.kind == SKIPPED and entry.name.isprintable() and entry.version.isprintable()
+    lock["packages"] = {"node_modules/a": {"version": "1.0.0\x1b[2J", "integrity": SHA512}}
+    with pytest.raises(LockfileError) as caught:
+        parse("package-lock.json", json.dumps(lock))
+    assert str(caught.value).isprintable()
