@@ -362,7 +362,7 @@ def version_document(doc: dict, name: str, version: str, url_hint: str) -> dict:
     if not isinstance(found, dict):
         raise NotFound(f"{url_hint}: the upstream has no version {version} of {name}")
     if found.get("name", name) != name or found.get("version", version) != version:
-        raise MirrorError(f"{url_hint}: the upstream's {name}@{version} calls itself {found.get('name')}@{found.get('version')}")
+        raise MirrorError(f"{url_hint}: the upstream's {name}@{version} calls itself {found.get('name')!r}@{found.get('version')!r}")
     if not isinstance(found.get("dist"), dict):
         raise MirrorError(f"{url_hint}: the upstream's {name}@{version} has no \"dist\"")
     return found

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -315,19 +316,23 @@ def test_upstream_signatures_verify_on_the_mirror(mirrored):
     assert version["dist"]["integrity"] == "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
 
 
-@pytest.mark.parametrize("name", [*NAMES, "npm-v1"])
+@pytest.mark.parametrize("name", [*NAMES, "npm-v1", "bun-default"])
 def test_frozen_install_from_the_mirror(mirrored, name):
     scratch = mirrored["scratch"]
     project = scratch / f"install-{name}"
-    shutil.copytree(mirrored["projects"][name], project)
+    shutil.copytree(mirrored["projects"][name.replace("-default", "")], project)
     # yarn 1 fetches its lockfile's URLs as written, and so does bun for a registry other than its
     # default: the copies `mirror` wrote. npm replaces only the public registry's host unless told.
     if name == "yarn1":
         shutil.copy(scratch / "yarn1-mirror.lock", project / "yarn.lock")
     if name == "bun":
         shutil.copy(scratch / "bun-mirror.lock", project / "bun.lock")
+    if name == "bun-default":  # as bun writes it for its default registry: "" for the registry, no URL
+        text = re.sub(r'"http://127\.0\.0\.1:\d+/[^"]*\.tgz"', '""', (project / "bun.lock").read_text())
+        assert text != (project / "bun.lock").read_text()
+        (project / "bun.lock").write_text(text)
     before = lockfile_of(project).read_bytes()
-    user = client("npm" if name == "npm-v1" else name, scratch / f"client-mirror-{name}", mirrored["mirror_url"])
+    user = client({"npm-v1": "npm", "bun-default": "bun"}.get(name, name), scratch / f"client-mirror-{name}", mirrored["mirror_url"])
     if user.name == "npm":
         with (user.home / ".npmrc").open("a") as f:
             f.write("replace-registry-host=always\n")
