@@ -280,7 +280,7 @@ def _build(
         shutil.rmtree(incoming)
         del copies  # a path for each tarball read: 10 MB at 100,000
         write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
-        write_attestations(registry, staging)  # files of no package's folders: written for every package
+        write_attestations(registry, staging, config.input_dir)  # in no package's folders: written for every package
         report.timings["write"] = time.monotonic() - mark
         rows: dict[str, dict] = {}
         pages: dict[str, str] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,8 +46,9 @@ class UpstreamMeta:
     integrity: str
     time: str | None  # ISO 8601, milliseconds, Z
     fields: dict  # the optional keys, validated: deprecated, _npmUser, os, cpu, libc, signatures, attestations
-    attestation_bundle: dict | None
+    attestation_bundle: dict | None  # None also when let go to save memory (see load_beside)
     digest: str  # sha256 of the sidecar's validated content: what the build cache compares
+    has_bundle: bool = False
 
     def to_json(self) -> dict:
         data = {"name": self.name, "version": self.version, "integrity": self.integrity}
@@ -134,7 +135,7 @@ def validate(data: object) -> UpstreamMeta:
         raise SidecarProblem('"attestation_bundle" is not a JSON object (or is larger than 8 MiB)')
     meta = UpstreamMeta(name, version, integrity, time, fields, bundle, "")
     digest = hashlib.sha256(json.dumps(meta.to_json(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return UpstreamMeta(name, version, integrity, time, fields, bundle, digest)
+    return UpstreamMeta(name, version, integrity, time, fields, bundle, digest, bundle is not None)
 
 
 def load(path: Path) -> UpstreamMeta | None:
@@ -245,7 +246,8 @@ def keys_digest(keys: dict[str, object]) -> str:
 
 
 def load_beside(input_dir: Path, tarballs) -> tuple[dict[str, UpstreamMeta], list[tuple[str, str]]]:
-    """The sidecars of these tarballs (paths relative to input_dir): ({tarball: meta}, [(sidecar, problem)])."""
+    """The sidecars of these tarballs (paths relative to input_dir): ({tarball: meta}, [(sidecar, problem)]).
+    Attestation bundles (kilobytes each) are not kept: `bundle_of` reads one again when it is written."""
     from staticreg.layout import safe_join
 
     found, problems = {}, []
@@ -256,5 +258,15 @@ def load_beside(input_dir: Path, tarballs) -> tuple[dict[str, UpstreamMeta], lis
             problems.append((rel + SUFFIX, f"{exc}; run staticreg mirror again, or delete the file"))
             continue
         if meta is not None:
-            found[rel] = meta
+            found[rel] = replace(meta, attestation_bundle=None)
     return found, problems
+
+
+def bundle_of(input_dir: Path, tarball: str, meta: UpstreamMeta) -> dict:
+    """The attestation bundle of a sidecar load_beside read; raises SidecarProblem if it changed since."""
+    from staticreg.layout import safe_join
+
+    again = load(safe_join(input_dir, tarball + SUFFIX))
+    if again is None or again.digest != meta.digest or again.attestation_bundle is None:
+        raise SidecarProblem("changed while the build ran; build again")
+    return again.attestation_bundle

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from staticreg import documents, layout
+from pathlib import Path
+
+from staticreg import documents, layout, upstream_meta
 from staticreg.config import Config
+from staticreg.errors import BuildError
 from staticreg.model import Package, Registry
 from staticreg.output import Staging
 from staticreg.readmes import ReadmeStore
@@ -41,10 +44,14 @@ def write_package(package: Package, staging: Staging, config: Config, readmes: R
             staging.link(path, layout.zero_config_copy(path))
 
 
-def write_attestations(registry: Registry, staging: Staging) -> None:
+def write_attestations(registry: Registry, staging: Staging, input_dir: Path) -> None:
     """Each mirrored version's attestation bundle, as the upstream served it (see upstream_meta)."""
     for package in registry.packages.values():
         for version, entry in package.versions.items():
-            bundle = entry.upstream.attestation_bundle if entry.upstream is not None else None
-            if bundle is not None:
-                staging.write(layout.attestation_path(package.name, version), documents.dumps(bundle))
+            if entry.upstream is None or not entry.upstream.has_bundle:
+                continue
+            try:
+                bundle = upstream_meta.bundle_of(input_dir, entry.record.source, entry.upstream)
+            except upstream_meta.SidecarProblem as exc:
+                raise BuildError(f"{entry.record.source}{upstream_meta.SUFFIX}: {exc}") from None
+            staging.write(layout.attestation_path(package.name, version), documents.dumps(bundle))

@@ -151,3 +151,20 @@ def test_netlify_headers_type_attestation_bundles(tarballs, make_config):
     build(config, show_progress=False)
     text = netlify_files(config.output_dir)["_headers"]
     assert "/-/npm/v1/attestations/*\n  Content-Type: application/json\n" in text
+
+
+def test_attestation_bundles_are_not_held_in_memory_and_a_changed_sidecar_stops_the_build(tarballs, make_config, monkeypatch):
+    from staticreg import writers
+
+    path, sidecar, data = _mirrored(tarballs, attestations={"url": "https://u/x", "provenance": {}}, attestation_bundle={"a": 1})
+    metas, _ = upstream_meta.load_beside(tarballs, [path.name])
+    assert metas[path.name].attestation_bundle is None and metas[path.name].has_bundle
+    real = upstream_meta.bundle_of
+
+    def changed_meanwhile(input_dir, tarball, meta):
+        sidecar.write_text(json.dumps({**data, "attestation_bundle": {"a": 2}}))
+        return real(input_dir, tarball, meta)
+
+    monkeypatch.setattr(writers.upstream_meta, "bundle_of", changed_meanwhile)
+    with pytest.raises(BuildError, match=r"a-1.0.0.tgz.upstream.json: changed while the build ran; build again"):
+        build(make_config(tarballs), show_progress=False)
