@@ -619,7 +619,8 @@ def _missing_variants(wanted, docs, packuments, report, fetch: bool) -> list[Wan
                 candidates = []
                 for v in versions:
                     try:
-                        if isinstance(v, str) and names.clean_version(v) == v and satisfies(v, range_):
+                        if (isinstance(v, str) and names.clean_version(v) == v and satisfies(v, range_)
+                                and (not names.is_prerelease(v) or "-" in spec)):  # as npm picks: no prerelease unless asked
                             candidates.append(v)
                     except (names.NameProblem, ValueError):
                         continue
