@@ -56,14 +56,18 @@ class Upstream:
             def log_message(self, *args):
                 pass
 
+        self.stopping = threading.Event()  # ends the answers that hang on purpose
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server.daemon_threads = False  # server_close waits for every answer: no thread outlives the test
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.server.serve_forever)
+        self.thread.start()
 
     def stop(self):
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join()
 
 
 @pytest.fixture
@@ -200,7 +204,7 @@ def test_a_killed_run_leaves_no_partial_tarball_and_a_rerun_completes(upstream, 
                 handler.wfile.write(data[:100])
                 handler.wfile.flush()
                 started.set()
-                time.sleep(30)
+                upstream.stopping.wait(30)
                 handler.wfile.write(data[100:])
             except OSError:
                 pass
