@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from staticreg import __version__, incremental, layout, times
+from staticreg import __version__, incremental, layout, times, upstream_meta
 from staticreg import workers as workers_module
 from staticreg.config import Config
 from staticreg.discovery import Discovery
@@ -29,7 +29,7 @@ from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, same_tarball
-from staticreg.writers import write_documents, write_registry_state
+from staticreg.writers import write_attestations, write_documents, write_registry_state
 
 _INCOMING = ".incoming"
 
@@ -192,7 +192,8 @@ def _build(
         # 1 s of a 5.5 s rebuild, 0.2 s with this. What comes after (rendering pages in this
         # process makes cyclic garbage) is collected as usual. The cache froze itself.
         gc.freeze()
-        stats_digest = incremental.stats_digest(sources, stats)
+        sidecars = upstream_meta.sidecar_keys(sources, stats)  # what upstream said of mirrored tarballs
+        stats_digest = incremental.stats_digest(sources, stats) + upstream_meta.keys_digest(sidecars)
         signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
         if output_known and cache.signature == signature:
             if process_ends:
@@ -241,7 +242,9 @@ def _build(
             names = sorted({name for name in (r.manifest.get("name") for r in records) if isinstance(name, str)})
             remembered = times.from_previous_output(output, names)
         remembered.update(kept)
-        registry = build_registry(records, config, remembered, now)
+        upstream, sidecar_problems = upstream_meta.load_beside(config.input_dir, sidecars)
+        problems += [Problem(source, reason) for source, reason in sidecar_problems]
+        registry = build_registry(records, config, remembered, now, upstream)
         cache.times = remembered = {}
         problems += registry.problems
         report.timings["model"] = time.monotonic() - mark
@@ -277,6 +280,7 @@ def _build(
         shutil.rmtree(incoming)
         del copies  # a path for each tarball read: 10 MB at 100,000
         write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
+        write_attestations(registry, staging, config.input_dir)  # in no package's folders: written for every package
         report.timings["write"] = time.monotonic() - mark
         rows: dict[str, dict] = {}
         pages: dict[str, str] = {}

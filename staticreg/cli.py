@@ -358,6 +358,48 @@ def check_command(url, names, all_tarballs, sample, token, user) -> None:
         sys.exit(1)
 
 
+@cli.command("mirror")
+@click.argument("lockfiles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--upstream", required=True, help="The registry to mirror from, e.g. your company's proxy of the public npm registry.")
+@click.option("--into", "into", type=_PATH, required=True, help="The tarball folder to fill (the input of staticreg build).")
+@click.option("--token", envvar="STATICREG_UPSTREAM_TOKEN", help="Bearer token for the upstream (default: //host/:_authToken= in your .npmrc).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1, max=256), default=16, show_default=True, help="Concurrent downloads.")
+@click.option("--retries", type=click.IntRange(min=0, max=20), default=5, show_default=True, help="Retries of a request answered 429 or 5xx, or cut off, with backoff from 0.5 s.")
+@click.option("--all-platforms", is_flag=True, help="Also fetch the optionalDependencies (platform variants) the lockfiles leave out.")
+@click.option("--yarn-lock-out", type=_PATH, help="Write a copy of the yarn 1 yarn.lock with its URLs pointing at --registry-url.")
+@click.option("--bun-lock-out", type=_PATH, help="Write a copy of bun.lock with the tarball URLs it pins pointing at --registry-url.")
+@click.option("--registry-url", help="With --yarn-lock-out or --bun-lock-out: the URL the mirror will be served at.")
+@click.option("--report", "report_file", type=_PATH, help="Also write the report as JSON to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def mirror_command(lockfiles, upstream, into, token, jobs, retries, all_platforms, yarn_lock_out, bun_lock_out, registry_url, report_file, quiet) -> None:
+    """Fetch exactly the packages LOCKFILES pin from --upstream into --into, verified against the lockfiles."""
+    from staticreg.mirror import MirrorOptions, mirror, resolve_token, run_summary
+
+    upstream = _checked(upstream, "--upstream")
+    registry_url = _checked(registry_url, "--registry-url") if registry_url else None
+    options = MirrorOptions(
+        lockfiles=tuple(lockfiles), upstream=upstream, into=into, token=resolve_token(upstream, token), jobs=jobs, retries=retries,
+        all_platforms=all_platforms, yarn_lock_out=yarn_lock_out, bun_lock_out=bun_lock_out, registry_url=registry_url, show_progress=not quiet,
+    )  # fmt: skip
+    report = mirror(options)
+    ok, lines = run_summary(report, into, report_file)
+    for line in lines:
+        if quiet and not line.startswith(("error:", "missing")):
+            continue
+        click.echo(line, err=line.startswith("error:"))
+    if not ok:
+        sys.exit(1)
+
+
+def _checked(url: str, flag: str) -> str:
+    from staticreg.config import check_base_url
+
+    try:
+        return check_base_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
 def main() -> None:
     try:
         cli(prog_name="staticreg", obj={"process_ends": True})

@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from staticreg import incremental, workers
+from staticreg import incremental, upstream_meta, workers
 from staticreg.errors import BuildError
 from staticreg.model import Problem
 
@@ -32,7 +32,8 @@ def _require_folder(input_dir: Path) -> None:
 
 def discover(input_dir: Path, skip: list[Path]) -> Found:
     """Every tarball below input_dir as its path relative to input_dir, sorted; with each
-    one's stat key (size, mtime, inode), taken in the same pass."""
+    one's stat key (size, mtime, inode), taken in the same pass. The stat keys also hold
+    those of the mirror's sidecars (`<tarball>.upstream.json`, see upstream_meta)."""
     _require_folder(input_dir)
     root = os.path.realpath(input_dir)
     # Folders to skip (the output, when it is inside the input): by name, then by device
@@ -76,6 +77,11 @@ def discover(input_dir: Path, skip: list[Path]) -> Found:
                     pending.append((entry.path, rel + "/"))
                 continue
             if name.startswith(".") or not name.lower().endswith(TARBALL_SUFFIXES):
+                if name.endswith(upstream_meta.SUFFIX) and not name.startswith("."):  # a mirrored tarball's sidecar
+                    try:
+                        stats[rel] = incremental.key_of(entry.stat(follow_symlinks=False))
+                    except OSError:
+                        pass
                 continue
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)  # never raises, even for a loop of links
@@ -115,7 +121,8 @@ class Discovery:
                 workers.die_with(parent)  # as the readers do: a killed build leaves no child behind
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the build says what happened
                 found, stats, problems = discover(input_dir, skip)
-                data = marshal.dumps((found, [stats[rel] for rel in found], [(p.source, p.reason) for p in problems]))
+                sidecars = [(rel, key) for rel, key in stats.items() if rel.endswith(upstream_meta.SUFFIX)]
+                data = marshal.dumps((found, [stats[rel] for rel in found], [(p.source, p.reason) for p in problems], sidecars))
                 with open(write_end, "wb") as pipe:
                     pipe.write(data)
                 status = 0
@@ -134,8 +141,10 @@ class Discovery:
         self._pid = None
         if status != 0:  # the child failed (a bug, memory): discover here, where errors show
             return discover(self.input_dir, self.skip)
-        found, keys, problems = marshal.loads(data)  # strings interned in the child come back interned
-        return found, dict(zip(found, keys)), [Problem(source, reason) for source, reason in problems]
+        found, keys, problems, sidecars = marshal.loads(data)  # strings interned in the child come back interned
+        stats = dict(zip(found, keys))
+        stats.update(sidecars)
+        return found, stats, [Problem(source, reason) for source, reason in problems]
 
     def __enter__(self) -> "Discovery":
         return self

@@ -38,9 +38,10 @@ def document_cache(max_age: int = 0) -> str:
 
 
 def content_type(path: str) -> str:
-    """By extension; the extensionless files (-/ping, dist-tags) are JSON documents."""
+    """By extension; the extensionless files (-/ping, dist-tags) and attestation bundles
+    (-/npm/v1/attestations/NAME@1.2.3, whatever the version's last part) are JSON documents."""
     name = path.rpartition("/")[2]
-    if "." not in name:
+    if "." not in name or layout.is_attestation(path.lstrip("/")):
         return JSON
     return _TYPES.get("." + name.rpartition(".")[2]) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 

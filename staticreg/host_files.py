@@ -39,6 +39,8 @@ def netlify_files(root: Path, document_max_age: int = 0, credentials: auth.Crede
         head += ["/*", "  Basic-Auth: " + " ".join(f"{t.name}:{t.token}" for t in credentials.tokens)]
     for path in (f"/{layout.PING}", f"/{layout.KEYS}", "/-/package/*"):
         head += [path, f"  Content-Type: {headers.JSON}", f"  Cache-Control: {document}"]
+    if (root / layout.ATTESTATIONS_DIR).is_dir():  # a mirror's attestation bundles: JSON, whatever the version
+        head += [f"/{layout.ATTESTATIONS_DIR}/*", f"  Content-Type: {headers.JSON}"]
     redirects = ["# staticreg: each package's URL serves its document (a rewrite, not a redirect)", ""]
     for name in package_names(root):
         url = "/" + name

@@ -416,12 +416,14 @@ def removed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 def fingerprint(package: Package, settings: str, registry_names: Container[str] = ()) -> str:
     """Everything a package's own files are rendered from. Equal fingerprints, equal files:
-    a record's bytes (its integrity) fix its manifest; settings fix the rest; and the site
+    a record's bytes (its integrity) and a mirrored tarball's sidecar (its digest) fix its
+    manifest; settings fix the rest; and the site
     page links the dependencies that are in this registry, so which of them are counts too."""
     depended_on = {d for entry in package.versions.values() for d in identity(entry.record)[3]}
     shape = (
         settings, package.name, sorted(package.dist_tags.items()), package.created, package.modified,
-        [(v, e.record.integrity, e.time, e.deprecated) for v, e in package.versions.items()],
+        [(v, e.record.integrity, e.time, e.deprecated) + ((e.upstream.digest,) if e.upstream else ())
+         for v, e in package.versions.items()],
         sorted(d for d in depended_on if d in registry_names),
     )  # fmt: skip
     # marshal's version 2 writes plain values plainly (no back-references, no interning marks),

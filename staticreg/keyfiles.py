@@ -124,19 +124,3 @@ def previous_signatures(output: Path, name: str) -> dict[str, list]:
         return {}
 
 
-def sidecar_signatures(input_dir: Path, source: str, name: str, version: str, integrity: str) -> list | None:
-    """The upstream's `signatures` in a mirrored tarball's sidecar (<tarball>.upstream.json),
-    when the sidecar is for these very bytes. A stopgap reading only this one key, until the
-    mirror's staticreg/upstream_meta.py applies every field of the sidecar in the model."""
-    try:
-        doc = json.loads(layout.safe_join(input_dir, source + SIDECAR_SUFFIX).read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, layout.UnsafePath) as exc:
-        raise KeyProblem(f"{source}{SIDECAR_SUFFIX}: cannot read the upstream metadata ({exc}); mirror the package again") from None
-    if not isinstance(doc, dict) or (doc.get("name"), doc.get("version"), doc.get("integrity")) != (name, version, integrity):
-        raise KeyProblem(
-            f"{source}{SIDECAR_SUFFIX}: its name, version and integrity are not those of {source} "
-            f"({name}@{version}); mirror the package again or delete the sidecar"
-        )
-    return doc.get("signatures")

@@ -27,6 +27,7 @@ folder. Names, versions and tags reaching here have passed `names`, and
 
 The two state files travel with the registry, so that `staticreg publish` and its
 kin can change a hosted registry reading only what the change needs.
+    -/npm/v1/attestations/<name>@<version>  a mirrored version's attestation bundle (JSON)
 
 Scoped names keep their slash on disk (`@scope/name/index.json`), so a host that
 decodes `%2f` and `%2F` (nginx, S3, python -m http.server) finds the same file for
@@ -114,6 +115,24 @@ def tarball_filename(name: str, version: str) -> str:
 
 def tarball_path(name: str, version: str) -> str:
     return f"{package_dir(name)}/-/{tarball_filename(name, version)}"
+
+
+ATTESTATIONS_DIR = "-/npm/v1/attestations"
+
+
+def attestation_path(name: str, version: str) -> str:
+    """Where npm asks for a version's attestations (pacote: the registry's own host, this path)."""
+    package_dir(name)
+    return f"{ATTESTATIONS_DIR}/{name}@{version}"
+
+
+def is_attestation(path: str) -> bool:
+    return path.startswith(ATTESTATIONS_DIR + "/")
+
+
+def mirrored_tarball(name: str, version: str) -> str:
+    """Where `staticreg mirror` puts a tarball in the input folder: <name>/<basename>-<version>.tgz."""
+    return f"{package_dir(name)}/{tarball_filename(name, version)}"
 
 
 def site_package_page(name: str) -> str:
@@ -221,7 +240,7 @@ def kind_of(path: str) -> str:
         return STATE
     if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path in (PING, KEYS) or (
         path.startswith("-/package/") and filename == "dist-tags"
-    ):
+    ) or is_attestation(path):
         return DOCUMENT
     return SITE_PAGE if folder else ROOT_PAGE
 

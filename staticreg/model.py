@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
-from staticreg import layout, names
+from staticreg import layout, names, upstream_meta
 from staticreg.config import Config, Override
 from staticreg.reader import TarballRecord, pack_manifest
 from staticreg.semver import parse_range, satisfies
@@ -48,7 +48,8 @@ class Version:
     base_url: str
     deprecated: str | None = None  # the config's deprecation message, over the manifest's own
     time: str = ""  # ISO 8601, milliseconds, Z
-    time_source: str = ""  # "config", "remembered", "mtime"
+    time_source: str = ""  # "config", "upstream", "remembered", "mtime"
+    upstream: upstream_meta.UpstreamMeta | None = None  # what the upstream said of a mirrored tarball
 
     @property
     def manifest(self) -> dict:
@@ -56,6 +57,8 @@ class Version:
         call (a new dict: changing it changes nothing). At 100,000 versions keeping them all,
         even as JSON text, would take hundreds of megabytes beside the records' own."""
         manifest = normalize_manifest(self.record, self.base_url)[2]
+        if self.upstream is not None:
+            manifest = upstream_meta.apply(manifest, self.upstream)
         if self.deprecated:
             manifest["deprecated"] = self.deprecated
         elif self.deprecated == "":  # npm deprecate's empty message: no longer deprecated
@@ -280,11 +283,15 @@ def pick_latest(versions: Iterable[str], in_order: bool = False) -> str:
 
 
 def publish_time(
-    key: str, record: TarballRecord, overrides: Mapping[str, datetime], remembered: Mapping[str, str], now: datetime
+    key: str, record: TarballRecord, overrides: Mapping[str, datetime], remembered: Mapping[str, str], now: datetime,
+    upstream: str | None = None,
 ) -> tuple[str, str]:
-    """The publish time of name@version and where it came from; never in the future."""
+    """The publish time of name@version and where it came from; never in the future.
+    `upstream`: the time a mirrored tarball's upstream gave it."""
     if key in overrides:
         return iso_time(overrides[key]), "config"
+    if upstream:
+        return min(upstream, iso_time(now)), "upstream"
     if key in remembered:
         return remembered[key], "remembered"
     mtime = datetime.fromtimestamp(record.mtime, tz=timezone.utc)
@@ -296,8 +303,10 @@ def build_registry(
     config: Config,
     remembered: Mapping[str, str],
     now: datetime,
+    upstream: Mapping[str, upstream_meta.UpstreamMeta] | None = None,
 ) -> Registry:
-    """Group records into packages. Problems are collected, never raised."""
+    """Group records into packages. Problems are collected, never raised.
+    `upstream`: the mirror's sidecars, by the source of the tarball they describe."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
     duplicates: list[Problem] = []
@@ -322,7 +331,12 @@ def build_registry(
             else:
                 conflicts.setdefault(key, [first.source]).append(record.source)
             continue
-        by_key[key] = Version(name, version, record, config.base_url)
+        meta = upstream.get(record.source) if upstream else None
+        if meta is not None and (why := upstream_meta.mismatch(meta, name, version, record.integrity)):
+            problems.append(Problem(record.source, f"its sidecar {record.source}{upstream_meta.SUFFIX} {why}; "
+                                    "mirror it again or delete the sidecar"))  # fmt: skip
+            continue
+        by_key[key] = Version(name, version, record, config.base_url, upstream=meta)
 
     for (name, version), sources in conflicts.items():
         del by_key[(name, version)]
@@ -364,7 +378,8 @@ def build_registry(
         ordered = {v: entries[v] for v in sorted(entries, key=names.version_key)}
         for version, entry in ordered.items():
             entry.time, entry.time_source = publish_time(
-                f"{name}@{version}", entry.record, override_times, remembered, now
+                f"{name}@{version}", entry.record, override_times, remembered, now,
+                entry.upstream.time if entry.upstream else None,
             )
         times = [e.time for e in ordered.values()]
         packages[name] = Package(

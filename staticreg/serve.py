@@ -40,7 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 from staticreg import auth
 from staticreg import headers as http_headers
-from staticreg import layout, publish, watch
+from staticreg import layout, publish, upstream_meta, watch
 from staticreg.build import BuildReport, build
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
 from staticreg.discovery import TARBALL_SUFFIXES
@@ -399,7 +399,7 @@ def serve(
         server.RequestHandlerClass = partial(handler, directory=str(dev.output))
         events = watch.InputEvents(
             dev.changes, dev.config.input_dir, dev.target().config_file, dev.config.template_dir,
-            ignore=[workdir], tarball_suffixes=TARBALL_SUFFIXES,
+            ignore=[workdir], tarball_suffixes=TARBALL_SUFFIXES + (upstream_meta.SUFFIX,),  # and mirrored tarballs' sidecars
         )  # fmt: skip
         observer = watch.start_observer(events, poll)
         http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)

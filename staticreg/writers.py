@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from staticreg import documents, layout, registry_state
+from pathlib import Path
+
+from staticreg import documents, layout, registry_state, upstream_meta
 from staticreg.config import Config, template_digest
 from staticreg.errors import BuildError
 from staticreg.model import Package, Registry, identity
@@ -91,11 +93,10 @@ def write_registry_state(
 
 
 def _signed_manifests(package: Package, config: Config, stored: dict[str, dict] | None = None) -> dict[str, dict]:
-    """The manifests with their dist.signatures. Signing reads two things from files: the
-    previous output's signatures (only with retired keys: those are kept, see signatures),
-    and the upstream signatures in the sidecars of mirrored tarballs (a stopgap reading only
-    that key, until the model applies the mirror's upstream_meta). For a hosted registry
-    both come from its documents as they are (`stored`)."""
+    """The manifests with their dist.signatures. A mirrored version brings its upstream's
+    (the model applies its sidecar, see upstream_meta); our own come from the keyring, and
+    with retired keys the previous output's signatures are read, to be kept (see
+    signatures). For a hosted registry they come from its documents as they are (`stored`)."""
     from staticreg import keyfiles
     from staticreg.signatures import KeyProblem
 
@@ -104,13 +105,7 @@ def _signed_manifests(package: Package, config: Config, stored: dict[str, dict] 
         return _signed_from_stored(package, keyring, stored)
     try:
         previous = keyfiles.previous_signatures(config.output_dir, package.name) if keyring.retired else {}
-        brought = {}
-        for version, entry in package.versions.items() if keyring.upstream else ():
-            record = entry.record
-            found = keyfiles.sidecar_signatures(config.input_dir, record.source, package.name, version, record.integrity)
-            if found is not None:
-                brought[version] = found
-        return documents.version_manifests(package, keyring, previous, brought)
+        return documents.version_manifests(package, keyring, previous)
     except KeyProblem as exc:
         raise BuildError(f"{exc}. Nothing was written (the previous output is unchanged)") from None
 
@@ -131,3 +126,16 @@ def _signed_from_stored(package: Package, keyring, stored: dict[str, dict]) -> d
         return documents.version_manifests(package, keyring, signatures, brought)
     except KeyProblem as exc:
         raise BuildError(f"{exc}. Nothing was written") from None
+
+
+def write_attestations(registry: Registry, staging: Staging, input_dir: Path) -> None:
+    """Each mirrored version's attestation bundle, as the upstream served it (see upstream_meta)."""
+    for package in registry.packages.values():
+        for version, entry in package.versions.items():
+            if entry.upstream is None or not entry.upstream.has_bundle:
+                continue
+            try:
+                bundle = upstream_meta.bundle_of(input_dir, entry.record.source, entry.upstream)
+            except upstream_meta.SidecarProblem as exc:
+                raise BuildError(f"{entry.record.source}{upstream_meta.SUFFIX}: {exc}") from None
+            staging.write(layout.attestation_path(package.name, version), documents.dumps(bundle))
