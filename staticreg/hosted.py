@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from staticreg import documents, incremental, layout, names, registry_state
+from staticreg import documents, incremental, layout, names, registry_state, upstream_meta
 from staticreg.config import Config, Override, template_digest
 from staticreg.errors import StaticregError, TarballError
 from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
@@ -38,7 +38,7 @@ from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, sri
 from staticreg.registry_state import PackageState, RegistryState, Settings, StateError, VersionState
 from staticreg.store import ABSENT, Blob, Conflict, Store
-from staticreg.writers import depends_on, registry_settings, write_package
+from staticreg.writers import depends_on, registry_settings, upstream_entry, upstream_of, write_package
 
 ATTEMPTS = 30  # compare-and-swap rounds before giving up: eight writers at once need a few each
 
@@ -72,12 +72,14 @@ class UpdateReport:
 
 @dataclass(frozen=True)
 class Incoming:
-    """A tarball to publish: read and checked, its bytes in a local file."""
+    """A tarball to publish: read and checked, its bytes in a local file; with the sidecar
+    `staticreg mirror` wrote beside it, if there is one (upstream_meta)."""
 
     record: TarballRecord
     name: str
     version: str
     copy: Path
+    upstream: upstream_meta.UpstreamMeta | None = None
 
 
 # A change to one package's state: (the state, the versions there) -> None, in place.
@@ -194,7 +196,14 @@ def _read(path: Path, copy: Path, readmes: ReadmeStore, config: Config) -> Incom
         name, version, _, _ = normalize_manifest(record, config.base_url)
     except (names.NameProblem, layout.UnsafePath) as exc:
         return f"{path}: {exc}"
-    return Incoming(record, name, version, copy)
+    sidecar = Path(f"{path}{upstream_meta.SUFFIX}")
+    try:
+        meta = upstream_meta.load(sidecar)
+    except upstream_meta.SidecarProblem as exc:
+        return f"{sidecar}: {exc}; run staticreg mirror again, or delete the file"
+    if meta is not None and (why := upstream_meta.mismatch(meta, name, version, record.integrity)):
+        return f"{sidecar} {why}; run staticreg mirror again, or delete the file"
+    return Incoming(record, name, version, copy, meta)
 
 
 # -- applying changes --------------------------------------------------------------
@@ -303,7 +312,8 @@ def _update_package(
     for attempt in range(ATTEMPTS):
         doc_blob = store.read(layout.packument_path(name))
         state_blob = store.read(layout.package_state_path(name))
-        existing, times, state = _existing(store, name, doc_blob, state_blob)
+        stored = _existing(store, name, doc_blob, state_blob)
+        existing, state = stored.records, stored.state
         if doc_blob is None and not change.add:
             raise UpdateError(f"{store.label} has no package {name}")
         missing = sorted(change.remove - set(existing))
@@ -327,7 +337,9 @@ def _update_package(
         state.dist_tags = {t: v for t, v in state.dist_tags.items() if v in versions}
         for incoming in added:
             readme = incoming.record.readme
-            state.versions[incoming.version] = VersionState(readme, incoming.record.readme_filename if readme else None)
+            state.versions[incoming.version] = VersionState(
+                readme, incoming.record.readme_filename if readme else None, upstream_entry(incoming.upstream)
+            )
             if readme and readmes is not None:
                 state.readmes[readme] = readmes.get(readme)
         for version in set(state.versions) - set(keep) - {a.version for a in added}:
@@ -335,12 +347,15 @@ def _update_package(
         if not keep and not added:
             _remove_package(store, name, existing, doc_blob, config, report)
             return None
-        package = _model(name, keep, added, times, state, config, now)
+        package = _model(name, keep, added, stored, config, now)
         files = _files(package, config, state, doc_blob)
         touched = _changed_version_documents(doc_blob, package, files)
         try:
             for incoming in added:
                 _put_tarball(store, name, incoming)
+                bundle = incoming.upstream.attestation_bundle if incoming.upstream else None
+                if bundle is not None:
+                    store.write(layout.attestation_path(name, incoming.version), documents.dumps(bundle))
             for path in touched:
                 store.write(path, files[path])
             store.write(layout.package_state_path(name), registry_state.package_state_bytes(state),
@@ -363,12 +378,21 @@ def _update_package(
     raise UpdateError(f"{name}: {ATTEMPTS} other writers changed it while this one tried; run the same command again")
 
 
-def _existing(
-    store: Store, name: str, doc_blob: Blob | None, state_blob: Blob | None
-) -> tuple[dict[str, TarballRecord], dict[str, str], PackageState]:
-    """The package's versions as records, their publish times, and its state, as the store has them."""
+@dataclass
+class _Stored:
+    """A package as the store has it: its versions as records, their publish times, its state,
+    and the sidecars of its mirrored versions (by record source, as build_registry takes them)."""
+
+    records: dict[str, TarballRecord] = field(default_factory=dict)
+    times: dict[str, str] = field(default_factory=dict)
+    state: PackageState = field(default_factory=PackageState)
+    upstream: dict = field(default_factory=dict)
+
+
+def _existing(store: Store, name: str, doc_blob: Blob | None, state_blob: Blob | None) -> _Stored:
+    """The package as the store has it."""
     if doc_blob is None:
-        return {}, {}, PackageState()
+        return _Stored()
     label = _label(store, layout.packument_path(name))
     if state_blob is None:
         raise StateError(f"{label} has no {layout.package_state_path(name)} beside it; build the registry "
@@ -381,27 +405,33 @@ def _existing(
     versions, times = doc.get("versions") if isinstance(doc, dict) else None, doc.get("time") if isinstance(doc, dict) else None
     if not isinstance(versions, dict) or not isinstance(times, dict) or doc.get("name") != name:
         raise StateError(f"{label} is not a package document of {name}; build the registry again")
-    records = {}
+    stored = _Stored(times={f"{name}@{v}": times.get(v) for v in versions}, state=state)
     for version, manifest in versions.items():
         if not isinstance(times.get(version), str):
             raise StateError(f"{label}: version {version!r} has no publish time; build the registry again")
         kept = state.versions.get(version, VersionState())
         try:
-            records[version] = record_from_document(name, version, manifest, kept.readme, kept.readme_filename)
-        except ValueError as exc:
+            record = record_from_document(name, version, manifest, kept.readme, kept.readme_filename)
+            meta = upstream_of(kept.upstream)
+        except (ValueError, upstream_meta.SidecarProblem) as exc:
             raise StateError(f"{label}: {exc}; build the registry again") from None
-    return records, {f"{name}@{v}": times[v] for v in versions}, state
+        stored.records[version] = record
+        if meta is not None:
+            stored.upstream[record.source] = meta
+    return stored
 
 
 def _model(
-    name: str, keep: dict[str, TarballRecord], added: list[Incoming], times: dict[str, str],
-    state: PackageState, config: Config, now: datetime,
-) -> Package:  # fmt: skip
+    name: str, keep: dict[str, TarballRecord], added: list[Incoming], stored: _Stored, config: Config, now: datetime
+) -> Package:
+    state = stored.state
     where = f"the dist-tags and deprecations of {name}"
     tags = tuple(Override(name, where, tag=t, version=v) for t, v in sorted(state.dist_tags.items()))
     deprecations = tuple(Override(name, where, range=r, message=m) for r, m in state.deprecations)
     records = list(keep.values()) + [a.record for a in added]
-    registry = build_registry(records, replace(config, dist_tags=tags, deprecations=deprecations), times, now)
+    upstream = {**stored.upstream, **{a.record.source: a.upstream for a in added if a.upstream is not None}}
+    registry = build_registry(records, replace(config, dist_tags=tags, deprecations=deprecations), stored.times, now,
+                              upstream)  # fmt: skip
     problems = [p for p in registry.problems]
     if problems or name not in registry.packages:
         raise UpdateError(f"{name} cannot be made: " + "; ".join(str(p) for p in problems))
@@ -472,8 +502,9 @@ def _refresh_package(
         if doc_blob is None:
             return
         state_blob = store.read(layout.package_state_path(name))
-        existing, times, state = _existing(store, name, doc_blob, state_blob)
-        package = _model(name, existing, [], times, state, config, now)
+        stored = _existing(store, name, doc_blob, state_blob)
+        state = stored.state
+        package = _model(name, stored.records, [], stored, config, now)
         files = _files(package, config, state, doc_blob)
         collect_links = _links(package, config)
         derived = [layout.abbreviated_path(name), layout.dist_tags_path(name), *touched]
@@ -540,6 +571,7 @@ def _remove_document(store: Store, path: str) -> None:
 def _remove_version(store: Store, name: str, version: str, config: Config) -> None:
     """After the package document stopped naming it: its document, its page, then its tarball."""
     _remove_document(store, layout.version_document_path(name, version))
+    store.delete(layout.attestation_path(name, version))
     if config.site:
         store.delete(layout.site_version_page(name, version))
     store.delete(layout.tarball_path(name, version))
@@ -577,8 +609,9 @@ def _dependents(
         doc_blob = store.read(layout.packument_path(name))
         if doc_blob is None:
             continue
-        existing, times, package_state = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
-        package = _model(name, existing, [], times, package_state, config, now)
+        stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
+        package_state = stored.state
+        package = _model(name, stored.records, [], stored, config, now)
         if config.site:
             from staticreg import site
 

@@ -210,15 +210,12 @@ def record_from_document(
 
 def _as_published(manifest: dict) -> dict:
     """A stored manifest without what normalize_manifest adds to package.json, so that it
-    makes the same manifest, keys in the same order, again. A deprecation set by the
-    configuration or `staticreg deprecate` comes after dist (see Version.manifest) and is
-    applied again from the package's state; one of package.json's own comes before it."""
+    makes the same manifest, keys in the same order, again. normalize_manifest puts dist
+    last: what comes after it was added later, by a mirrored version's sidecar or a
+    deprecation (see Version.manifest), and is applied again from the package's state."""
     keys = list(manifest)
-    added_later = keys[-1] == "deprecated" and "dist" in keys
-    return {
-        k: v for k, v in manifest.items()
-        if k not in ("_id", "hasInstallScript", "_hasShrinkwrap", "dist") and not (added_later and k == "deprecated")
-    }  # fmt: skip
+    end = keys.index("dist") if "dist" in keys else len(keys)
+    return {k: manifest[k] for k in keys[:end] if k not in ("_id", "hasInstallScript", "_hasShrinkwrap")}
 
 
 def identify(record: TarballRecord) -> tuple:

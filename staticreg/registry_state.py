@@ -57,6 +57,10 @@ class RegistryState:
 class VersionState:
     readme: str | None = None  # the README's id (readmes.ReadmeStore's), None without one
     readme_filename: str | None = None
+    # A mirrored version's sidecar (upstream_meta.UpstreamMeta.to_json(), without the
+    # attestation bundle, which is served beside the documents), with its digest and
+    # whether it had a bundle: what the build made the version from, besides the tarball.
+    upstream: dict | None = None
 
 
 @dataclass
@@ -89,7 +93,7 @@ def package_state_bytes(state: PackageState) -> bytes:
     used = {v.readme for v in state.versions.values() if v.readme}
     return dumps({
         "format": FORMAT,
-        "versions": {v: [s.readme, s.readme_filename] for v, s in state.versions.items()},
+        "versions": {v: [s.readme, s.readme_filename] + ([s.upstream] if s.upstream else []) for v, s in state.versions.items()},
         "readmes": {k: t for k, t in state.readmes.items() if k in used},
         "dist_tags": state.dist_tags,
         "deprecations": [list(d) for d in state.deprecations],
@@ -149,9 +153,12 @@ def parse_package_state(data: bytes, label: str) -> PackageState:
         raise StateError(f"{label} has no versions; {_REPAIR}")
     parsed: dict[str, VersionState] = {}
     for version, value in versions.items():
-        if not (isinstance(value, list) and len(value) == 2 and all(x is None or isinstance(x, str) for x in value)):
-            raise StateError(f"{label}: version {version!r} is not [README id, file name]; {_REPAIR}")
-        parsed[version] = VersionState(value[0], value[1])
+        if not (
+            isinstance(value, list) and len(value) in (2, 3) and all(x is None or isinstance(x, str) for x in value[:2])
+            and (len(value) == 2 or _upstream_entry(value[2]))
+        ):  # fmt: skip
+            raise StateError(f"{label}: version {version!r} is not [README id, file name, upstream]; {_REPAIR}")
+        parsed[version] = VersionState(value[0], value[1], value[2] if len(value) == 3 else None)
     readmes = _strings(doc.get("readmes"), label, "readmes")
     tags = _strings(doc.get("dist_tags"), label, "dist_tags")
     deprecations = doc.get("deprecations")
@@ -163,6 +170,13 @@ def parse_package_state(data: bytes, label: str) -> PackageState:
     if missing:
         raise StateError(f"{label}: names READMEs it does not hold ({len(missing)}); {_REPAIR}")
     return PackageState(parsed, dict(readmes), dict(tags), [(r, m) for r, m in deprecations])
+
+
+def _upstream_entry(value: object) -> bool:
+    return (
+        isinstance(value, dict) and isinstance(value.get("meta"), dict) and isinstance(value.get("digest"), str)
+        and isinstance(value.get("has_bundle"), bool)
+    )  # fmt: skip
 
 
 def _text(value: object) -> str:

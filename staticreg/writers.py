@@ -60,10 +60,31 @@ def package_state(package: Package, config: Config, readmes) -> registry_state.P
     )
     for version, entry in package.versions.items():
         readme = entry.record.readme
-        state.versions[version] = registry_state.VersionState(readme, entry.record.readme_filename if readme else None)
+        state.versions[version] = registry_state.VersionState(
+            readme, entry.record.readme_filename if readme else None, upstream_entry(entry.upstream)
+        )
         if readme and readme not in state.readmes:
             state.readmes[readme] = readmes.get(readme)
     return state
+
+
+def upstream_entry(meta: upstream_meta.UpstreamMeta | None) -> dict | None:
+    """A mirrored version's sidecar as its package's state keeps it (see registry_state.VersionState)."""
+    if meta is None:
+        return None
+    data = meta.to_json()
+    data.pop("attestation_bundle", None)
+    return {"meta": data, "digest": meta.digest, "has_bundle": meta.has_bundle}
+
+
+def upstream_of(entry: dict | None) -> upstream_meta.UpstreamMeta | None:
+    """The sidecar a package's state kept, as the build read it (raises upstream_meta.SidecarProblem)."""
+    if entry is None:
+        return None
+    from dataclasses import replace
+
+    meta = upstream_meta.validate(entry["meta"])
+    return replace(meta, digest=entry["digest"], has_bundle=entry["has_bundle"])
 
 
 def registry_settings(config: Config) -> registry_state.Settings:

@@ -265,3 +265,35 @@ def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(
     assert (config.output_dir / layout.KEYS).is_file()
     assert contents(config.output_dir) == cold(tmp_path, make_config, [made["a@1.0.0"], made["a@1.1.0"], made["c@0.1.0"]],
                                                signing=keyring)  # fmt: skip
+
+
+def test_a_mirrored_tarball_published_with_its_sidecar_equals_a_build_of_both(tmp_path, make_config, made):
+    """What upstream said of a mirrored version (its sidecar beside the tarball) is served, and
+    kept through later publishes of the same package."""
+    from staticreg import upstream_meta
+
+    mirrored = make_tarball(tmp_path / "mirror", {"name": "a", "version": "0.9.0"})
+    from staticreg.reader import read_tarball
+
+    integrity = read_tarball(mirrored, mirrored.name).integrity
+    meta = upstream_meta.from_upstream(
+        "a", "0.9.0", integrity,
+        {"deprecated": "use 1.x", "_npmUser": {"name": "someone"}, "os": ["linux"],
+         "dist": {"attestations": {"url": "https://up.test/-/npm/v1/attestations/a@0.9.0", "provenance": {"predicateType": "x"}}}},
+        "2020-01-02T03:04:05.000Z", {"attestations": [{"predicateType": "x"}]},
+    )  # fmt: skip
+    Path(f"{mirrored}{upstream_meta.SUFFIX}").write_bytes(upstream_meta.dumps(meta))
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    hosted.publish(store, [mirrored], config)
+    hosted.publish(store, [made["a@1.0.0"]], config)  # the mirrored version keeps what upstream said
+    folder = tmp_path / "both"
+    folder.mkdir()
+    for path in (mirrored, Path(f"{mirrored}{upstream_meta.SUFFIX}"), made["a@1.0.0"]):
+        shutil.copy2(path, folder / path.name)
+    out = tmp_path / "cold-both"
+    build(make_config(folder, output_dir=out, jobs=1), show_progress=False)
+    doc = json.loads((tmp_path / "reg/a/index.json").read_bytes())
+    assert doc["versions"]["0.9.0"]["_npmUser"] == {"name": "someone"} and doc["time"]["0.9.0"] == "2020-01-02T03:04:05.000Z"
+    assert (tmp_path / "reg" / layout.attestation_path("a", "0.9.0")).is_file()
+    assert contents(tmp_path / "reg") == contents(out)
