@@ -1,11 +1,17 @@
 """`staticreg build`: tarballs in, a complete registry out, or the old one untouched.
 
-discover (beside loading the cache) -> read (in parallel, one pass per tarball) ->
-model -> write into a staging folder -> swap it in -> keep publish times -> report.
+The stages, each a function of its own below:
+
+    load the cache (beside discovery, in a child process) -> nothing changed? stop
+    -> read (in parallel, one pass per tarball; only what the cache does not know)
+    -> model -> plan (plan.plan_packages: keep, link or write each package)
+    -> write into a staging folder -> site -> commit (save the cache, swap it in)
+    -> keep publish times -> report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -26,6 +32,7 @@ from staticreg.discovery import Discovery
 from staticreg.errors import BuildError, TarballError
 from staticreg.model import Problem, Registry, build_registry, identify, shared
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
+from staticreg.plan import KEEP_SPARE, LINK, plan_packages
 from staticreg.progress import Progress
 from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, same_tarball
@@ -165,178 +172,96 @@ def build(
         gc.unfreeze()  # see _build: `serve` builds again and again in one process
 
 
+class _Timings:
+    """report.timings[name] for each named stage: `with timed("read"): ...`."""
+
+    def __init__(self, report: BuildReport):
+        self.report = report
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        mark = time.monotonic()
+        try:
+            yield
+        finally:
+            self.report.timings[name] = time.monotonic() - mark
+
+
+def _freeze() -> None:
+    """Move what the build has made so far out of the cycle collector's sight: it has no
+    cycles, lives to the build's end, and every full collection would walk it all again
+    (see bench/RESULTS.md, "the collector"). build() hands it back when it ends."""
+    gc.freeze()
+
+
+@dataclass
+class _Inputs:
+    """What discovery found: the tarballs (paths relative to the input folder, sorted), their
+    stat keys, the problems found on the way, the mirror's sidecars, and the signature of
+    it all with the settings (equal signatures: nothing to do)."""
+
+    sources: list[str]
+    stats: dict
+    problems: list[Problem]
+    sidecars: dict
+    stats_digest: str
+    kept_times: dict[str, str]
+    kept_digest: str
+    signature: str
+
+
+@dataclass
+class _Read:
+    """The read stage's result: every record, the new cache's entries, and the copies made."""
+
+    records: list[TarballRecord]
+    entries: dict[str, tuple]  # path -> (stat key, record): the new cache's records
+    copies: dict[str, str]  # path -> where its copy is in staging (tarballs read now)
+    incoming: Path  # the folder of those copies
+
+
 def _build(
     config: Config, now: datetime, report: BuildReport, started: float, output: Path, show_progress: bool,
     process_ends: bool = False,
 ):  # fmt: skip
+    timed = _Timings(report)
     # Discovery runs in a child process while this one takes the lock and loads the cache.
     with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
         settings = incremental.settings_key(config)
-        kept = times.load(config.times_path)
-        cache_file = incremental.cache_path(output)
-        mark = time.monotonic()
-        cache, output_known = incremental.load(cache_file, output)
-        if not output_known:  # every tarball is read again (see _cache_hits): its records only take memory
-            cache.records, cache.record_shards = {}, None
-        report.timings["cache"] = time.monotonic() - mark
-        # What needs no discovery, made while it runs: at 100,000 tarballs it takes longer than the load.
-        kept_digest = incremental.times_digest(kept)
+        with timed("cache"):
+            previous = incremental.load(incremental.cache_path(output), output)
         readmes = ReadmeStore(incremental.readmes_path(output))
-        readmes_present = readmes.ids() if output_known else set()
-        sources, stats, problems = discovery.result()
-        report.tarballs = len(sources)
-        report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
-        # What the build makes and keeps to its end (the tarball list here, the cache, the
-        # model) is frozen out of the cycle collector's sight: it has no cycles, and every
-        # full collection would walk it all again. At 100,000 tarballs the collector took
-        # 1 s of a 5.5 s rebuild, 0.2 s with this. What comes after (rendering pages in this
-        # process makes cyclic garbage) is collected as usual. The cache froze itself.
-        gc.freeze()
-        sidecars = upstream_meta.sidecar_keys(sources, stats)  # what upstream said of mirrored tarballs
-        stats_digest = incremental.stats_digest(sources, stats) + upstream_meta.keys_digest(sidecars)
-        signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
-        if output_known and cache.signature == signature:
+        inputs = _discovered(discovery, config, settings, previous, readmes, report, started)
+        if previous.describes_output and previous.signature == inputs.signature:
             if process_ends:
                 left_for_exit.append(locals())
-            return _unchanged(report, cache.summary, started)  # a no-op rebuild: nothing read, nothing written
-
-        # -- read: only the tarballs the cache does not know as they are now
-        incoming = staging.root / _INCOMING
-        incoming.mkdir()
-        # path -> (stat key, record): the cache's entries for unchanged tarballs, then one for each
-        # tarball read now. The new cache's records: an unchanged tarball's entry is not made again.
-        entries, known = _cache_hits(cache, stats, readmes_present) if output_known else ({}, {})
-        del readmes_present  # 45,254 ids at 100,000 tarballs
-        # Copy paths as strings: at 100,000 tarballs a Path each costs tens of megabytes.
-        folder = os.fspath(config.input_dir)
-        tasks = [
-            (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes, known.get(rel))
-            for i, rel in enumerate(sources) if rel not in entries
-        ]  # fmt: skip
-        copies = {task[1]: task[2] for task in tasks}
-        del known
-        mark = time.monotonic()
-        progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
-        records: list[TarballRecord] = [record for _, record in entries.values()]
-        for record, problem, copied in read_all(tasks, config.workers, progress):
-            if record is not None:
-                record = shared(record)
-                records.append(record)
-                if stats.get(record.source):  # not a dangling link
-                    entries[record.source] = (stats[record.source], record)
-                if not copied:
-                    report.tarballs_hashed += 1
-                    del copies[record.source]  # placed from the previous output, as a cache hit is
-            else:
-                problems.append(problem)
-        progress.close()
-        report.tarballs_read = len(tasks) - report.tarballs_hashed
-        del tasks, stats, sources  # at 100,000 tarballs tens of megabytes, better spent on what comes next
-        report.timings["read"] = time.monotonic() - mark
-
-        # -- model
-        mark = time.monotonic()
-        if output_known:
-            remembered = cache.times  # not copied, and let go after the model: 100,000 entries
-        else:
-            names = sorted({name for name in (r.manifest.get("name") for r in records) if isinstance(name, str)})
-            remembered = times.from_previous_output(output, names)
-        remembered.update(kept)
-        upstream, sidecar_problems = upstream_meta.load_beside(config.input_dir, sidecars)
-        problems += [Problem(source, reason) for source, reason in sidecar_problems]
-        registry = build_registry(records, config, remembered, now, upstream)
-        cache.times = remembered = {}
-        problems += registry.problems
-        report.timings["model"] = time.monotonic() - mark
-        gc.freeze()
-        report.rejected = sorted(problems, key=lambda p: p.source)
-        report.warnings = registry.warnings
-        report.duplicates = registry.duplicates
-        if not report.tarballs:
-            report.warnings.append(Problem(str(config.input_dir), "no .tgz files found"))
-        if problems and not config.keep_going:
-            raise BuildError(
-                f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found; nothing was written "
-                f"(the previous output is unchanged). Fix them, or use --keep-going to build without them:",
-                [str(p) for p in report.rejected],
-                ends_early=any(p.ends_early for p in problems),
-            )
-
-        # -- write: packages whose inputs did not change are linked whole from the previous output
-        mark = time.monotonic()
-        fingerprints = {name: incremental.fingerprint(p, settings, registry.packages) for name, p in registry.packages.items()}
-        spare = incremental.spare_path(output)
-        kept_files = _reuse_spare(staging, spare, cache, fingerprints) if output_known else {}
-        _discard(spare)  # a spare that is not described by the cache, or is in use now
-        for name, print_ in fingerprints.items():
-            files = cache.files.get(name)
-            if output_known and name not in kept_files and files and cache.fingerprints.get(name) == print_:
-                if staging.keep(layout.package_folders(name), files.split("\n")):
-                    kept_files[name] = files
-        written = [n for n in registry.packages if n not in kept_files]
-        previous_versions = cache.versions if output_known else {}
-        _place_tarballs(registry, staging, copies, previous_versions, config.input_dir, incoming)
-        cache.versions = previous_versions = {}  # 100,000 entries, not needed again
-        shutil.rmtree(incoming)
-        del copies  # a path for each tarball read: 10 MB at 100,000
-        write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
-        write_attestations(registry, staging, config.input_dir)  # in no package's folders: written for every package
-        report.timings["write"] = time.monotonic() - mark
+            return _unchanged(report, previous.summary, started)  # a no-op rebuild: nothing read, nothing written
+        with timed("read"):
+            read = _read_stage(config, inputs, previous, readmes, staging, report, show_progress)
+        with timed("model"):
+            registry, problems = _model_stage(config, inputs, read, previous, output, now, report)
+        with timed("write"):
+            fingerprints = {n: incremental.fingerprint(p, settings, registry.packages) for n, p in registry.packages.items()}
+            spare = incremental.spare_path(output)
+            spare_usable = previous.spare_id is not None and incremental.output_token(spare) == previous.spare_id
+            decisions = plan_packages(fingerprints, previous.packages, previous.spare if spare_usable else None)
+            kept = _write_stage(config, registry, decisions, read, previous, staging, spare, spare_usable, readmes)
         rows: dict[str, dict] = {}
         pages: dict[str, str] = {}
         if config.site:
-            mark = time.monotonic()
-            from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
-
-            # rows depend on nothing but what the fingerprint covers
-            known = {n: cache.rows[n] for n, f in fingerprints.items() if n in cache.rows and cache.fingerprints.get(n) == f}
-            cache.rows = {}  # the rows of changed packages, not needed again
-            rows, pages = write_site(
-                registry, staging, config, readmes, show_progress=show_progress,
-                known_rows=known, known_pages=cache.pages if output_known else {}, salt=settings,
-                row_ids=fingerprints,
-            )  # fmt: skip
-            report.timings["site"] = time.monotonic() - mark
+            with timed("site"):
+                rows, pages = _site_stage(config, registry, fingerprints, previous, staging, readmes, settings, show_progress)
         write_registry_state(staging, config, registry, rows, fingerprints)
-        report.added, report.changed = staging.added_paths(), sorted(staging.changed)
-        staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
-        made = incremental.files_by_package(staging.each_created(), written, cache.files if output_known else None)
-        files = {**kept_files, **made}
-        # The cache lists every file of the output it describes: what is gone is the difference.
-        report.removed = incremental.removed_files(cache.files, files) if output_known else staging.removed()
-
-        report.packages = len(registry.packages)
-        report.versions = registry.version_count
-        integrities, published, merged = _by_version(registry, kept)
-        new_cache = incremental.Cache(
-            records=entries,
-            output_id=incremental.output_token(staging.root),
-            versions=integrities,
-            fingerprints=fingerprints,
-            files=files,
-            rows=rows,
-            pages=pages,
-            spare_id=incremental.output_token(output) if output_known else None,
-            spare_fingerprints=cache.fingerprints,
-            spare_files=cache.files,
-            times=published,
-            signature=incremental.input_signature(
-                config, settings, stats_digest, problems, kept_digest if merged == kept else incremental.times_digest(merged)
-            ),
-            summary=_summary(report),
-        )
-        mark = time.monotonic()
-        _save_cache(cache_file, new_cache, cache, output, report)
-        trash = staging.commit(remove_old=False)
-        report.timings["commit"] = time.monotonic() - mark
+        with timed("commit"):
+            trash, merged_times = _commit_stage(config, registry, fingerprints, kept, rows, pages, inputs, problems,
+                                                read, previous, staging, output, settings, report)  # fmt: skip
         report.files_written, report.files_reused = staging.written, staging.reused
-
         # Still under the lock, so that two builds never interleave their times or reports.
         if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
             _discard(spare)
             os.rename(trash, spare)
-        readmes.keep_only({r.readme for r in records if r.readme})
-        _keep_times(config, merged, kept, report)
+        readmes.keep_only({r.readme for r in read.records if r.readme})
+        _keep_times(config, merged_times, inputs.kept_times, report)
         report.timings["total"] = time.monotonic() - started
         _save_report(config, report)
         if process_ends:
@@ -344,22 +269,186 @@ def _build(
     return report
 
 
-def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, fingerprints: dict[str, str]) -> dict:
+def _discovered(
+    discovery: Discovery, config: Config, settings: str, previous: incremental.Cache, readmes: ReadmeStore,
+    report: BuildReport, started: float,
+) -> _Inputs:  # fmt: skip
+    """Wait for discovery, having made meanwhile what needs no discovery (at 100,000 tarballs
+    the discovery takes longer than the cache's load)."""
+    kept_times = times.load(config.times_path)
+    kept_digest = incremental.times_digest(kept_times)
+    sources, stats, problems = discovery.result()
+    report.tarballs = len(sources)
+    report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
+    _freeze()
+    sidecars = upstream_meta.sidecar_keys(sources, stats)  # what upstream said of mirrored tarballs
+    stats_digest = incremental.stats_digest(sources, stats) + upstream_meta.keys_digest(sidecars)
+    signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
+    return _Inputs(sources, stats, problems, sidecars, stats_digest, kept_times, kept_digest, signature)
+
+
+def _read_stage(
+    config: Config, inputs: _Inputs, previous: incremental.Cache, readmes: ReadmeStore, staging: Staging,
+    report: BuildReport, show_progress: bool,
+) -> _Read:  # fmt: skip
+    """Read the tarballs the cache does not know as they are now (in parallel), and hash
+    those whose stat changed (same bytes: the record stands). Problems go to inputs.problems."""
+    incoming = staging.root / _INCOMING
+    incoming.mkdir()
+    present = readmes.ids() if previous.describes_output else set()
+    entries, known = _cache_hits(previous, inputs.stats, present)
+    # Paths as strings: a Path each costs tens of megabytes at 100,000 tarballs.
+    folder = os.fspath(config.input_dir)
+    tasks = [
+        (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes, known.get(rel))
+        for i, rel in enumerate(inputs.sources) if rel not in entries
+    ]  # fmt: skip
+    copies = {task[1]: task[2] for task in tasks}
+    progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
+    records: list[TarballRecord] = [record for _, record in entries.values()]
+    for record, problem, copied in read_all(tasks, config.workers, progress):
+        if record is not None:
+            record = shared(record)
+            records.append(record)
+            if inputs.stats.get(record.source):  # not a dangling link
+                entries[record.source] = (inputs.stats[record.source], record)
+            if not copied:
+                report.tarballs_hashed += 1
+                del copies[record.source]  # placed from the previous output, as a cache hit is
+        else:
+            inputs.problems.append(problem)
+    progress.close()
+    report.tarballs_read = len(tasks) - report.tarballs_hashed
+    # The listing is not needed again: tens of megabytes at 100,000 tarballs, better spent on what comes next.
+    inputs.sources, inputs.stats = [], {}
+    return _Read(records, entries, copies, incoming)
+
+
+def _model_stage(
+    config: Config, inputs: _Inputs, read: _Read, previous: incremental.Cache, output: Path, now: datetime,
+    report: BuildReport,
+) -> tuple[Registry, list[Problem]]:  # fmt: skip
+    """The registry's model, and every problem; raises BuildError for problems without --keep-going."""
+    problems = inputs.problems
+    if previous.describes_output:
+        remembered, previous.times = previous.times, {}  # not copied, and let go with the model: 100,000 entries
+    else:
+        names = sorted({name for name in (r.manifest.get("name") for r in read.records) if isinstance(name, str)})
+        remembered = times.from_previous_output(output, names)
+    remembered.update(inputs.kept_times)
+    upstream, sidecar_problems = upstream_meta.load_beside(config.input_dir, inputs.sidecars)
+    problems += [Problem(source, reason) for source, reason in sidecar_problems]
+    registry = build_registry(read.records, config, remembered, now, upstream)
+    problems += registry.problems
+    _freeze()
+    report.rejected = sorted(problems, key=lambda p: p.source)
+    report.warnings = registry.warnings
+    report.duplicates = registry.duplicates
+    if not report.tarballs:
+        report.warnings.append(Problem(str(config.input_dir), "no .tgz files found"))
+    if problems and not config.keep_going:
+        raise BuildError(
+            f"{plural(len(problems), 'problem')} found; nothing was written "
+            f"(the previous output is unchanged). Fix them, or use --keep-going to build without them:",
+            [str(p) for p in report.rejected],
+            ends_early=any(p.ends_early for p in problems),
+        )
+    return registry, problems
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _write_stage(
+    config: Config, registry: Registry, decisions: dict[str, str], read: _Read, previous: incremental.Cache,
+    staging: Staging, spare: Path, spare_usable: bool, readmes: ReadmeStore,
+) -> dict[str, str]:  # fmt: skip
+    """Carry out the plan for each package's documents and tarballs; returns the packages
+    kept from the previous builds, with their files. Pages are the site stage's."""
+    kept = _reuse_spare(staging, spare, previous, decisions) if spare_usable else {}
+    _discard(spare)  # a spare that is not described by the cache, or is in use now
+    for name, decision in decisions.items():
+        if decision == LINK and staging.keep(layout.package_folders(name), previous.packages[name].files.split("\n")):
+            kept[name] = previous.packages[name].files
+    written = [n for n in registry.packages if n not in kept]
+    previous_versions, previous.versions = previous.versions, {}  # 100,000 entries, not needed again
+    _place_tarballs(registry, staging, read.copies, previous_versions, config.input_dir, read.incoming)
+    shutil.rmtree(read.incoming)
+    read.copies = {}  # a path for each tarball read: 10 MB at 100,000
+    write_documents(replace(registry, packages={n: registry.packages[n] for n in written}), staging, config, readmes)
+    write_attestations(registry, staging, config.input_dir)  # in no package's folders: written for every package
+    return kept
+
+
+def _site_stage(
+    config: Config, registry: Registry, fingerprints: dict[str, str], previous: incremental.Cache, staging: Staging,
+    readmes: ReadmeStore, settings: str, show_progress: bool,
+) -> tuple[dict[str, dict], dict[str, str]]:  # fmt: skip
+    """The browsable site; each package's row, and the digest of what made each shared page."""
+    from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
+
+    # rows depend on nothing but what the fingerprint covers
+    known = {
+        n: b.row for n, b in previous.packages.items() if b.row is not None and fingerprints.get(n) == b.fingerprint
+    }  # fmt: skip
+    return write_site(
+        registry, staging, config, readmes, show_progress=show_progress,
+        known_rows=known, known_pages=previous.pages, salt=settings, row_ids=fingerprints,
+    )  # fmt: skip
+
+
+def _commit_stage(
+    config: Config, registry: Registry, fingerprints: dict[str, str], kept: dict[str, str], rows: dict[str, dict],
+    pages: dict[str, str], inputs: _Inputs, problems: list[Problem], read: _Read, previous: incremental.Cache,
+    staging: Staging, output: Path, settings: str, report: BuildReport,
+) -> tuple[Path | None, dict[str, str]]:  # fmt: skip
+    """Report what changed, save the cache for the next build, and swap the staging folder
+    in; returns the old output (the next build's spare), if there was one, and the publish
+    times to keep."""
+    report.added, report.changed = staging.added_paths(), sorted(staging.changed)
+    staging.added, staging.changed = set(), set()  # handed over to the report, not kept twice
+    before = {n: b.files for n, b in previous.packages.items() if b.files is not None}
+    written = [n for n in registry.packages if n not in kept]
+    made = incremental.files_by_package(staging.each_created(), written, before)
+    files = {**kept, **made}
+    # The cache lists every file of the output it describes: what is gone is the difference.
+    report.removed = incremental.removed_files(before, files) if previous.describes_output else staging.removed()
+    report.packages = len(registry.packages)
+    report.versions = registry.version_count
+    integrities, published, merged = _by_version(registry, inputs.kept_times)
+    kept_digest = inputs.kept_digest if merged == inputs.kept_times else incremental.times_digest(merged)
+    cache = incremental.Cache(
+        records=read.entries,
+        output_id=incremental.output_token(staging.root),
+        versions=integrities,
+        packages={n: incremental.Built(fingerprints.get(n), f, rows.get(n)) for n, f in files.items()},
+        pages=pages,
+        spare_id=incremental.output_token(output) if previous.describes_output else None,
+        spare={n: incremental.Built(b.fingerprint, b.files) for n, b in previous.packages.items()},
+        times=published,
+        signature=incremental.input_signature(config, settings, inputs.stats_digest, problems, kept_digest),
+        summary=_summary(report),
+    )
+    _save_cache(incremental.cache_path(output), cache, previous, output, report)
+    return staging.commit(remove_old=False), merged
+
+
+def _reuse_spare(staging: Staging, spare: Path, previous: incremental.Cache, decisions: dict[str, str]) -> dict:
     """Build on the output before the previous one instead of an empty folder.
 
     Making thousands of folders is the slow part of a rebuild, and the spare (the
     previous output, kept aside by the last build) already holds the folders of
-    every package. Packages unchanged in both of the last builds stay in it as
-    they are; the files of all others, and the files of no package, are deleted
-    and written again. Returns the packages kept, with their files."""
-    if cache.spare_id is None or incremental.output_token(spare) != cache.spare_id:
-        return {}
+    every package. Packages the plan keeps there (KEEP_SPARE) stay as they are; the
+    files of all others, and the files of no package, are deleted and written again.
+    Returns the packages kept, with their files."""
     os.rename(staging.root / _INCOMING, spare / _INCOMING)
     os.rmdir(staging.root)
     os.rename(spare, staging.root)  # a build that fails from here on deletes it with the staging folder
     kept = {}
-    for name, files in cache.spare_files.items():
-        if name and fingerprints.get(name) == cache.spare_fingerprints.get(name) == cache.fingerprints.get(name):
+    for name, built in previous.spare.items():
+        files = built.files or ""
+        if name and decisions.get(name) == KEEP_SPARE:
             kept[name] = files
             continue
         for folder in layout.package_folders(name) if name else []:
@@ -371,7 +460,7 @@ def _reuse_spare(staging: Staging, spare: Path, cache: incremental.Cache, finger
                 except OSError:
                     break
                 parent = os.path.dirname(parent)
-        if not name:
+        if not name and files:
             for relative in files.split("\n"):
                 staging.path(relative).unlink(missing_ok=True)
     for name, files in kept.items():

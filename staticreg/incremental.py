@@ -56,21 +56,34 @@ _record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))
 StatKey = tuple  # (size, mtime_ns, inode)
 
 
+@dataclass(slots=True)  # slots: one per package, tens of thousands at once
+class Built:
+    """What a build left of one package: what its files were made from (fingerprint), its
+    files ("\n"-joined, sorted: one string costs a tenth of a list of them), its list row.
+    The files of no package (the root pages, the assets) are kept under the name ""."""
+
+    fingerprint: str | None = None
+    files: str | None = None
+    row: dict | None = None
+
+
 @dataclass
 class Cache:
+    """What the last build left, as the next one reads it. When it does not describe the
+    output as it is now (`describes_output` false), everything but the summary is empty:
+    a build from it reads and writes everything, as a first build does."""
+
     records: dict[str, tuple[StatKey, TarballRecord]] = field(default_factory=dict)
     record_shards: list[list[str]] | None = None  # the paths in each records file as loaded; None: rewrite all
     output_id: str | None = None  # output_token() of the output it describes
+    describes_output: bool = False
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
-    fingerprints: dict[str, str] = field(default_factory=dict)  # package name -> fingerprint
-    files: dict[str, str] = field(default_factory=dict)  # package name -> its files in that output, "\n"-joined
-    rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row in the site's lists
+    packages: dict[str, Built] = field(default_factory=dict)  # what is in that output, by package
     pages: dict[str, str] = field(default_factory=dict)  # list, scope, 404 page -> digest of what made it
     times: dict[str, str] = field(default_factory=dict)  # "name@version" -> time in that output
     # The spare: the output before this one, kept aside as the next build's staging folder.
     spare_id: str | None = None
-    spare_fingerprints: dict[str, str] = field(default_factory=dict)
-    spare_files: dict[str, str] = field(default_factory=dict)  # as files; "" for the files of no package
+    spare: dict[str, Built] = field(default_factory=dict)  # fingerprints and files (no rows)
     signature: str = ""  # of the whole input, for the nothing-changed check
     summary: dict = field(default_factory=dict)  # counts and problems of that build, for its report
 
@@ -125,9 +138,9 @@ def _head(data: dict, output: Path) -> bool:
     )  # fmt: skip
 
 
-def load(path: Path, output: Path) -> tuple[Cache, bool]:
-    """The cache, and whether its output part describes `output` as it is now.
-    A missing, unreadable or foreign cache is an empty one: the build reads everything."""
+def load(path: Path, output: Path) -> Cache:
+    """The cache; with describes_output false when it does not describe `output` as it is
+    now. A missing, unreadable or foreign cache is an empty one: the build reads everything."""
     # Loading makes a million objects and no reference cycles: the cycle collector would
     # only walk them, again and again as they pile up (0.4 of 1.1 s at 100,000 tarballs).
     # They live as long as the build, so they are frozen, out of the collector's sight,
@@ -136,22 +149,23 @@ def load(path: Path, output: Path) -> tuple[Cache, bool]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        cache, known = _load(path, output)
-        cache.records, cache.record_shards = load_records(records_path(output))
-        return cache, known
+        cache = _load(path, output)
+        if cache.describes_output:  # else every tarball is read again: its records would only take memory
+            cache.records, cache.record_shards = load_records(records_path(output))
+        return cache
     finally:
         gc.freeze()
         if collecting:
             gc.enable()
 
 
-def _load(path: Path, output: Path) -> tuple[Cache, bool]:
+def _load(path: Path, output: Path) -> Cache:
     cache = Cache()
     try:
         with open(path, "rb") as f:
             head = json.loads(f.readline())
-            if head.get("format") != FORMAT or head.get("staticreg") != __version__:
-                return Cache(), False
+            if head.get("format") != FORMAT or head.get("staticreg") != __version__ or not _head(head, output):
+                return Cache()
             count = 0
             for entry in _entries(f):
                 kind, key, *rest = entry
@@ -163,28 +177,24 @@ def _load(path: Path, output: Path) -> tuple[Cache, bool]:
                             cache.times[version] = time
                 elif kind == "page":
                     cache.pages[key] = rest[0]
-                elif kind in ("package", "spare"):
-                    fingerprints, files = (cache.fingerprints, cache.files) if kind == "package" else (
-                        cache.spare_fingerprints, cache.spare_files)  # fmt: skip
-                    if rest[0] is not None:
-                        fingerprints[key] = rest[0]
-                    if rest[1] is True:  # a package unchanged in the last two builds: the same files, one string
-                        files[key] = cache.files[key]
-                    elif rest[1] is not None:
-                        files[key] = rest[1]
-                    if kind == "package" and rest[2] is not None:
-                        cache.rows[key] = rest[2]
+                elif kind == "package":
+                    cache.packages[key] = Built(rest[0], rest[1], rest[2])
+                elif kind == "spare":
+                    # True: a package unchanged in the last two builds: the same files, one string
+                    files = cache.packages[key].files if rest[1] is True else rest[1]
+                    cache.spare[key] = Built(rest[0], files)
                 else:
                     raise ValueError(kind)
                 count += 1
         if count != head["entries"]:
-            return Cache(), False  # cut short: not written by save()
+            return Cache()  # cut short: not written by save()
         cache.output_id = head.get("output_id") or None
         cache.spare_id = head.get("spare_id") or None
         cache.signature, cache.summary = head["signature"], head["summary"]
     except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
-        return Cache(), False
-    return cache, _head(head, output)
+        return Cache()
+    cache.describes_output = True
+    return cache
 
 
 def shard_of(rel: str) -> int:
@@ -282,20 +292,19 @@ def save(path: Path, cache: Cache) -> None:
             chunk = keys[start : start + _COLUMN]
             yield ("columns", "", chunk, [cache.versions.get(k) for k in chunk], [cache.times.get(k) for k in chunk])
         yield from (("page", path, digest) for path, digest in cache.pages.items())
-        for name in sorted(cache.fingerprints.keys() | cache.files.keys()):
-            yield ("package", name, cache.fingerprints.get(name), cache.files.get(name), cache.rows.get(name))
-        for name in sorted(cache.spare_fingerprints.keys() | cache.spare_files.keys()):
-            files = cache.spare_files.get(name)
-            same = files is not None and files == cache.files.get(name)  # True: written once, with the package
-            yield ("spare", name, cache.spare_fingerprints.get(name), True if same else files, None)
+        for name in sorted(cache.packages):
+            built = cache.packages[name]
+            yield ("package", name, built.fingerprint, built.files, built.row)
+        for name in sorted(cache.spare):
+            files, now = cache.spare[name].files, cache.packages.get(name)
+            same = files is not None and now is not None and files == now.files  # True: written once, with the package
+            yield ("spare", name, cache.spare[name].fingerprint, True if same else files, None)
 
     keys = list(cache.versions) + [k for k in cache.times if k not in cache.versions]
 
     def pieces():
         count = (
-            -(-len(keys) // _COLUMN) + len(cache.pages)
-            + len(cache.fingerprints.keys() | cache.files.keys())
-            + len(cache.spare_fingerprints.keys() | cache.spare_files.keys())
+            -(-len(keys) // _COLUMN) + len(cache.pages) + len(cache.packages) + len(cache.spare)
         )  # fmt: skip
         head = {
             "format": FORMAT,

@@ -173,14 +173,12 @@ def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
     incremental.cache_path(config.output_dir).write_bytes(b"\x00not json")
     report = build(config, show_progress=False)
     assert len(reads) == 6 and report.packages == 2
-    assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir)[1]
+    assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir).describes_output
     cache_file = incremental.cache_path(config.output_dir)
     whole = cache_file.read_bytes()
-    for cut in (1, 5, 40):  # its end, or an entry, cut off: nothing of it is used; the records are apart
+    for cut in (1, 5, 40):  # its end, or an entry, cut off: nothing of it is used, not even the records beside it
         cache_file.write_bytes(whole[:-cut])
-        cache, known = incremental.load(cache_file, config.output_dir)
-        assert not known and cache == incremental.Cache(records=cache.records, record_shards=cache.record_shards)
-        assert len(cache.records) == 3
+        assert incremental.load(cache_file, config.output_dir) == incremental.Cache()
 
 
 def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
@@ -248,7 +246,7 @@ def test_records_are_cached_with_their_identity(tarballs, make_config):
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
     build(config, show_progress=False)
-    cache, _ = incremental.load(incremental.cache_path(config.output_dir), config.output_dir)
+    cache = incremental.load(incremental.cache_path(config.output_dir), config.output_dir)
     records = [record for _, record in cache.records.values()]
     assert len(records) == 3 and all(r.identity and r.identity == identify(r) for r in records)
 
@@ -354,8 +352,8 @@ def test_the_cache_keeps_integrities_and_times_in_columns_of_ten_thousand(tmp_pa
     incremental.save(path, cache)
     head, entries = incremental.read_entries(path)
     assert [len(e[2]) for e in entries if e[0] == "columns"] == [2, 2, 2]  # six keys, the last only with a time
-    loaded, known = incremental.load(path, out)
-    assert known and (loaded.versions, loaded.times) == (versions, times)
+    loaded = incremental.load(path, out)
+    assert loaded.describes_output and (loaded.versions, loaded.times) == (versions, times)
 
 
 def test_a_package_whose_files_did_not_change_keeps_the_previous_string():
