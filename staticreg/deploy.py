@@ -282,15 +282,31 @@ def _by_state(
             "this build): " + ", ".join(lost) + ". Build again from tarballs that include them, add new versions "
             "with staticreg publish instead of deploy, or deploy with --delete to remove them; nothing was uploaded"
         )
-    chosen = [u for u in uploads if u.package in changed or u.package == ""]
+    shared, listed = _changed_shared(bucket, [u for u in uploads if u.package == ""])
+    chosen = [u for u in uploads if u.package in changed] + shared
     planned = {u.key for u in uploads}
-    gone: set[str] = set()
+    gone: set[str] = set(listed) - planned  # a list page past the last, a scope with no package left
     for name in sorted(changed & set(remote.fingerprints) | gone_packages):
         keys = {_document_key(bucket, name)} if name in gone_packages else set()
         for folder in layout.package_folders(name):
             keys |= set(bucket.keys_under(bucket.prefix + folder + "/"))
         gone |= keys - planned
     return chosen, sorted(gone)
+
+
+# Folders of the files of no package: listed (a request a thousand objects) and compared by
+# MD5, so that one new package does not upload every list and scope page again.
+_SHARED_FOLDERS = (f"{layout.SITE_DIR}/packages/", f"{layout.SITE_DIR}/scope/", f"{layout.SITE_DIR}/assets/", "-/npm/v1/")
+
+
+def _changed_shared(bucket: _Bucket, shared: list[Upload]) -> tuple[list[Upload], dict[str, str]]:
+    """The registry's shared files that differ from the bucket's (the few at the top: all),
+    and what the bucket has in their folders."""
+    listed: dict[str, str] = {}
+    for folder in _SHARED_FOLDERS:
+        listed.update(bucket.keys_under(bucket.prefix + folder))
+    changed = [u for u in shared if not u.path.startswith(_SHARED_FOLDERS) or listed.get(u.key) != _md5(u.file)]
+    return changed, listed
 
 
 def _document_key(bucket: _Bucket, name: str) -> str:

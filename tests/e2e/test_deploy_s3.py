@@ -79,6 +79,8 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     # only the package that went and the packages that depend on it were looked at again
     uploaded = uploaded_keys(deleted.stdout)
     assert "npm/demo-utils" not in uploaded and "npm/@fixture/hello" in uploaded
+    assert not [k for k in uploaded if k.startswith("npm/-/web/assets/")]  # shared files the same: not sent again
+    assert "npm/index.html" in uploaded  # the home page lists one package less
     assert fetch(url + "fixture-opt")[0] in (403, 404)
     assert fetch(url + "demo-utils")[0] == 200
 
