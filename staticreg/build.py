@@ -228,9 +228,11 @@ def _build(
     # Discovery runs in a child process while this one takes the lock and loads the cache.
     with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
         settings = incremental.settings_key(config)
+        readmes = ReadmeStore(incremental.readmes_path(output))
         with timed("cache"):
             previous = incremental.load(incremental.cache_path(output), output)
-        readmes = ReadmeStore(incremental.readmes_path(output))
+            if not previous.describes_output and output.is_dir():
+                previous = incremental.from_output(output, readmes)  # a registry with no cache beside it
         inputs = _discovered(discovery, config, settings, previous, readmes, report, started)
         if previous.describes_output and previous.signature == inputs.signature:
             if process_ends:
@@ -303,9 +305,16 @@ def _read_stage(
         (os.path.join(folder, rel), rel, f"{incoming}/{i}.tgz", readmes, known.get(rel))
         for i, rel in enumerate(inputs.sources) if rel not in entries
     ]  # fmt: skip
+    records: list[TarballRecord] = [record for _, record in entries.values()]
+    if previous.by_integrity:  # no cache, but an output: a tarball with the bytes of a version there is hashed, not read
+        for rel, record in _known_by_content(tasks, previous.by_integrity, config.workers).items():
+            records.append(record)
+            entries[rel] = (inputs.stats[rel], record)
+            report.tarballs_hashed += 1
+        tasks = [task for task in tasks if task[1] not in entries]
+    by_content = report.tarballs_hashed
     copies = {task[1]: task[2] for task in tasks}
     progress = Progress("Reading tarballs", len(tasks), enabled=show_progress)
-    records: list[TarballRecord] = [record for _, record in entries.values()]
     for record, problem, copied in read_all(tasks, config.workers, progress):
         if record is not None:
             record = shared(record)
@@ -318,10 +327,30 @@ def _read_stage(
         else:
             inputs.problems.append(problem)
     progress.close()
-    report.tarballs_read = len(tasks) - report.tarballs_hashed
+    report.tarballs_read = len(tasks) - (report.tarballs_hashed - by_content)
     # The listing is not needed again: tens of megabytes at 100,000 tarballs, better spent on what comes next.
     inputs.sources, inputs.stats = [], {}
     return _Read(records, entries, copies, incoming)
+
+
+def _known_by_content(tasks: list, by_integrity: dict[str, TarballRecord], workers: int) -> dict[str, TarballRecord]:
+    """path -> the output's record of the same bytes, for the tarballs that have one (hashed in
+    threads: hashlib lets go of the interpreter's lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from staticreg.reader import content_of
+
+    found = {}
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for task, content in zip(tasks, pool.map(lambda task: content_of(task[0]), tasks)):
+            if content is None:
+                continue
+            integrity, size, mtime = content
+            record = by_integrity.get(integrity)
+            if record is not None:
+                record = replace(record, source=task[1], size=size, mtime=mtime)
+                found[task[1]] = shared(replace(record, identity=identify(record)))
+    return found
 
 
 def _model_stage(

@@ -36,7 +36,7 @@ import marshal
 import operator
 import os
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Container, Iterable, Iterator, Mapping
 
@@ -86,6 +86,9 @@ class Cache:
     spare: dict[str, Built] = field(default_factory=dict)  # fingerprints and files (no rows)
     signature: str = ""  # of the whole input, for the nothing-changed check
     summary: dict = field(default_factory=dict)  # counts and problems of that build, for its report
+    # Read back from the output itself when there is no cache for it (from_output): its
+    # versions by integrity, as records, so that a tarball with those bytes is hashed, not read.
+    by_integrity: dict[str, TarballRecord] = field(default_factory=dict)
 
 
 def cache_path(output: Path) -> Path:
@@ -438,3 +441,72 @@ def fingerprint(package: Package, settings: str, registry_names: Container[str] 
     # marshal's version 2 writes plain values plainly (no back-references, no interning marks),
     # so equal shapes give equal bytes; in a third of repr's time.
     return hashlib.sha256(marshal.dumps(shape, 2)).hexdigest()
+
+
+def from_output(output: Path, readmes) -> Cache:
+    """What an output says of itself, for a build with no cache for it (a registry restored
+    or synced from where it is hosted): its versions (as records, by integrity), publish
+    times, each package's fingerprint, files and row, from its state files and documents.
+    An empty Cache when it is no staticreg output, or one that cannot be read whole: then
+    the build reads everything, as a first build does. READMEs go into `readmes`."""
+    from staticreg import registry_state
+    from staticreg.model import identify, record_from_document
+
+    try:
+        state = registry_state.parse_registry_state((output / layout.REGISTRY_STATE).read_bytes(), "")
+    except (OSError, registry_state.StateError):
+        return Cache()
+    cache = Cache(output_id=output_token(output), describes_output=True)
+    owner = {}
+    try:
+        for name, fingerprint in state.fingerprints.items():
+            doc = json.loads(layout.safe_join(output, layout.packument_path(name)).read_bytes())
+            package = registry_state.parse_package_state(
+                layout.safe_join(output, layout.package_state_path(name)).read_bytes(), ""
+            )
+            for version, manifest in doc["versions"].items():
+                kept = package.versions.get(version, registry_state.VersionState())
+                readme = readmes.put(package.readmes[kept.readme]) if kept.readme else None
+                record = record_from_document(name, version, manifest, readme, kept.readme_filename)
+                record = replace(record, identity=identify(record))
+                cache.by_integrity[record.integrity] = record
+                cache.versions[f"{name}@{version}"] = record.integrity
+                cache.times[f"{name}@{version}"] = doc["time"][version]
+            cache.packages[name] = Built(fingerprint, None, state.rows.get(name))
+            owner.update((folder, name) for folder in layout.package_folders(name))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, layout.UnsafePath, registry_state.StateError):
+        return Cache()
+    _drop_changed_tarballs(output, cache)
+    files: dict[str, list[str]] = {}
+    for dirpath, _, filenames in os.walk(output):
+        rel_dir = os.path.relpath(dirpath, output)
+        for filename in filenames:
+            rel = filename if rel_dir == "." else f"{rel_dir}/{filename}".replace(os.sep, "/")
+            parts = rel.split("/")
+            name = next((owner[f] for i in range(1, len(parts)) if (f := "/".join(parts[:i])) in owner), "")
+            files.setdefault(name, []).append(rel)
+    for name, paths in files.items():
+        built = cache.packages.setdefault(name, Built())
+        built.files = "\n".join(sorted(paths))
+    return cache
+
+
+def _drop_changed_tarballs(output: Path, cache: Cache) -> None:
+    """With no cache, the output's tarballs are taken only where their bytes are what its
+    documents say (hashed, in threads): a package with one that is not is written again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from staticreg.reader import content_of
+
+    keys = list(cache.versions)
+
+    def check(key: str) -> bool:
+        name, _, version = key.rpartition("@")
+        found = content_of(os.fspath(layout.safe_join(output, layout.tarball_path(name, version))))
+        return found is not None and found[0] == cache.versions[key]
+
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        bad = [key for key, ok in zip(keys, pool.map(check, keys)) if not ok]
+    for key in bad:
+        cache.by_integrity.pop(cache.versions.pop(key), None)  # read again, and copied from the input
+        cache.packages.pop(key.rpartition("@")[0], None)

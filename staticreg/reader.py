@@ -349,6 +349,21 @@ def sri(sha512) -> str:
     return "sha512-" + base64.b64encode(sha512.digest()).decode("ascii")
 
 
+def content_of(path: str) -> tuple[str, int, float] | None:
+    """(sha512 integrity, size, mtime) of a regular file; None if it cannot be read (a full read says why)."""
+    try:
+        with open(path, "rb", opener=_open_nonblocking) as raw:
+            stat = os.fstat(raw.fileno())
+            if not stat_mode.S_ISREG(stat.st_mode):
+                return None
+            sha512 = hashlib.sha512()
+            while data := raw.read(CHUNK):
+                sha512.update(data)
+    except OSError:
+        return None
+    return sri(sha512), stat.st_size, stat.st_mtime
+
+
 def same_tarball(path: str, record: TarballRecord) -> TarballRecord | None:
     """`record` (read from this path before) with the file's mtime, if the file still has the
     bytes it was read from; None if not, or if it cannot be read (a full read says why).

@@ -152,17 +152,19 @@ def test_a_cache_that_does_not_describe_the_output_is_not_trusted(tarballs, make
     make_tarball(tarballs, {"name": "a", "version": "2.0.0"})
     build(config, show_progress=False)
     assert (config.output_dir / "a/-/a-1.0.0.tgz").read_bytes() == (tarballs / "a-1.0.0.tgz").read_bytes()
-    # a cache written for another output folder (a build killed before its swap): nothing
-    # is taken from the output, every tarball is copied (and checked) again
+    # a cache written for another output folder (a build killed before its swap): nothing is
+    # taken from the cache; the output says what it holds itself (its state and documents), and
+    # a tarball whose bytes are not what they say (changed on the host) is copied in again
     cache_file = incremental.cache_path(config.output_dir)
     head, rest = cache_file.read_bytes().split(b"\n", 1)
     data = json.loads(head)
     data["output_id"] = "0" * 64
     cache_file.write_bytes(json.dumps(data).encode() + b"\n" + rest)
+    (config.output_dir / "@s/b/-/b-1.0.0.tgz").write_bytes(b"changed on the host")
     count = len(reads)
     report = build(config, show_progress=False)
-    assert sorted(reads[count:]) == ["a-1.0.0.tgz", "a-1.1.0.tgz", "a-2.0.0.tgz", "s-b-1.0.0.tgz"]
-    assert (report.added, report.changed, report.removed) == ([], [], [])
+    assert reads[count:] == ["s-b-1.0.0.tgz"] and report.tarballs_hashed == 3  # the rest hashed, as the output says
+    assert report.changed == ["@s/b/-/b-1.0.0.tgz"] and (report.added, report.removed) == ([], [])
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
 
 
@@ -172,7 +174,8 @@ def test_a_broken_cache_means_a_full_build(tarballs, make_config, reads):
     build(config, show_progress=False)
     incremental.cache_path(config.output_dir).write_bytes(b"\x00not json")
     report = build(config, show_progress=False)
-    assert len(reads) == 6 and report.packages == 2
+    # nothing taken from the cache; the output's own documents say what it holds: hashed, not read
+    assert len(reads) == 3 and report.tarballs_hashed == 3 and report.packages == 2
     assert incremental.load(incremental.cache_path(config.output_dir), config.output_dir).describes_output
     cache_file = incremental.cache_path(config.output_dir)
     whole = cache_file.read_bytes()
@@ -388,3 +391,21 @@ def test_an_output_restored_elsewhere_with_its_cache_is_still_incremental(tarbal
     assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
     assert report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
     assert contents(config.output_dir) == cold(checkout, make_config, tmp_path)
+
+
+def test_a_registry_with_nothing_beside_it_is_still_built_incrementally(tarballs, make_config, reads, tmp_path):
+    """A registry synced back from where it is hosted: no cache, no records, no READMEs beside it.
+    Its own state and documents say what it holds: the tarballs it has are hashed, not read."""
+    import shutil
+
+    make_set(tarballs)
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    for beside in config.output_dir.parent.glob(f".{config.output_dir.name}.staticreg-*"):
+        shutil.rmtree(beside) if beside.is_dir() else beside.unlink()
+    make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+    del reads[:]
+    report = build(config, show_progress=False)
+    assert reads == ["c-1.0.0.tgz"] and report.tarballs_hashed == 3
+    assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
+    assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
