@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -230,30 +231,40 @@ def deploy_command(registry_dir, target, endpoint_url, delete, document_max_age,
 
 
 def _hosted(command):
-    """The options every command that changes a hosted registry takes."""
+    """The options every command that changes a hosted registry takes; the command gets
+    `run(operation, **config_flags)`, which opens the store and prints the summary."""
+
+    @functools.wraps(command)
+    def with_store(target, endpoint_url, config_file, signing_key, **arguments):
+        def run(operation, **flags) -> None:
+            from staticreg.config import load_config
+            from staticreg.store import open_store
+
+            # A hosted registry's own state names its settings; the flags are for one that has none yet.
+            config = load_config(config_file, require_base_url=False, input_dir=Path("."),
+                                 output_dir=Path(".staticreg-hosted"), signing_key=signing_key, **flags)  # fmt: skip
+            click.echo(operation(open_store(target, endpoint_url), config).summary())
+
+        return command(run=run, **arguments)
+
     for option in reversed([
         click.option("--to", "target", required=True, help="The registry: a folder (what the web server serves) or s3://bucket/prefix."),
         click.option("--endpoint-url", help="URL of an S3-compatible store (default: AWS S3, as boto3 configures it)."),
         click.option("-c", "--config", "config_file", type=_PATH, help="Configuration file, for template_dir and signing_key (default: ./staticreg.yml if present)."),
         click.option("--signing-key", type=_PATH, help="The registry's signing key, when it signs (also $STATICREG_SIGNING_KEY)."),
     ]):  # fmt: skip
-        command = option(command)
-    return command
+        with_store = option(with_store)
+    return with_store
 
 
-def _hosted_config(config_file, **flags):
-    from staticreg.config import load_config
+def _name_and_version(spec: str) -> tuple[str, str]:
+    from staticreg.errors import ConfigError
+    from staticreg.names import split_spec
 
-    # A hosted registry's own state names its settings; these are only for one that has none yet.
-    return load_config(config_file, require_base_url=False, input_dir=Path("."), output_dir=Path(".staticreg-hosted"), **flags)
-
-
-def _run_hosted(operation, target, endpoint_url, config_file, signing_key=None, **flags):
-    from staticreg.store import open_store
-
-    config = _hosted_config(config_file, signing_key=signing_key, **flags)
-    report = operation(open_store(target, endpoint_url), config)
-    click.echo(report.summary())
+    name, version = split_spec(spec)
+    if version == "*":
+        raise ConfigError(f"{spec}: give NAME@VERSION")
+    return name, version
 
 
 @cli.command("publish")
@@ -264,26 +275,23 @@ def _run_hosted(operation, target, endpoint_url, config_file, signing_key=None, 
 @click.option("--site/--no-site", default=None, help="For a new registry: write the browsable site (default: on).")
 @click.option("--index-html/--no-index-html", default=None, help="For a new folder registry: index.html copies of documents (default: on).")
 @click.option("--tag", help="Point this dist-tag at the newest version published (latest follows the highest version anyway).")
-def publish_command(tarballs, target, endpoint_url, config_file, signing_key, tag, **flags) -> None:
+def publish_command(run, tarballs, tag, **flags) -> None:
     """Add TARBALLS to the registry at --to, reading and writing only what they change."""
     from staticreg import hosted
 
-    _run_hosted(lambda store, config: hosted.publish(store, list(tarballs), config, tag=tag),
-                target, endpoint_url, config_file, signing_key, **flags)  # fmt: skip
+    run(lambda store, config: hosted.publish(store, list(tarballs), config, tag=tag), **flags)
 
 
 @cli.command("unpublish")
 @click.argument("spec")
 @_hosted
 @click.option("--force", is_flag=True, help="With NAME alone: remove the whole package.")
-def unpublish_command(spec, target, endpoint_url, config_file, signing_key, force) -> None:
+def unpublish_command(run, spec, force) -> None:
     """Remove NAME@VERSION (or, with --force, every version of NAME) from the registry."""
     from staticreg import hosted
-    from staticreg.names import split_spec
 
-    name, version = split_spec(spec) if "@" in spec[1:] else (spec, None)
-    _run_hosted(lambda store, config: hosted.unpublish(store, name, version, config, force=force),
-                target, endpoint_url, config_file, signing_key)  # fmt: skip
+    name, version = _name_and_version(spec) if "@" in spec[1:] else (spec, None)
+    run(lambda store, config: hosted.unpublish(store, name, version, config, force=force))
 
 
 @cli.group("dist-tag")
@@ -295,43 +303,36 @@ def dist_tag_group() -> None:
 @click.argument("spec")
 @click.argument("tag")
 @_hosted
-def dist_tag_add_command(spec, tag, target, endpoint_url, config_file, signing_key) -> None:
+def dist_tag_add_command(run, spec, tag) -> None:
     """Point TAG at NAME@VERSION."""
     from staticreg import hosted
-    from staticreg.errors import ConfigError
-    from staticreg.names import split_spec
 
-    name, version = split_spec(spec)
-    if version == "*":
-        raise ConfigError(f"{spec}: give NAME@VERSION, the version the tag points at")
-    _run_hosted(lambda store, config: hosted.dist_tag_add(store, name, version, tag, config),
-                target, endpoint_url, config_file, signing_key)  # fmt: skip
+    name, version = _name_and_version(spec)
+    run(lambda store, config: hosted.dist_tag_add(store, name, version, tag, config))
 
 
 @dist_tag_group.command("rm")
 @click.argument("name")
 @click.argument("tag")
 @_hosted
-def dist_tag_rm_command(name, tag, target, endpoint_url, config_file, signing_key) -> None:
+def dist_tag_rm_command(run, name, tag) -> None:
     """Remove TAG from NAME."""
     from staticreg import hosted
 
-    _run_hosted(lambda store, config: hosted.dist_tag_rm(store, name, tag, config), target, endpoint_url,
-                config_file, signing_key)  # fmt: skip
+    run(lambda store, config: hosted.dist_tag_rm(store, name, tag, config))
 
 
 @cli.command("deprecate")
 @click.argument("spec")
 @click.argument("message")
 @_hosted
-def deprecate_command(spec, message, target, endpoint_url, config_file, signing_key) -> None:
+def deprecate_command(run, spec, message) -> None:
     """Deprecate NAME[@RANGE] with MESSAGE; an empty MESSAGE ("") takes it back."""
     from staticreg import hosted
     from staticreg.names import split_spec
 
     name, spec_range = split_spec(spec)
-    _run_hosted(lambda store, config: hosted.deprecate(store, name, spec_range, message, config),
-                target, endpoint_url, config_file, signing_key)  # fmt: skip
+    run(lambda store, config: hosted.deprecate(store, name, spec_range, message, config))
 
 
 @cli.command("check")

@@ -349,12 +349,13 @@ def sri(sha512) -> str:
     return "sha512-" + base64.b64encode(sha512.digest()).decode("ascii")
 
 
-def content_of(path: str) -> tuple[str, int, float] | None:
-    """(sha512 integrity, size, mtime) of a regular file; None if it cannot be read (a full read says why)."""
+def content_of(path: str, size: int | None = None) -> tuple[str, int, float] | None:
+    """(sha512 integrity, size, mtime) of a regular file; None if it cannot be read (a full
+    read says why), or when it is not `size` bytes (not hashed, then)."""
     try:
         with open(path, "rb", opener=_open_nonblocking) as raw:
             stat = os.fstat(raw.fileno())
-            if not stat_mode.S_ISREG(stat.st_mode):
+            if not stat_mode.S_ISREG(stat.st_mode) or (size is not None and stat.st_size != size):
                 return None
             sha512 = hashlib.sha512()
             while data := raw.read(CHUNK):
@@ -369,19 +370,10 @@ def same_tarball(path: str, record: TarballRecord) -> TarballRecord | None:
     bytes it was read from; None if not, or if it cannot be read (a full read says why).
     A tarball copied, checked out or downloaded again has a new mtime and inode but the same
     bytes: hashing them costs a fraction of reading the tarball again."""
-    try:
-        with open(path, "rb", opener=_open_nonblocking) as raw:
-            stat = os.fstat(raw.fileno())
-            if not stat_mode.S_ISREG(stat.st_mode) or stat.st_size != record.size:
-                return None
-            sha512 = hashlib.sha512()
-            while data := raw.read(CHUNK):
-                sha512.update(data)
-    except OSError:
+    found = content_of(path, record.size)
+    if found is None or found[0] != record.integrity:
         return None
-    if sri(sha512) != record.integrity:
-        return None
-    return replace(record, mtime=stat.st_mtime)
+    return replace(record, mtime=found[2])
 
 
 def _open_nonblocking(path: str, flags: int) -> int:
