@@ -81,7 +81,61 @@ def folder_round(size: int, work: Path, runs: int) -> dict:
             "publish_s": statistics.median(publishes), "builds": builds, "publishes": publishes}  # fmt: skip
 
 
-def s3_round(size: int, work: Path, runs: int) -> dict:
+class LatencyProxy:
+    """A TCP proxy on 127.0.0.1 that holds each answer back `delay` seconds, as a store across
+    a network would: moto on loopback answers in well under a millisecond of network, so one
+    request at a time and sixteen at once differ only by moto's own CPU there."""
+
+    def __init__(self, target_port: int, delay: float):
+        import asyncio
+        import socket
+        import threading
+
+        self.delay, self.target_port = delay, target_port
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
+        self.thread.start()
+        self.ready.wait()
+
+    def _run(self, sock) -> None:
+        import asyncio
+
+        async def pump(reader, writer, hold: bool) -> None:
+            last = 0.0
+            try:
+                while data := await reader.read(1 << 16):
+                    now = time.monotonic()
+                    if hold and now - last > 0.002:  # the first bytes of an answer: one round trip
+                        await asyncio.sleep(self.delay)
+                    last = time.monotonic()
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader, writer) -> None:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.gather(pump(reader, upstream_writer, False), pump(upstream_reader, writer, True))
+
+        async def main() -> None:
+            server = await asyncio.start_server(handle, sock=sock)
+            self.ready.set()
+            async with server:
+                await server.serve_forever()
+
+        self.loop.run_until_complete(main())
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def s3_round(size: int, work: Path, runs: int, latency_ms: float = 0) -> dict:
     import boto3
 
     from staticreg import hosted
@@ -103,9 +157,11 @@ def s3_round(size: int, work: Path, runs: int) -> dict:
         shutil.rmtree(registry, ignore_errors=True)
         run("build", str(tarballs), "-o", str(registry), "--base-url", url, "-q")
 
-        # A first deploy's objects per second: one at a time, against 16 at once, on the same objects.
+        # A first deploy's objects per second: one at a time, against 16 at once, on the same
+        # objects; through a proxy that adds a round trip to each answer when asked.
         uploads = plan(registry, "one/")[:2000]
-        bucket = _Bucket("s3://bench/one", server.url(), 16)
+        endpoint = LatencyProxy(server.port, latency_ms / 1000).url() if latency_ms else server.url()
+        bucket = _Bucket("s3://bench/one", endpoint, 16)
         started = time.monotonic()
         for upload in uploads:
             bucket.put(upload)
@@ -174,6 +230,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="also the S3 round (moto), at the first size only")
+    parser.add_argument("--latency-ms", type=float, default=0, help="a round trip added to each S3 answer in the upload-rate part")
     args = parser.parse_args()
     results = []
     for i, size in enumerate(int(s) for s in args.sizes.split(",")):
@@ -184,8 +241,9 @@ def main() -> None:
                   f"publish {folder['publish_s']:.2f} s ({folder['add_one_build_s'] / folder['publish_s']:.1f}x faster)", flush=True)  # fmt: skip
             results.append({"folder": folder})
             if args.s3 and i == 0:
-                s3 = s3_round(size, work, args.runs)
+                s3 = s3_round(size, work, args.runs, args.latency_ms)
                 print(f"{size:>7} S3: first deploy of {s3['objects']} objects {s3['first_deploy_s']:.1f} s; "
+                      f"with {args.latency_ms:g} ms added to each answer, "
                       f"{s3['objects_per_s_16']:.0f} objects/s at 16 at once against {s3['objects_per_s_one_at_a_time']:.0f} "
                       f"one at a time ({s3['objects_per_s_16'] / s3['objects_per_s_one_at_a_time']:.1f}x)", flush=True)  # fmt: skip
                 print(f"{size:>7} S3 add one: publish {s3['publish_s']:.2f} s, {s3['publish_requests']} requests; "
