@@ -93,17 +93,8 @@ def plan(registry_dir: Path, prefix: str, document_max_age: int = 0, names: Iter
             continue  # the top page at the bucket's root: the store has no such key
         content_type, cache_control = headers.for_object(path, kind, document_max_age)
         uploads.append(Upload(prefix + key, path, layout.safe_join(registry_dir, path), kind, content_type,
-                              cache_control, _owner(path, owner)))  # fmt: skip
+                              cache_control, layout.owner_of(path, owner)))  # fmt: skip
     return sorted(uploads, key=lambda u: (_phase(u), u.key))
-
-
-def _owner(path: str, owner: dict[str, str]) -> str:
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        name = owner.get("/".join(parts[:i]))
-        if name is not None:
-            return name
-    return ""
 
 
 def _md5(file: Path) -> str:

@@ -180,6 +180,17 @@ def package_folders(name: str) -> list[str]:
     return [package_dir(name), f"-/package/{name}", f"{SITE_DIR}/package/{name}"]
 
 
+def owner_of(path: str, owner: dict[str, str]) -> str:
+    """The package whose folders hold `path`, for `owner`: each package's folders
+    (package_folders) -> its name; "" for the files of no package."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        name = owner.get("/".join(parts[:i]))
+        if name is not None:
+            return name
+    return ""
+
+
 def url(base_url: str, path: str) -> str:
     """The absolute URL of a file, for a base URL that ends with '/'."""
     return base_url + quote(path, safe=_URL_SAFE)
