@@ -253,10 +253,10 @@ def _build(
         if config.site:
             with timed("site"):
                 rows, pages = _site_stage(config, registry, fingerprints, previous, staging, readmes, settings, show_progress)
-        write_registry_state(staging, config, registry, rows, fingerprints)
+        token = write_registry_state(staging, config, registry, rows, fingerprints)  # output_token() of the new output
         with timed("commit"):
             trash, merged_times = _commit_stage(config, registry, fingerprints, kept, rows, pages, inputs, problems,
-                                                read, previous, staging, output, settings, report)  # fmt: skip
+                                                read, previous, staging, output, settings, token, report)  # fmt: skip
         report.files_written, report.files_reused = staging.written, staging.reused
         # Still under the lock, so that two builds never interleave their times or reports.
         if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
@@ -430,7 +430,7 @@ def _site_stage(
 def _commit_stage(
     config: Config, registry: Registry, fingerprints: dict[str, str], kept: dict[str, str], rows: dict[str, dict],
     pages: dict[str, str], inputs: _Inputs, problems: list[Problem], read: _Read, previous: incremental.Cache,
-    staging: Staging, output: Path, settings: str, report: BuildReport,
+    staging: Staging, output: Path, settings: str, token: str, report: BuildReport,
 ) -> tuple[Path | None, dict[str, str]]:  # fmt: skip
     """Report what changed, save the cache for the next build, and swap the staging folder
     in; returns the old output (the next build's spare), if there was one, and the publish
@@ -449,7 +449,7 @@ def _commit_stage(
     kept_digest = inputs.kept_digest if merged == inputs.kept_times else incremental.times_digest(merged)
     cache = incremental.Cache(
         records=read.entries,
-        output_id=incremental.output_token(staging.root),
+        output_id=token,
         versions=integrities,
         packages={n: incremental.Built(fingerprints.get(n), f, rows.get(n)) for n, f in files.items()},
         pages=pages,

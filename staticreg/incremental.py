@@ -412,7 +412,8 @@ def files_by_package(
     if run:
         runs.setdefault(current, []).append("\n".join(run))
     joined = {}
-    for name, parts in runs.items():
+    for name in list(runs):
+        parts = runs.pop(name)  # the runs let go as each package's string is made
         joined[name] = "\n".join(sorted(set("\n".join(parts).split("\n")))) if len(parts) > 1 else _sorted_run(parts[0])
     for name, files in (previous or {}).items():
         if joined.get(name) == files:

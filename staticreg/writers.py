@@ -102,15 +102,18 @@ def depends_on(package: Package) -> list[str]:
 
 def write_registry_state(
     staging: Staging, config: Config, registry: Registry, rows: dict[str, dict], fingerprints: dict[str, str]
-) -> None:
+) -> str:
+    """Write the registry's state (and the shared pages' marker); returns the state's digest."""
     deps = {name: depends_on(p) for name, p in registry.packages.items()}
     state = registry_state.RegistryState(
         registry_settings(config), rows, {n: d for n, d in deps.items() if d}, dict(fingerprints)
     )
     data = registry_state.registry_state_bytes(state)
     staging.write(layout.REGISTRY_STATE, data)
+    digest = registry_state.state_digest(data)
     if config.site:
-        staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(data)))
+        staging.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(digest))
+    return digest
 
 
 def _signed_manifests(package: Package, config: Config, stored: dict[str, dict] | None = None) -> dict[str, dict]:
