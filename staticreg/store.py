@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 import time
@@ -80,6 +81,14 @@ def open_store(target: str, endpoint_url: str | None = None) -> Store:
     if "://" in target:
         raise StoreError(f"the target {target!r} must be a folder or s3://bucket/prefix")
     return FolderStore(Path(target))
+
+
+def _remove_temporaries_of(target: Path) -> None:
+    """Temporaries of writers killed while writing `target` (".NAME.XXXX.tmp"): under the
+    registry's lock no other writer is alive, so every one of them is a dead writer's."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _stat_etag(st: os.stat_result) -> str:
@@ -153,6 +162,7 @@ class FolderStore:
         if expect != ANY and (now.etag if now else ABSENT) != expect:
             raise Conflict(path)
         if now is not None and now.data == data:
+            _remove_temporaries_of(target)
             return now.etag  # unchanged: it keeps its mtime, and web servers their ETag and 304s
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -164,6 +174,7 @@ class FolderStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        _remove_temporaries_of(target)
         return _stat_etag(os.stat(target))
 
     def create(self, path: str, source: Path) -> bool:
@@ -196,6 +207,7 @@ class FolderStore:
             os.unlink(tmp)
         os.link(source, tmp)
         os.replace(tmp, target)
+        _remove_temporaries_of(target)
 
     def delete(self, path: str) -> None:
         target = self._path(path)

@@ -240,9 +240,8 @@ def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(tmp_pat
         _consistent(tmp_path / "reg")
     done = run_staticreg("publish", *change, "--to", str(tmp_path / "reg"))
     assert done.returncode == 0, done.stderr
-    # A killed writer may leave a hidden temporary (".index.json.XXXX.tmp") that no URL names; nothing else.
-    got = {k: v for k, v in contents(tmp_path / "reg").items() if not k.rpartition("/")[2].startswith(".") or not k.endswith(".tmp")}
-    assert got == cold(tmp_path, make_config, [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")])
+    # what killed writers left half written (hidden temporaries) is gone once the file is written again
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")])
 
 
 def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(tmp_path, make_config, made):
