@@ -21,7 +21,6 @@ registry clients install from; the same command run again completes it.
 from __future__ import annotations
 
 import json
-import os
 import random
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from staticreg import documents, incremental, layout, names, registry_state, upstream_meta
-from staticreg.config import Config, Override, template_digest
+from staticreg.config import Config, Override
 from staticreg.errors import StaticregError, TarballError
 from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
 from staticreg.readmes import ReadmeStore
@@ -262,9 +261,9 @@ class _States:
 
 def _settings(store: Store, state: RegistryState | None, config: Config) -> Settings:
     """The registry's settings; for a registry that has none yet, the configuration's."""
-    wanted = registry_settings(config) if config.base_url else None
+    wanted = registry_settings(config)
     if state is None:
-        if wanted is None:
+        if not config.base_url:
             raise UpdateError(f"{store.label} is not a registry yet: give --base-url (the URL it will be served at)")
         return wanted
     settings = state.settings
@@ -273,7 +272,7 @@ def _settings(store: Store, state: RegistryState | None, config: Config) -> Sett
             f"{store.label} is served at {settings.base_url}, not {config.base_url}: every document names "
             "its tarballs' URLs, so moving a registry means building it again (staticreg build)"
         )
-    if wanted is not None and wanted.signing_key != settings.signing_key:
+    if wanted.signing_key != settings.signing_key:
         raise UpdateError(
             f"{store.label} "
             + (f"signs its versions with the key {settings.signing_key}" if settings.signing_key else "does not sign its versions")
@@ -281,7 +280,7 @@ def _settings(store: Store, state: RegistryState | None, config: Config) -> Sett
             + ": give its key (--signing-key, $STATICREG_SIGNING_KEY or signing_key in staticreg.yml); "
             "a new key or an end to signing is a build's to make (staticreg build, then deploy)"
         )
-    if template_digest(config) != settings.templates:
+    if wanted.templates != settings.templates:
         raise UpdateError(
             f"{store.label}'s pages were made with "
             + ("staticreg's own templates" if not settings.templates else "other templates (template_dir)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import shutil
 from pathlib import Path
 
@@ -256,8 +255,9 @@ def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(
     config = make_config(first, output_dir=tmp_path / "reg", jobs=1, signing=keyring)
     build(config, show_progress=False)
     store = FolderStore(config.output_dir)
-    with pytest.raises(hosted.UpdateError, match="signs its versions with the key SHA256:"):
-        hosted.publish(store, [made["a@1.1.0"]], make_config(first, output_dir=tmp_path / "reg"))
+    for base_url in ("http://registry.test/", ""):  # with --base-url given again, and without (as the CLI runs)
+        with pytest.raises(hosted.UpdateError, match="signs its versions with the key SHA256:"):
+            hosted.publish(store, [made["a@1.1.0"]], make_config(first, output_dir=tmp_path / "reg", base_url=base_url))
     hosted.publish(store, [made["a@1.1.0"], made["c@0.1.0"]], config)
     doc = json.loads((config.output_dir / "a/index.json").read_bytes())
     assert all(m["dist"]["signatures"][0]["keyid"] == keyring.signer.keyid for m in doc["versions"].values())
