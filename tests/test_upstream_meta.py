@@ -134,7 +134,6 @@ def test_a_changed_sidecar_rebuilds_its_package(tarballs, make_config):
 
 def test_attestation_bundles_are_json_documents_for_every_host():
     from staticreg import headers, layout
-    from staticreg.host_files import netlify_files
 
     path = layout.attestation_path("@s/a", "1.0.0-rc.html")
     assert path == "-/npm/v1/attestations/@s/a@1.0.0-rc.html"

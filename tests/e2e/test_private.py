@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -22,7 +21,7 @@ import pytest
 
 from staticreg import auth
 from tests.e2e import hosts
-from tests.e2e.clients import BunClient, client
+from tests.e2e.clients import client
 from tests.e2e.npm import Npm, make_project, pack
 from tests.e2e.project import build, check_installed, make_input, new_project
 from tests.e2e.servers import free_port, start_nginx

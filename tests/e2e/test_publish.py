@@ -9,18 +9,16 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from staticreg import hosted, layout
+from staticreg import hosted
 from staticreg.config import Config
 from staticreg.reader import sri
 from staticreg.store import FolderStore, S3Store
@@ -238,7 +236,7 @@ def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(scratch
     assert s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")), "--base-url", url).returncode == 0
     change = [str(tarball(packed, "@team/lib", "2.0.0")), str(tarball(packed, "team-tool-5", "1.0.0"))]
     rng = random.Random(7)
-    for attempt in range(6):
+    for _ in range(6):
         p = subprocess.Popen([sys.executable, "-m", "staticreg", "publish", *change, "--to", target, "--endpoint-url",
                               moto.url()], env=hosts.s3_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(rng.uniform(0.3, 2.5))
