@@ -20,6 +20,7 @@ registry clients install from; the same command run again completes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -344,11 +345,12 @@ def _update_package(
         for version in set(state.versions) - set(keep) - {a.version for a in added}:
             del state.versions[version]
         if not keep and not added:
-            _remove_package(store, name, existing, doc_blob, config, report)
+            _remove_package(store, name, existing, stored.doc, config, report)
             return None
         package = _model(name, keep, added, stored, config, now)
-        files = _files(package, config, state, doc_blob)
-        touched = _changed_version_documents(doc_blob, package, files)
+        made = _files(package, config, state, stored.doc)
+        files = made.files
+        touched = _changed_version_documents(stored.doc, package, files)
         try:
             for incoming in added:
                 _put_tarball(store, name, incoming)
@@ -359,19 +361,19 @@ def _update_package(
                 store.write(path, files[path])
             store.write(layout.package_state_path(name), registry_state.package_state_bytes(state),
                         expect=state_blob.etag if state_blob else ABSENT)  # fmt: skip
-            store.write(layout.packument_path(name), files[layout.packument_path(name)],
-                        expect=doc_blob.etag if doc_blob else ABSENT)  # fmt: skip
+            committed = store.write(layout.packument_path(name), files[layout.packument_path(name)],
+                                    expect=doc_blob.etag if doc_blob else ABSENT)  # fmt: skip
         except Conflict:
             report.retries += 1
             _backoff(attempt)
             continue
         for incoming in change.add:
             (report.published if incoming in added else report.unchanged).append(f"{name}@{incoming.version}")
-        _refresh_package(store, name, config, names_here | {name}, touched, now, report)
+        _refresh_package(store, name, config, names_here | {name}, touched, now, report, (committed, package, made, state))
         for version in sorted(set(existing) - set(package.versions)):
             _remove_version(store, name, version, config)
             report.removed.append(f"{name}@{version}")
-        for tag in sorted(_tag_documents(existing, doc_blob) - set(package.dist_tags)):
+        for tag in sorted(_tag_documents(existing, stored.doc) - set(package.dist_tags)):
             _remove_document(store, layout.version_document_path(name, tag))
         return package
     raise UpdateError(f"{name}: {ATTEMPTS} other writers changed it while this one tried; run the same command again")
@@ -386,6 +388,7 @@ class _Stored:
     times: dict[str, str] = field(default_factory=dict)
     state: PackageState = field(default_factory=PackageState)
     upstream: dict = field(default_factory=dict)
+    doc: dict = field(default_factory=dict)  # the package document, parsed; {} when there is none
 
 
 def _existing(store: Store, name: str, doc_blob: Blob | None, state_blob: Blob | None) -> _Stored:
@@ -404,7 +407,7 @@ def _existing(store: Store, name: str, doc_blob: Blob | None, state_blob: Blob |
     versions, times = doc.get("versions") if isinstance(doc, dict) else None, doc.get("time") if isinstance(doc, dict) else None
     if not isinstance(versions, dict) or not isinstance(times, dict) or doc.get("name") != name:
         raise StateError(f"{label} is not a package document of {name}; build the registry again")
-    stored = _Stored(times={f"{name}@{v}": times.get(v) for v in versions}, state=state)
+    stored = _Stored(times={f"{name}@{v}": times.get(v) for v in versions}, state=state, doc=doc)
     for version, manifest in versions.items():
         if not isinstance(times.get(version), str):
             raise StateError(f"{label}: version {version!r} has no publish time; build the registry again")
@@ -461,17 +464,12 @@ class _Collect:
         self.links.append((existing, path))
 
 
-def _files(package: Package, config: Config, state: PackageState, doc_blob: Blob | None) -> dict[str, bytes]:
+def _files(package: Package, config: Config, state: PackageState, doc: dict) -> _Collect:
+    """The package's documents, as write_package makes them; `doc` the stored document, whose
+    versions keep their signatures."""
     collect = _Collect()
-    stored = (json.loads(doc_blob.data).get("versions") or {}) if doc_blob is not None else {}
-    write_package(package, collect, config, _TextReadmes(state.readmes), stored)  # type: ignore[arg-type]
-    return collect.files
-
-
-def _version_paths(package: Package) -> list[str]:
-    """The per-version and per-tag documents: written before the package document names them."""
-    paths = [layout.version_document_path(package.name, v) for v in package.versions]
-    return paths + [layout.version_document_path(package.name, t) for t in package.dist_tags if t not in package.versions]
+    write_package(package, collect, config, _TextReadmes(state.readmes), doc.get("versions") or {})  # type: ignore[arg-type]
+    return collect
 
 
 def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
@@ -479,11 +477,8 @@ def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
     if store.create(path, incoming.copy):
         return
     there = store.read(path)  # a tarball is there already: one with the same bytes is fine
-    if there is not None:
-        import hashlib
-
-        if sri(hashlib.sha512(there.data)) == incoming.record.integrity:
-            return
+    if there is not None and sri(hashlib.sha512(there.data)) == incoming.record.integrity:
+        return
     raise UpdateError(
         f"{incoming.record.source}: {store.label} already has a different tarball at {path}; a published "
         "version never changes: publish it as a new version"
@@ -492,55 +487,39 @@ def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
 
 def _refresh_package(
     store: Store, name: str, config: Config, names_here: set[str], touched: list[str], now: datetime,
-    report: UpdateReport,
+    report: UpdateReport, committed: tuple[str | None, Package, _Collect, PackageState],
 ) -> None:  # fmt: skip
-    """Write the files made from the package document as it is now (and the version documents
-    this change touched), until that document is still the same after."""
+    """Write the files made from the package document (and the version documents this change
+    touched): first from what this change committed, then, if another writer committed since,
+    from the document as it is, until it is still the one they were made from after."""
+    etag, package, made, state = committed
     for _ in range(ATTEMPTS):
-        doc_blob = store.read(layout.packument_path(name))
-        if doc_blob is None:
-            return
-        state_blob = store.read(layout.package_state_path(name))
-        stored = _existing(store, name, doc_blob, state_blob)
-        state = stored.state
-        package = _model(name, stored.records, [], stored, config, now)
-        files = _files(package, config, state, doc_blob)
-        collect_links = _links(package, config)
-        derived = [layout.abbreviated_path(name), layout.dist_tags_path(name), *touched]
-        for path in derived:
-            if path in files:
-                store.write(path, files[path])
+        for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *touched):
+            if path in made.files:
+                store.write(path, made.files[path])
         if store.folder_host:
-            for existing_path, twin in collect_links:
+            for existing_path, twin in made.links:
                 store.link(existing_path, twin)
         if config.site:
             from staticreg import site
 
-            pages = site.render_package(names_here, package, config, _site(config), _TextReadmes(state.readmes))
-            for path, data in pages:
+            for path, data in site.render_package(names_here, package, config, _site(config), _TextReadmes(state.readmes)):
                 store.write(path, data)
         after = store.read(layout.packument_path(name))
-        if after is not None and after.etag == doc_blob.etag:
+        if after is None or after.etag == etag:
             if name not in report.packages:
                 report.packages.append(name)
             return
-        report.retries += 1
+        report.retries += 1  # another writer committed the package since: its document is the one to follow
+        stored = _existing(store, name, after, store.read(layout.package_state_path(name)))
+        etag, state = after.etag, stored.state
+        package = _model(name, stored.records, [], stored, config, now)
+        made = _files(package, config, state, stored.doc)
 
 
-def _links(package: Package, config: Config) -> list[tuple[str, str]]:
-    if not config.index_html:
-        return []
-    paths = [layout.packument_path(package.name)] + _version_paths(package)
-    return [(p, layout.zero_config_copy(p)) for p in paths]
-
-
-def _changed_version_documents(doc_blob: Blob | None, package: Package, files: dict[str, bytes]) -> list[str]:
+def _changed_version_documents(doc: dict, package: Package, files: dict[str, bytes]) -> list[str]:
     """The version and tag documents whose bytes differ from the stored package document's."""
-    before: dict = {}
-    tags: dict = {}
-    if doc_blob is not None:
-        doc = json.loads(doc_blob.data)
-        before, tags = doc.get("versions") or {}, doc.get("dist-tags") or {}
+    before, tags = doc.get("versions") or {}, doc.get("dist-tags") or {}
     changed = []
     for version in package.versions:
         path = layout.version_document_path(package.name, version)
@@ -554,11 +533,9 @@ def _changed_version_documents(doc_blob: Blob | None, package: Package, files: d
     return changed
 
 
-def _tag_documents(existing: dict, doc_blob: Blob | None) -> set[str]:
-    if doc_blob is None:
-        return set()
-    tags = json.loads(doc_blob.data).get("dist-tags") or {}
-    return {t for t in tags if isinstance(t, str) and t not in existing}
+def _tag_documents(existing: dict, doc: dict) -> set[str]:
+    """The tags of a stored document that have documents of their own (those not named as a version)."""
+    return {t for t in doc.get("dist-tags") or {} if isinstance(t, str) and t not in existing}
 
 
 def _remove_document(store: Store, path: str) -> None:
@@ -622,16 +599,14 @@ def _dependents(
     return entries
 
 
-def _remove_package(
-    store: Store, name: str, existing: dict, doc_blob: Blob | None, config: Config, report: UpdateReport
-) -> None:
+def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: Config, report: UpdateReport) -> None:
     """The last version went: the documents first, so that no document names a missing tarball."""
-    if doc_blob is not None:
+    if doc:
         _remove_document(store, layout.packument_path(name))
         if store.folder_host:
             store.delete(layout.abbreviated_path(name))
     store.delete(layout.dist_tags_path(name))
-    for tag in _tag_documents(existing, doc_blob):
+    for tag in _tag_documents(existing, doc):
         _remove_document(store, layout.version_document_path(name, tag))
     if config.site:
         store.delete(layout.site_package_page(name))
