@@ -109,6 +109,16 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass
 
 
+def not_a_registry(folder: Path) -> str | None:
+    """Why `folder` may not be written as a registry ("... is not a folder", "... has other
+    content"), or None: it is a registry staticreg made, an empty folder, or nothing yet."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} exists and is not a folder"
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+        return f"{folder} is a folder with other content (it has no {MARKER}, so staticreg did not make it)"
+    return None
+
+
 def lock_path(output: Path) -> Path:
     """The lock file beside an output: builds and publishes into it take it."""
     output = output.absolute()
@@ -166,13 +176,9 @@ class Staging:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BuildError(f"cannot create the output's parent folder {parent}: {exc.strerror or exc}") from None
-        if self.output.exists() and not self.output.is_dir():
-            raise BuildError(f"the output {self.output} exists and is not a folder")
-        if self.output.is_dir() and any(self.output.iterdir()) and not (self.output / MARKER).is_file():
-            raise BuildError(
-                f"the output {self.output} is a folder with other content (it has no {MARKER}, so staticreg "
-                "did not build it); a build replaces the whole folder, so choose a new or empty one"
-            )
+        foreign = not_a_registry(self.output)
+        if foreign:
+            raise BuildError(f"the output {foreign}; a build replaces the whole folder, so choose a new or empty one")
         self._lock()
         self._recover()
         self.fresh = not self.output.is_dir()

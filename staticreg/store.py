@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from staticreg import headers, layout
 from staticreg.errors import StaticregError
-from staticreg.output import MARKER, lock_path
+from staticreg.output import lock_path, not_a_registry
 
 try:
     import fcntl
@@ -104,7 +104,6 @@ class FolderStore:
     def __init__(self, root: Path):
         self.root = root.absolute()
         self.label = str(root)
-        self._lock_file = None
 
     def _path(self, path: str) -> Path:
         return layout.safe_join(self.root, path)
@@ -112,13 +111,9 @@ class FolderStore:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the registry's lock (the one builds take) for a whole update; wait for it."""
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"{self.root} exists and is not a folder")
-        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / MARKER).is_file():
-            raise StoreError(
-                f"{self.root} is a folder with other content (it has no {MARKER}, so staticreg did not "
-                "make it); give a registry folder, or a new or empty one"
-            )
+        foreign = not_a_registry(self.root)
+        if foreign:
+            raise StoreError(f"{foreign}; give a registry folder, or a new or empty one")
         self.root.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path(self.root), "a+") as lock:
             if fcntl is not None:
@@ -134,12 +129,8 @@ class FolderStore:
                                 "is a build or publish stuck? Run this again when it has finished"
                             ) from None
                         time.sleep(0.05)
-            self._lock_file = lock
             self._forget_build_cache()
-            try:
-                yield
-            finally:
-                self._lock_file = None
+            yield
 
     def _forget_build_cache(self) -> None:
         """The build cache beside the folder describes it as the last build left it: this change
