@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 from staticreg import headers, layout, registry_state
 from staticreg.errors import StaticregError
 from staticreg.progress import Progress
-from staticreg.store import ABSENT, Conflict, StoreError, parse_s3_target, s3_client
+from staticreg.store import ABSENT, Conflict, StoreError, parse_s3_target, s3_call, s3_client
 
 DEFAULT_JOBS = 16
 
@@ -130,26 +130,16 @@ class _Bucket:
             raise DeployError(str(exc)) from None
         self.requests = 0
 
-    def call(self, what: Callable, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def call(self, what: Callable, missing: bool = False, **kwargs):
         self.requests += 1
         try:
-            return what(Bucket=self.bucket, **kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status in (409, 412) or error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise Conflict(kwargs.get("Key", "")) from None
-            if error.get("Code") in ("NoSuchKey", "404") and what == self.s3.get_object:
-                return None
-            raise DeployError(f"{self.target}: the store answered {error.get('Code', '?')}: "
-                              f"{error.get('Message', exc)}") from None  # fmt: skip
-        except BotoCoreError as exc:
-            raise DeployError(f"{self.target}: {exc} (check --endpoint-url and your AWS credentials)") from None
+            return s3_call(self.target, kwargs.get("Key") or kwargs.get("Prefix", ""), what, missing,
+                           Bucket=self.bucket, **kwargs)  # fmt: skip
+        except StoreError as exc:
+            raise DeployError(str(exc)) from None
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        answer = self.call(self.s3.get_object, Key=key)
+        answer = self.call(self.s3.get_object, missing=True, Key=key)
         return None if answer is None else (answer["Body"].read(), answer["ETag"].strip('"'))
 
     def keys_under(self, prefix: str) -> dict[str, str]:

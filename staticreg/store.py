@@ -225,9 +225,6 @@ class S3Store:
         self.label = target
         self.bucket, self.prefix = parse_s3_target(target)
         self.s3 = s3_client(endpoint_url)
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        self._errors = (BotoCoreError, ClientError)
         self.requests = 0  # for the benchmark: every request this store sent
 
     def _key(self, path: str) -> str | None:
@@ -238,40 +235,19 @@ class S3Store:
     def exclusive(self) -> Iterator[None]:
         yield  # a bucket has no lock: every write that matters is conditional
 
-    @contextlib.contextmanager
-    def _speaking(self, path: str) -> Iterator[None]:
-        from botocore.exceptions import ClientError
-
-        try:
-            yield
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = error.get("Code", "?")
-            if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise Conflict(path) from None
-            raise StoreError(f"{self.label}: the store answered {code} for {path}: {error.get('Message', exc)}") from None
-        except self._errors as exc:
-            raise StoreError(f"{self.label}: {exc} (check --endpoint-url and your AWS credentials)") from None
+    def _call(self, what, path: str, **kwargs):
+        self.requests += 1
+        return s3_call(self.label, path, what, Bucket=self.bucket, **kwargs)
 
     def read(self, path: str) -> Blob | None:
         key = self._key(path)
         if key is None:
             return None
-        from botocore.exceptions import ClientError
-
-        self.requests += 1
         try:
-            with self._speaking(path):
-                try:
-                    answer = self.s3.get_object(Bucket=self.bucket, Key=key)
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                        return None
-                    raise
-                return Blob(answer["Body"].read(), answer["ETag"].strip('"'))
+            answer = self._call(self.s3.get_object, path, Key=key, missing=True)
         except Conflict:  # a read never conflicts; a 409 here is the store's own trouble
             raise StoreError(f"{self.label}: the store refused to read {path}; try again") from None
+        return None if answer is None else Blob(answer["Body"].read(), answer["ETag"].strip('"'))
 
     def _put(self, path: str, key: str, body, expect: str) -> str:
         content_type, cache_control = headers.for_object(path, layout.kind_of(path))
@@ -280,18 +256,11 @@ class S3Store:
             extra["IfNoneMatch"] = "*"
         elif expect != ANY:
             extra["IfMatch"] = f'"{expect}"'
-        self.requests += 1
-        with self._speaking(path):
-            try:
-                answer = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                                            CacheControl=cache_control, **extra)  # fmt: skip
-                return answer["ETag"].strip('"')
-            except Exception as exc:
-                # If-Match on a key that is gone: S3 answers 404 NoSuchKey (some stores 412)
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                if expect not in (ANY, ABSENT) and code in ("NoSuchKey", "404"):
-                    raise Conflict(path) from None
-                raise
+        answer = self._call(self.s3.put_object, path, Key=key, Body=body, ContentType=content_type,
+                            CacheControl=cache_control, missing=expect not in (ANY, ABSENT), **extra)  # fmt: skip
+        if answer is None:  # If-Match on a key that is gone: S3 answers 404 NoSuchKey (some stores 412)
+            raise Conflict(path)
+        return answer["ETag"].strip('"')
 
     def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
         key = self._key(path)
@@ -328,13 +297,30 @@ class S3Store:
         key = self._key(path)
         if key is None:
             return
-        self.requests += 1
-        with self._speaking(path):
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
-            folder_key = self._folder_key(path)
-            if folder_key:
-                self.requests += 1
-                self.s3.delete_object(Bucket=self.bucket, Key=folder_key)
+        self._call(self.s3.delete_object, path, Key=key)
+        folder_key = self._folder_key(path)
+        if folder_key:
+            self._call(self.s3.delete_object, path, Key=folder_key)
+
+
+def s3_call(label: str, path: str, what, missing: bool = False, **kwargs):
+    """`what(**kwargs)`, a boto3 call, with the store's answers as this module's: 412 and 409
+    raise Conflict, a missing key gives None when `missing`, every other failure StoreError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return what(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.get("Code", "?")
+        if missing and code in ("NoSuchKey", "404"):
+            return None
+        if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise Conflict(path) from None
+        raise StoreError(f"{label}: the store answered {code} for {path}: {error.get('Message', exc)}") from None
+    except BotoCoreError as exc:
+        raise StoreError(f"{label}: {exc} (check --endpoint-url and your AWS credentials)") from None
 
 
 def parse_s3_target(target: str) -> tuple[str, str]:
