@@ -1,11 +1,11 @@
-"""Run the real `staticreg` command in a subprocess, and look at what it left behind."""
+"""Run the real `staticreg` command in a subprocess: run_cli waits for it (with its peak
+memory), start leaves it running; as root, both drop root's read override first.
+What it left behind on disk: snapshot and changes in tests/helpers.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -83,30 +83,3 @@ def run_cli(*args: str, timeout: float = 300) -> Run:
         except FileNotFoundError:  # the launcher itself was killed
             peak = 0
         return Run(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"), peak)
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Everything under root (links not followed): kind, content hash and mtime of each entry."""
-    found: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                found[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(info.st_mode):
-                found[rel] = ("dir",)
-            elif stat.S_ISREG(info.st_mode):
-                try:
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                except PermissionError:
-                    digest = "unreadable"
-                found[rel] = ("file", digest, info.st_mtime_ns)
-            else:
-                found[rel] = ("other", stat.S_IFMT(info.st_mode))
-    return found
-
-
-def changes(before: dict[str, tuple], after: dict[str, tuple]) -> set[str]:
-    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}

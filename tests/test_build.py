@@ -1,33 +1,14 @@
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tarball
+from tests.helpers import contents, make_set, make_tarball, snapshot
 from staticreg import times
 from staticreg.build import build
 from staticreg.errors import BuildError
 from staticreg.output import Staging
-
-
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under root with its bytes and mtime (ns)."""
-    return {
-        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*")) if p.is_file()
-    }  # fmt: skip
-
-
-def contents(root: Path) -> dict[str, bytes]:
-    return {k: v[0] for k, v in snapshot(root).items()}
-
-
-def make_set(folder: Path) -> None:
-    make_tarball(folder, {"name": "a", "version": "1.0.0"}, {"README.md": "# a"})
-    make_tarball(folder, {"name": "a", "version": "1.1.0", "dependencies": {"@s/b": "^1"}}, mtime=1_600_000_100)
-    make_tarball(folder, {"name": "@s/b", "version": "1.0.0", "bin": {"b": "b.js"}}, {"b.js": "#!/usr/bin/env node"})
 
 
 def test_build_writes_the_whole_tree(tarballs, make_config):

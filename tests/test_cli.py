@@ -2,7 +2,7 @@ import json
 
 from click.testing import CliRunner
 
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 from staticreg.cli import cli
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from staticreg import deploy, headers, layout
 from staticreg.build import build
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 
 def test_parse_target():

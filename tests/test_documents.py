@@ -1,7 +1,7 @@
 import json
 
 from staticreg import documents
-from tests.test_model import record, registry
+from tests.helpers import record, registry
 
 
 def package(**kw):

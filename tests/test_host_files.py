@@ -8,7 +8,7 @@ import pytest
 from staticreg.build import build
 from staticreg.errors import ConfigError
 from staticreg.host_files import netlify_files, write_netlify_files
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 
 def test_one_exact_rule_per_package(tarballs, make_config):

@@ -16,16 +16,8 @@ from staticreg import hosted, layout
 from staticreg.build import build
 from staticreg.config import Override
 from staticreg.store import FolderStore
-from tests.conftest import make_tarball
+from tests.helpers import contents, make_tarball, snapshot
 from tests.process import run_cli as run_staticreg
-
-
-def contents(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def mtimes(root: Path) -> dict[str, int]:
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def pool(folder: Path) -> dict[str, Path]:
@@ -65,12 +57,12 @@ def test_publishing_into_a_built_registry_equals_a_cold_build(tmp_path, make_con
         shutil.copy2(made[key], first / made[key].name)
     config = make_config(first, output_dir=tmp_path / "reg", jobs=1)
     build(config, show_progress=False)
-    before = mtimes(config.output_dir)
+    before = snapshot(config.output_dir)
     store = FolderStore(config.output_dir)
 
     report = hosted.publish(store, [made["a@1.1.0"], made["a@2.0.0-rc.1"]], config)  # one update of a
     assert report.published == ["a@1.1.0", "a@2.0.0-rc.1"] and report.packages == ["a"]
-    after = mtimes(config.output_dir)
+    after = snapshot(config.output_dir)
     assert [p for p in after if p.startswith("c/") and after[p] != before.get(p)] == []  # c untouched
     hosted.publish(store, [made["@s/b@1.0.0"]], config)
     assert contents(config.output_dir) == cold(tmp_path, make_config, list(made.values()))

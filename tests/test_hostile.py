@@ -26,9 +26,8 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import file_member, make_tarball
-from tests.process import changes, run_cli, snapshot
-from tests.test_reader import link_member, special_member
+from tests.helpers import changes, file_member, link_member, make_tarball, snapshot, special_member
+from tests.process import run_cli
 
 BASE_URL = "http://registry.test/"
 GOOD = ("good", "@s/good")

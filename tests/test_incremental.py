@@ -9,8 +9,7 @@ import pytest
 from staticreg import build as build_module
 from staticreg import incremental
 from staticreg.build import build
-from tests.conftest import make_tarball
-from tests.test_build import contents, make_set, snapshot
+from tests.helpers import contents, make_set, make_tarball, snapshot
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """An unchanged package's site page must still gain a link when its dependency arrives."""
 
 from staticreg.build import build
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 
 def test_dependency_added_later_is_linked_on_an_unchanged_package_page(tarballs, make_config):

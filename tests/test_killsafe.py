@@ -9,118 +9,19 @@ finished build must leave no staging or old folder behind.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
-from tests.conftest import make_tarball
-from tests.process import run_cli, start
 from staticreg import incremental, times
-from staticreg.reader import read_tarball
+from tests.helpers import BASE_URL, checked_state, expected_state, make_inputs
+from tests.process import run_cli, start
 
-BASE_URL = "http://registry.test/"
 KILLS = 50
-NOT_PACKAGES = {"-", "index.html", "404.html", ".nojekyll"}
-
-
-class Swapped(Exception):
-    """The tree being checked was swapped out while it was read: not a fault, check again."""
-
-
-def make_inputs(root: Path) -> tuple[Path, Path]:
-    """Two inputs that share some versions (same bytes) and differ in others."""
-    a, b = root / "a", root / "b"
-    b.mkdir()
-    for i in range(12):
-        path = make_tarball(a, {"name": f"pkg{i}", "version": "1.0.0", "description": "x" * 2000}, {"README.md": f"# {i}"})
-        if i % 2 == 0:
-            shutil.copy2(path, b / path.name)
-        else:
-            make_tarball(b, {"name": f"pkg{i}", "version": "2.0.0"}, {"index.js": "y" * 3000})
-    for i in range(3):
-        make_tarball(a, {"name": f"@a/only{i}", "version": "1.0.0"})
-        make_tarball(b, {"name": f"@b/only{i}", "version": "3.0.0-beta.1"})
-    return a, b
-
-
-def expected_state(folder: Path) -> frozenset:
-    records = [read_tarball(path, path.name) for path in folder.glob("*.tgz")]
-    return frozenset((r.manifest["name"], r.manifest["version"], r.integrity) for r in records)
-
-
-def _read(fd: int, rel: str) -> bytes:
-    handle = os.open(rel, os.O_RDONLY, dir_fd=fd)
-    with os.fdopen(handle, "rb") as f:
-        return f.read()
-
-
-def _listdir(fd: int, rel: str) -> list[str]:
-    handle = os.open(rel, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-    try:
-        return os.listdir(handle)
-    finally:
-        os.close(handle)
-
-
-def _state(fd: int) -> frozenset:
-    json.loads(_read(fd, "-/ping"))
-    assert _read(fd, "index.html").startswith(b"<!")
-    packages = []
-    for entry in os.listdir(fd):
-        if entry in NOT_PACKAGES or entry.endswith(".json"):
-            continue
-        packages += [f"{entry}/{n}" for n in _listdir(fd, entry)] if entry.startswith("@") else [entry]
-    state = set()
-    for name in packages:
-        doc = json.loads(_read(fd, f"{name}/index.json"))
-        corgi = json.loads(_read(fd, f"{name}/index.corgi"))
-        assert doc["name"] == corgi["name"] == name
-        assert doc["versions"].keys() == corgi["versions"].keys() and doc["versions"]
-        assert json.loads(_read(fd, f"-/package/{name}/dist-tags")) == doc["dist-tags"]
-        json.loads(_read(fd, f"{name}/latest/index.json"))
-        for version, manifest in doc["versions"].items():
-            dist = manifest["dist"]
-            assert dist["tarball"].startswith(BASE_URL)
-            tarball = _read(fd, unquote(dist["tarball"][len(BASE_URL) :]))
-            assert dist["integrity"] == "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
-            assert json.loads(_read(fd, f"{name}/{version}/index.json"))["dist"] == dist
-            state.add((name, version, dist["integrity"]))
-    return frozenset(state)
-
-
-def registry_state(out: Path) -> frozenset | None:
-    """What the tree at `out` holds, read through one directory handle so that a
-    swap during the check cannot mix two trees; AssertionError if it is incomplete."""
-    try:
-        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            return _state(fd)
-        except (FileNotFoundError, NotADirectoryError):
-            held, live = os.fstat(fd), os.stat(out)
-            if (held.st_dev, held.st_ino) != (live.st_dev, live.st_ino):
-                raise Swapped() from None  # the old tree is being deleted under us: fine
-            raise AssertionError("the output is missing a file while it is live") from None
-    finally:
-        os.close(fd)
-
-
-def checked_state(out: Path) -> frozenset | None:
-    while True:
-        try:
-            return registry_state(out)
-        except Swapped:
-            continue
 
 
 def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):

@@ -1,38 +1,11 @@
-import json
 from datetime import datetime, timezone
 
 import pytest
 
 from staticreg import names
-from staticreg.config import Config, Override
+from staticreg.config import Override
 from staticreg.model import build_registry, filename_warning, has_install_script, normalize_manifest, pick_latest
-from staticreg.reader import TarballRecord, pack_manifest
-
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-BASE = "https://npm.example.com/sub/"
-
-
-def record(manifest, source=None, integrity=None, mtime=1_600_000_000.0, **kw) -> TarballRecord:
-    name = str(manifest.get("name", "x")).lstrip("@").replace("/", "-")
-    fields = dict(
-        source=source or f"{name}-{manifest.get('version')}.tgz", size=10, mtime=mtime, shasum="ab" * 20,
-        integrity=integrity or f"sha512-{manifest.get('name')}{manifest.get('version')}",
-        manifest_packed=pack_manifest(manifest),
-        file_count=1, unpacked_size=5, has_binding_gyp=False, has_shrinkwrap=False, readme=None, readme_filename=None,
-    )  # fmt: skip
-    fields.update(kw)
-    return TarballRecord(**fields)
-
-
-def config(**kw) -> Config:
-    from pathlib import Path
-
-    return Config(input_dir=Path("in"), output_dir=Path("out"), base_url=BASE, **kw)
-
-
-def registry(*records, remembered=None, **kw):
-    return build_registry(records, config(**kw), remembered or {}, NOW)
-
+from tests.helpers import BASE, NOW, record, registry, registry_config
 
 def test_normalize_follows_npm_publish():
     raw = {
@@ -124,7 +97,7 @@ def test_publish_time_sources_in_order():
     recs.append(record({"name": "x", "version": "1.3.0"}, mtime=NOW.timestamp() + 86400))
     reg = build_registry(
         recs,
-        config(publish_times=(Override(name="x", version="1.0.0", time=datetime(2019, 5, 1, tzinfo=timezone.utc), where="c:1"),)),
+        registry_config(publish_times=(Override(name="x", version="1.0.0", time=datetime(2019, 5, 1, tzinfo=timezone.utc), where="c:1"),)),
         {"x@1.0.0": "2018-01-01T00:00:00.000Z", "x@1.1.0": "2018-02-02T00:00:00.000Z"},
         NOW,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from staticreg import publish
 from staticreg.build import build
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 
 def body(tarball: Path, name: str, version: str, tags: dict | None = None) -> bytes:

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from tests.conftest import file_member, make_tarball, tar_bytes
+from tests.helpers import file_member, link_member, make_tarball, special_member, tar_bytes
 from staticreg import reader
 from staticreg.errors import TarballError
 from staticreg.readmes import ReadmeStore
@@ -16,19 +16,6 @@ MANIFEST = {"name": "demo", "version": "1.0.0"}
 
 def read(path, copy_to=None):
     return reader.read_tarball(path, path.name, copy_to)
-
-
-def link_member(name, target, kind=tarfile.SYMTYPE):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info, None
-
-
-def special_member(name, kind):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    return info, None
 
 
 def test_reads_manifest_hashes_and_counts(tarballs, tmp_path):

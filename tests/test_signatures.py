@@ -22,8 +22,7 @@ from staticreg.build import build
 from staticreg.config import load_config
 from staticreg.errors import BuildError, ConfigError
 from staticreg.signatures import Keyring, PublicKey, Signer
-from tests.conftest import make_tarball
-from tests.test_build import contents, make_set
+from tests.helpers import contents, make_set, make_tarball
 
 # The public npm registry's two signing keys, with the key ids it publishes for them.
 NPM_KEYS = {

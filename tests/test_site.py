@@ -12,7 +12,7 @@ from staticreg import layout, site
 from staticreg.build import build
 from staticreg.config import Override, builtin_template_dir
 from staticreg.errors import BuildError
-from tests.conftest import make_tarball
+from tests.helpers import contents, make_tarball
 
 HOSTILE = "</script><script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
 
@@ -214,8 +214,7 @@ def test_parallel_rendering_writes_the_same_bytes(tarballs, make_config, tmp_pat
     monkeypatch.setattr(site, "_PARALLEL_FROM", 0)
     monkeypatch.setattr(site, "_BATCH_PAGES", 3)
     build(make_config(tarballs, output_dir=tmp_path / "parallel", jobs=2), show_progress=False)
-    serial = {p.relative_to(tmp_path / "serial"): p.read_bytes() for p in (tmp_path / "serial").rglob("*") if p.is_file()}
-    parallel = {p.relative_to(tmp_path / "parallel"): p.read_bytes() for p in (tmp_path / "parallel").rglob("*") if p.is_file()}
+    serial, parallel = contents(tmp_path / "serial"), contents(tmp_path / "parallel")
     assert serial == parallel and len(serial) > 40
 
 
@@ -268,7 +267,6 @@ def test_an_asset_named_with_a_line_break_fails_the_build_and_names_it(tarballs,
 def test_two_builds_in_separate_processes_make_the_same_bytes(tmp_path):
     """Same input, same bytes, pages included: each build in a process of its own (hash seeds,
     the sanitizer's maps and worker processes differ from one to the next)."""
-    from tests.conftest import make_tarball
     from tests.process import run_cli
 
     readme = (
@@ -284,5 +282,5 @@ def test_two_builds_in_separate_processes_make_the_same_bytes(tmp_path):
         out = tmp_path / f"out{n}"
         result = run_cli("build", str(tmp_path / "in"), "-o", str(out), "--base-url", "http://r.test/", "-q", "-j", "2")
         assert result.returncode == 0, result.stderr
-        trees.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+        trees.append(contents(out))
     assert trees[0] == trees[1]

@@ -12,7 +12,7 @@ from staticreg.build import build
 from staticreg.errors import BuildError
 from staticreg.reader import read_tarball
 from staticreg.upstream_meta import SidecarProblem, validate
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 SHA512 = "sha512-" + "A" * 86 + "=="
 

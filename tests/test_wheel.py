@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = sorted(p.relative_to(ROOT / "site-template").as_posix() for p in (ROOT / "site-template").rglob("*") if p.is_file())

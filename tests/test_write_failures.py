@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tarball
-from tests.process import CLI, changes, prefix, run_cli, snapshot, start
-from tests.test_killsafe import checked_state, expected_state, make_inputs
+from tests.helpers import BASE_URL, changes, checked_state, expected_state, make_inputs, make_tarball, snapshot
+from tests.process import CLI, prefix, run_cli, start
 from staticreg import output
 from staticreg.build import build
 from staticreg.errors import BuildError
-
-BASE_URL = "http://registry.test/"
 
 
 def build_cli(source: Path, out: Path, *flags: str):

@@ -14,7 +14,7 @@ import pytest
 
 from staticreg import upstream_meta
 from staticreg.reader import read_tarball
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 from tests.e2e import hosts
 from tests.e2e.servers import fetch, free_port
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from staticreg import upstream_meta
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 
 pytestmark = pytest.mark.e2e
 TOKEN = "s3cret-token-value"

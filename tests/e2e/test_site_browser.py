@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import make_tarball
+from tests.helpers import make_tarball
 from tests.e2e.browser import Browser
 from tests.e2e.npm import Npm
 from tests.e2e.servers import fetch, free_port, start_nginx
