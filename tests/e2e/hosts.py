@@ -1,6 +1,7 @@
 """The hosts of the client x host matrix, each started for real on 127.0.0.1 with
 the configuration staticreg writes: nginx, Apache httpd, Caddy, python -m
-http.server, and moto's S3-compatible server filled by `staticreg deploy`."""
+http.server, and moto's S3-compatible server filled by `staticreg deploy`; a scratch
+folder their workers can read, and `staticreg check` (run_check) against any of them."""
 
 from __future__ import annotations
 
@@ -128,6 +129,11 @@ def staticreg_deploy(registry: Path, server: Server, *flags: str) -> subprocess.
          "--endpoint-url", server.url(), "--verbose", *flags],
         capture_output=True, text=True, env=s3_env(),
     )  # fmt: skip
+
+
+def run_check(url: str, *flags: str) -> subprocess.CompletedProcess:
+    """`staticreg check URL FLAGS`: what the registry a host serves gets wrong."""
+    return subprocess.run([sys.executable, "-m", "staticreg", "check", url, *flags], capture_output=True, text=True)
 
 
 def deploy_to_s3(server: Server, input_dir: Path, scratch: Path) -> str:

@@ -1,5 +1,7 @@
 """Run the real npm against one registry only, with its own HOME and cache;
-every other registry is unreachable through a dead proxy."""
+every other registry is unreachable through a dead proxy (Npm). Also the npm
+tools other modules build on: make_project (a package.json with dependencies)
+and pack (a package made from a manifest and files, with `npm pack`)."""
 
 from __future__ import annotations
 

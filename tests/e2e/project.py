@@ -1,7 +1,10 @@
 """The fixture registry and project every client installs in the client x host
 matrix: scoped and unscoped packages, bins, a peer, an optional dependency and
 one for another OS that must be skipped, a prerelease reached by its tag, a
-deprecated version. Packages come from the examples and from `npm pack`."""
+deprecated version. Packages come from the examples and from `npm pack`.
+make_input writes its input (copy_examples, the bundled examples alone), build runs
+`staticreg build` with the matrix's settings; new_project, check_installed and
+resolved_version make and inspect the project a client installs."""
 
 from __future__ import annotations
 
@@ -21,11 +24,19 @@ DEPENDENCIES = {"demo-cli": "^1.0.0", "@fixture/hello": "^1.0.0", "fixture-pre":
 DEPRECATION = "demo-utils 1.0.0 has a bug in shout(); use 1.1.0 or later"
 
 
-def make_input(folder: Path, scratch: Path) -> Path:
+def copy_examples(folder: Path, times: bool = True) -> Path:
+    """A new folder with the bundled example tarballs (and, with `times`, their kept publish times)."""
     folder.mkdir(parents=True)
     for tarball in EXAMPLES.glob("*.tgz"):
         shutil.copy2(tarball, folder)
-    shutil.copy2(EXAMPLES / "staticreg-times.json", folder)
+    if times:
+        shutil.copy2(EXAMPLES / "staticreg-times.json", folder)
+    return folder
+
+
+def make_input(folder: Path, scratch: Path) -> Path:
+    """The matrix's input: the examples and the fixture packages `npm pack` makes in scratch."""
+    copy_examples(folder)
     pack(scratch / "hello", folder,
          {"name": "@fixture/hello", "version": "1.0.0", "bin": {"fixture-hello": "cli.js"},
           "dependencies": {"demo-utils": "1.0.0"},

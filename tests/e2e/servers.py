@@ -1,5 +1,7 @@
-"""Real web servers on 127.0.0.1 for the end-to-end tests: nginx with the
-configuration staticreg writes, and python -m http.server with none."""
+"""Real web servers on 127.0.0.1 for the end-to-end tests, started and waited for:
+nginx with the configuration staticreg writes, python -m http.server with none, and
+`staticreg serve` (Serve, with `until` to wait for what it does in the background);
+free_port to listen on, fetch to ask them without a proxy."""
 
 from __future__ import annotations
 
@@ -93,3 +95,35 @@ def fetch(url: str, accept: str | None = None) -> tuple[int, dict[str, str], byt
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+class Serve:
+    """`staticreg serve INPUT --port N` in `cwd`; stdout and stderr go to files the test can read."""
+
+    def __init__(self, input_dir: Path, cwd: Path, *args: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.out, self.err = cwd / f"serve-{self.port}.out", cwd / f"serve-{self.port}.err"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(self.port), *args],
+            stdout=self.out.open("w"), stderr=self.err.open("w"), cwd=cwd,
+        )  # fmt: skip
+        until(lambda: "Watching" in self.out.read_text(), self.process, what="the dev server to start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+    def status(self, path: str) -> int:
+        return fetch(self.url + path.lstrip("/"))[0]
+
+
+def until(condition, process: subprocess.Popen | None = None, what: str = "it", timeout: float = 30.0) -> None:
+    """Wait for something the dev server does in the background (no timing is asserted)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"staticreg serve exited with {process.returncode} while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)

@@ -24,12 +24,6 @@ PATHS = ("-/npm/v1/attestations/@s/tricky@1.0.0-rc.html", "-/npm/v1/attestations
 
 
 @pytest.fixture(scope="module")
-def scratch():
-    with hosts.readable_scratch() as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
 def input_dir(scratch):
     folder = scratch / "input"
     for name, version in (("@s/tricky", "1.0.0-rc.html"), ("plain", "2.0.0")):

@@ -3,7 +3,6 @@ writes, and each deliberately broken host is caught with its fix."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import hosts
-from tests.e2e.project import EXAMPLES
+from tests.e2e.hosts import run_check
+from tests.e2e.project import copy_examples
 from tests.e2e.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -57,22 +57,8 @@ BROKEN = {
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("check")
-
-
-@pytest.fixture(scope="module")
 def input_dir(scratch) -> Path:
-    folder = scratch / "input"
-    folder.mkdir()
-    for tarball in EXAMPLES.glob("*.tgz"):
-        shutil.copy2(tarball, folder)
-    shutil.copy2(EXAMPLES / "staticreg-times.json", folder)
-    return folder
-
-
-def run_check(url: str, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "staticreg", "check", url, *flags], capture_output=True, text=True)
+    return copy_examples(scratch / "input")
 
 
 def serve(scratch: Path, input_dir: Path, label: str, edit=None, mutate=None):

@@ -6,15 +6,14 @@ fresh cache. Every host is a real server on 127.0.0.1 serving one build."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.e2e import hosts
+from tests.e2e.hosts import run_check
 from tests.e2e.clients import NAMES, client
-from tests.e2e.project import DEPRECATION, build, check_installed, make_input, new_project
+from tests.e2e.project import DEPRECATION, build, check_installed, new_project
 from tests.e2e.servers import fetch, free_port
-from tests.e2e.test_check import run_check
 
 pytestmark = pytest.mark.e2e
 
@@ -35,17 +34,6 @@ DEPRECATION_SHOWN = {
 }
 
 
-@pytest.fixture(scope="module")
-def scratch():
-    with hosts.readable_scratch() as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def input_dir(scratch) -> Path:
-    return make_input(scratch / "input", scratch / "src")
-
-
 # Hosts that run staticreg's own configuration: (start, URL path prefix);
 # "http_server" (none) and "s3" (moto, filled by staticreg deploy) besides.
 CONFIGURED = {
@@ -56,16 +44,16 @@ CONFIGURED = {
 
 
 @pytest.fixture(scope="module")
-def registry(request, scratch, input_dir):
+def registry(request, scratch, matrix_input):
     """(host, registry URL): one build per host, the host running while its tests run."""
     host = request.param
     if host == "s3":
         with hosts.running(hosts.moto(scratch / "state-moto", free_port())) as server:
-            yield host, hosts.deploy_to_s3(server, input_dir, scratch)
+            yield host, hosts.deploy_to_s3(server, matrix_input, scratch)
         return
     start, prefix = CONFIGURED.get(host, (None, "/"))
     port = free_port()
-    output = build(input_dir, scratch / f"registry-{host}", f"http://127.0.0.1:{port}{prefix}", scratch)
+    output = build(matrix_input, scratch / f"registry-{host}", f"http://127.0.0.1:{port}{prefix}", scratch)
     server = start(output, scratch / f"state-{host}", port, prefix=prefix) if start else hosts.http_server(output, port)
     with hosts.running(server):
         yield host, server.url(prefix)

@@ -13,33 +13,21 @@ import pytest
 
 from tests.e2e import hosts
 from tests.e2e.project import EXAMPLES, build, make_input
-from tests.e2e.servers import fetch, free_port
+from tests.e2e.servers import fetch
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    return tmp_path_factory.mktemp("deploy")
-
-
-@pytest.fixture(scope="module")
-def store(scratch):
-    with hosts.running(hosts.moto(scratch / "moto", free_port())) as server:
-        hosts.make_bucket(server)
-        yield server
 
 
 def uploaded_keys(stdout: str) -> list[str]:
     return [line.removeprefix("upload ") for line in stdout.splitlines() if line.startswith("upload ")]
 
 
-def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scratch, store):
-    url = hosts.s3_registry_url(store)
+def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scratch, moto):
+    url = hosts.s3_registry_url(moto)
     input_dir = make_input(scratch / "input", scratch / "src")
     registry = build(input_dir, scratch / "registry", url, scratch)
 
-    first = hosts.staticreg_deploy(registry, store)
+    first = hosts.staticreg_deploy(registry, moto)
     assert first.returncode == 0, first.stderr
     keys = uploaded_keys(first.stdout)
     kinds = ["tarball" if k.endswith(".tgz") else "root" if k.count("/") == 1 and k.endswith(".html") else "other" for k in keys]
@@ -61,7 +49,7 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     assert body == (registry / "-/web/package/demo-utils/index.html").read_bytes()
     assert fetch(url)[2] == (registry / "index.html").read_bytes()
 
-    again = hosts.staticreg_deploy(registry, store)
+    again = hosts.staticreg_deploy(registry, moto)
     assert again.returncode == 0 and uploaded_keys(again.stdout) == []
     assert f", {len(keys)} unchanged, 0 deleted" in again.stdout
 
@@ -69,11 +57,11 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     os.remove(next(input_dir.glob("fixture-opt-*.tgz")))
     shutil.rmtree(registry)
     build(input_dir, registry, url, scratch)
-    kept = hosts.staticreg_deploy(registry, store)
+    kept = hosts.staticreg_deploy(registry, moto)
     assert kept.returncode == 1 and "fixture-opt (every version)" in kept.stderr and "--delete" in kept.stderr
     assert "nothing was uploaded" in kept.stderr and "upload " not in kept.stdout
     assert fetch(url + "fixture-opt")[0] == 200
-    deleted = hosts.staticreg_deploy(registry, store, "--delete")
+    deleted = hosts.staticreg_deploy(registry, moto, "--delete")
     assert deleted.returncode == 0, deleted.stderr
     assert "delete npm/fixture-opt/-/fixture-opt-1.0.0.tgz" in deleted.stdout
     # only the package that went and the packages that depend on it were looked at again
@@ -85,28 +73,28 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     assert fetch(url + "demo-utils")[0] == 200
 
 
-def test_deploy_errors_are_one_clear_line(scratch, store):
+def test_deploy_errors_are_one_clear_line(scratch, moto):
     registry = scratch / "not-a-registry"
     registry.mkdir()
-    result = hosts.staticreg_deploy(registry, store)
+    result = hosts.staticreg_deploy(registry, moto)
     assert result.returncode == 1 and "is not a built registry" in result.stderr and "Traceback" not in result.stderr
     built = build(make_input(scratch / "input-errors", scratch / "src-errors"), scratch / "registry-errors",
-                  hosts.s3_registry_url(store), scratch)  # fmt: skip
+                  hosts.s3_registry_url(moto), scratch)  # fmt: skip
     import subprocess
     import sys
 
     missing = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(built), "s3://no-such-bucket/npm",
-                              "--endpoint-url", store.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+                              "--endpoint-url", moto.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
     assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr and "Traceback" not in missing.stderr
     bad = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(built), "https://example.invalid/x"],
                          capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
     assert bad.returncode == 1 and "must look like s3://bucket" in bad.stderr
 
 
-def test_two_pipelines_deploying_never_drop_a_version(scratch, store):
+def test_two_pipelines_deploying_never_drop_a_version(scratch, moto):
     """A and B start from the same deployed registry; A adds demo-utils 1.2.0 and deploys;
     B, built without it, adds demo-cli: B's deploy is refused, and nothing of A's is lost."""
-    url = hosts.s3_registry_url(store).replace(f"/{hosts.S3_PREFIX}/", "/ab/")
+    url = hosts.s3_registry_url(moto).replace(f"/{hosts.S3_PREFIX}/", "/ab/")
     target = f"s3://{hosts.BUCKET}/ab"
     base = scratch / "ab-base"
     base.mkdir()
@@ -120,7 +108,7 @@ def test_two_pipelines_deploying_never_drop_a_version(scratch, store):
                                  "--base-url", url], capture_output=True, text=True)  # fmt: skip
         assert result.returncode == 0, result.stderr
         return subprocess.run([sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target,
-                               "--endpoint-url", store.url(), *flags], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+                               "--endpoint-url", moto.url(), *flags], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
 
     assert deploy_folder(base).returncode == 0
     a, b = scratch / "ab-a", scratch / "ab-b"
@@ -135,7 +123,7 @@ def test_two_pipelines_deploying_never_drop_a_version(scratch, store):
     assert fetch(url + "demo-cli")[0] in (403, 404)  # nothing of B's was uploaded
     # B publishes its package instead: both are there
     published = subprocess.run([sys.executable, "-m", "staticreg", "publish", str(EXAMPLES / "demo-cli-1.0.0.tgz"),
-                                "--to", target, "--endpoint-url", store.url()], capture_output=True, text=True,
+                                "--to", target, "--endpoint-url", moto.url()], capture_output=True, text=True,
                                env=hosts.s3_env())  # fmt: skip
     assert published.returncode == 0, published.stderr
     assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"] and fetch(url + "demo-cli")[0] == 200

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.npm import Npm, make_project
-from tests.e2e.project import DEPRECATION, EXAMPLES, build, make_input, new_project, resolved_version
+from tests.e2e.project import DEPRECATION, EXAMPLES, build, new_project, resolved_version
 from tests.e2e.project import check_installed as check_fixture
 from tests.e2e.servers import fetch, free_port, start_http_server, start_nginx
 
@@ -23,21 +23,11 @@ CORGI_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("e2e")
-
-
-@pytest.fixture(scope="module")
-def input_dir(scratch) -> Path:
-    return make_input(scratch / "input", scratch / "src")
-
-
-@pytest.fixture(scope="module")
-def nginx(scratch, input_dir):
+def nginx(scratch, matrix_input):
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/"
     output = scratch / "registry"
-    build(input_dir, output, base_url, scratch)
+    build(matrix_input, output, base_url, scratch)
     server = start_nginx(output, scratch / "nginx", port)
     yield server, output
     server.stop()
@@ -106,10 +96,10 @@ def test_nginx_serves_documents_as_the_protocol_needs(nginx):
     assert fetch(server.url("/demo-utils/1.1.0"))[0] == 200
 
 
-def test_npm_installs_under_a_path_prefix(scratch, input_dir):
+def test_npm_installs_under_a_path_prefix(scratch, matrix_input):
     port = free_port()
     output = scratch / "registry-prefix"
-    build(input_dir, output, f"http://127.0.0.1:{port}/npm/", scratch)
+    build(matrix_input, output, f"http://127.0.0.1:{port}/npm/", scratch)
     server = start_nginx(output, scratch / "nginx-prefix", port, prefix="/npm/")
     try:
         assert fetch(server.url("/demo-cli"))[0] == 404
@@ -120,11 +110,11 @@ def test_npm_installs_under_a_path_prefix(scratch, input_dir):
         server.stop()
 
 
-def test_npm_installs_from_plain_http_server(scratch, input_dir):
+def test_npm_installs_from_plain_http_server(scratch, matrix_input):
     """python -m http.server knows nothing of npm: the index.html copies carry it."""
     port = free_port()
     output = scratch / "registry-plain"
-    build(input_dir, output, f"http://127.0.0.1:{port}/", scratch)
+    build(matrix_input, output, f"http://127.0.0.1:{port}/", scratch)
     server = start_http_server(output, port)
     try:
         npm = Npm(scratch / "npm-plain", server.url())
@@ -135,11 +125,11 @@ def test_npm_installs_from_plain_http_server(scratch, input_dir):
         server.stop()
 
 
-def test_npm_installs_from_staticreg_serve(scratch, input_dir):
+def test_npm_installs_from_staticreg_serve(scratch, matrix_input):
     """The dev server answers as the nginx configuration does."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(port)],
+        [sys.executable, "-m", "staticreg", "serve", str(matrix_input), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch,
     )  # fmt: skip
     try:

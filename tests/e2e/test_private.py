@@ -21,12 +21,11 @@ import pytest
 
 from staticreg import auth
 from tests.e2e import hosts
+from tests.e2e.hosts import run_check
 from tests.e2e.clients import client
 from tests.e2e.npm import Npm, make_project, pack
-from tests.e2e.project import build, check_installed, make_input, new_project
-from tests.e2e.servers import free_port, start_nginx
-from tests.e2e.test_check import run_check
-from tests.e2e.test_serve import Serve
+from tests.e2e.project import build, check_installed, new_project
+from tests.e2e.servers import Serve, free_port, start_nginx
 
 pytestmark = pytest.mark.e2e
 
@@ -56,12 +55,6 @@ SPEAKS_OF_MISSING = re.compile(r"not found|not in this registry|couldn't find|\b
 
 
 @pytest.fixture(scope="module")
-def scratch():
-    with hosts.readable_scratch() as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
 def credentials(scratch) -> dict[str, auth.Credentials]:
     """The same token everywhere; the user's password as apr1 (nginx, Apache) and bcrypt (Caddy)."""
     tokens = scratch / "tokens.txt"
@@ -76,16 +69,11 @@ def credentials(scratch) -> dict[str, auth.Credentials]:
 
 
 @pytest.fixture(scope="module")
-def input_dir(scratch) -> Path:
-    return make_input(scratch / "input", scratch / "src")
-
-
-@pytest.fixture(scope="module")
-def registry(request, scratch, input_dir, credentials):
+def registry(request, scratch, matrix_input, credentials):
     """(host, registry URL): one build and one private server per host."""
     host = request.param
     port = free_port()
-    output = build(input_dir, scratch / f"registry-{host}", f"http://127.0.0.1:{port}/", scratch)
+    output = build(matrix_input, scratch / f"registry-{host}", f"http://127.0.0.1:{port}/", scratch)
     start = {"nginx": hosts.nginx, "apache": hosts.apache, "caddy": hosts.caddy}[host]
     with hosts.running(start(output, scratch / f"state-{host}", port, credentials=credentials[host])) as server:
         yield host, server.url("/")
@@ -190,9 +178,9 @@ def test_check_with_a_token_finds_nothing_wrong(registry):
     assert TOKEN not in result.stdout + user.stdout + anonymous.stderr + wrong.stderr
 
 
-def test_check_with_a_token_reports_a_registry_left_public(scratch, input_dir):
+def test_check_with_a_token_reports_a_registry_left_public(scratch, matrix_input):
     port = free_port()
-    output = build(input_dir, scratch / "registry-public", f"http://127.0.0.1:{port}/", scratch)
+    output = build(matrix_input, scratch / "registry-public", f"http://127.0.0.1:{port}/", scratch)
     with hosts.running(start_nginx(output, scratch / "state-public", port)) as server:
         result = run_check(server.url("/"), "--token", TOKEN)
     assert result.returncode == 1

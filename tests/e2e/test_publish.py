@@ -31,18 +31,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    return tmp_path_factory.mktemp("publish")
-
-
-@pytest.fixture(scope="module")
-def moto(scratch):
-    with hosts.running(hosts.moto(scratch / "moto", free_port())) as server:
-        hosts.make_bucket(server)
-        yield server
-
-
-@pytest.fixture(scope="module")
 def packed(scratch):
     """Versions the tests publish, made with npm pack (and the examples')."""
     out = scratch / "packed"

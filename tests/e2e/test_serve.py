@@ -4,60 +4,22 @@ files landing in the watched folder while it runs."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.npm import Npm, make_project, pack
-from tests.e2e.servers import fetch, free_port
-from tests.e2e.project import EXAMPLES, resolved_version
+from tests.e2e.servers import Serve, fetch, until
+from tests.e2e.project import copy_examples, resolved_version
 
 pytestmark = pytest.mark.e2e
 
 
-class Serve:
-    """`staticreg serve INPUT --port N` in `cwd`; stdout and stderr go to files the test can read."""
-
-    def __init__(self, input_dir: Path, cwd: Path, *args: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.out, self.err = cwd / f"serve-{self.port}.out", cwd / f"serve-{self.port}.err"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(self.port), *args],
-            stdout=self.out.open("w"), stderr=self.err.open("w"), cwd=cwd,
-        )  # fmt: skip
-        until(lambda: "Watching" in self.out.read_text(), self.process, what="the dev server to start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-    def status(self, path: str) -> int:
-        return fetch(self.url + path.lstrip("/"))[0]
-
-
-def until(condition, process: subprocess.Popen | None = None, what: str = "it", timeout: float = 30.0) -> None:
-    """Wait for something the dev server does in the background (no timing is asserted)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"staticreg serve exited with {process.returncode} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def input_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "input"
-    folder.mkdir()
-    for tarball in EXAMPLES.glob("*.tgz"):
-        shutil.copy2(tarball, folder)
-    return folder
+    return copy_examples(tmp_path / "input", times=False)
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ import pytest
 from tests.e2e import hosts
 from tests.e2e.clients import NAMES, ROOT, PnpmClient, client
 from tests.e2e.npm import DEAD_PROXY, Npm, make_project, npm_binary, pack
-from tests.e2e.servers import fetch, free_port
-from tests.e2e.test_serve import Serve, until
+from tests.e2e.servers import Serve, fetch, free_port, until
 
 pytestmark = pytest.mark.e2e
 
@@ -119,12 +118,6 @@ def staticreg(*args: str, env: dict | None = None) -> subprocess.CompletedProces
 
 def integrity_of(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    with hosts.readable_scratch() as folder:  # Apache's workers do not run as root
-        yield folder
 
 
 @pytest.fixture(scope="module")

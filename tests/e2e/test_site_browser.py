@@ -4,7 +4,6 @@ scripts must never run."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +14,11 @@ import pytest
 from tests.helpers import make_tarball
 from tests.e2e.browser import Browser
 from tests.e2e.npm import Npm
+from tests.e2e.project import copy_examples
 from tests.e2e.servers import fetch, free_port, start_nginx
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "packages"
 
 
 def build(input_dir: Path, output: Path, base_url: str, extra: str = "") -> None:
@@ -42,11 +40,7 @@ def browser():
 def examples(tmp_path_factory):
     """The bundled examples, plus a package with every link a package page can show."""
     scratch = tmp_path_factory.mktemp("site-browser")
-    input_dir = scratch / "input"
-    input_dir.mkdir()
-    for tarball in EXAMPLES.glob("*.tgz"):
-        shutil.copy2(tarball, input_dir)
-    shutil.copy2(EXAMPLES / "staticreg-times.json", input_dir)
+    input_dir = copy_examples(scratch / "input")
     make_tarball(
         input_dir,
         {
