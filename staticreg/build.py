@@ -398,7 +398,7 @@ def _write_stage(
     kept = _reuse_spare(staging, spare, previous, decisions) if spare_usable else {}
     _discard(spare)  # a spare that is not described by the cache, or is in use now
     for name, decision in decisions.items():
-        if decision == LINK and staging.keep(layout.package_folders(name), previous.packages[name].files.split("\n")):
+        if decision == LINK and staging.keep(layout.package_folders(name), (previous.packages[name].files or "").split("\n")):
             kept[name] = previous.packages[name].files
     written = [n for n in registry.packages if n not in kept]
     previous_versions, previous.versions = previous.versions, {}  # 100,000 entries, not needed again

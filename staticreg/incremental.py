@@ -401,7 +401,8 @@ def files_by_package(
     # together, its pages later): a string per path for every path of a cold build held
     # 90 MB at the build's peak at 100,000 tarballs (see bench/RESULTS.md).
     runs: dict[str, list[str]] = {}
-    current, run = None, []
+    current = ""  # the package of the paths in run ("": no package's, as owner_of says)
+    run: list[str] = []
     for path in paths:
         name = layout.owner_of(path, owner)
         if name != current:
@@ -470,7 +471,7 @@ def from_output(output: Path, readmes) -> Cache:
     except (OSError, registry_state.StateError):
         return Cache()
     cache = Cache(output_id=output_token(output), describes_output=True)
-    owner = {}
+    owner: dict[str, str] = {}
     try:
         for name, fingerprint in state.fingerprints.items():
             doc = json.loads(layout.safe_join(output, layout.packument_path(name)).read_bytes())

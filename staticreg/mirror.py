@@ -31,9 +31,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from staticreg import layout, lockfiles, names, upstream_meta
@@ -151,7 +153,15 @@ class Fetcher:
             request.add_unredirected_header("Authorization", f"Bearer {self.options.token}")
         return request
 
-    def get(self, url: str, limit: int, sink=None, accept: str | None = None) -> bytes | None:
+    @overload
+    def get(self, url: str, limit: int, sink: None = None, accept: str | None = None) -> bytes: ...
+
+    @overload
+    def get(self, url: str, limit: int, sink: Callable[[bytes | None], None], accept: str | None = None) -> None: ...
+
+    def get(
+        self, url: str, limit: int, sink: Callable[[bytes | None], None] | None = None, accept: str | None = None
+    ) -> bytes | None:
         """The body, at most `limit` bytes; or None when `sink(chunk)` took it (`sink(None)`
         before a retry: start again). Raises NotFound for a 404, MirrorError naming the URL."""
         attempt = 0
@@ -282,6 +292,8 @@ def plan(entries: list[lockfiles.Entry]) -> tuple[dict[str, Wanted], list[lockfi
                 item.integrity = entry.integrity
             else:
                 a, b = lockfiles.strongest(item.integrity), lockfiles.strongest(entry.integrity)
+                if a is None or b is None:  # never: the lockfile parsers let only usable integrities through
+                    continue
                 if a[0] == b[0] and a[1] != b[1]:
                     problems.append(
                         f"{entry.where}: {entry.key} has integrity {entry.integrity[:30]}..., "
@@ -327,7 +339,7 @@ class Packuments:
 
     def __init__(self, fetcher: Fetcher, upstream: str):
         self.fetcher, self.upstream = fetcher, upstream
-        self._docs: dict[str, object] = {}
+        self._docs: dict[str, dict[str, Any] | MirrorError] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 

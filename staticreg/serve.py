@@ -260,7 +260,7 @@ def error_banner(error: str) -> str:
 class DevServer:
     """What the build loop (main thread) and the request threads share."""
 
-    def __init__(self, load: Callable[[], Config], workdir: Path, base_url: str, poll: bool):
+    def __init__(self, load: Callable[[], Config], workdir: Path, base_url: str, poll: bool, config: Config):
         self.load = load
         self.workdir = workdir
         self.base_url = base_url
@@ -269,7 +269,7 @@ class DevServer:
         self.changes = watch.Changes(DEBOUNCE_SECONDS)
         self.write_lock = threading.Lock()
         self.error: str | None = None
-        self.config: Config | None = None
+        self.config = config  # as load() last gave it: a rebuild loads it again
 
     def target(self) -> publish.Target:
         config = self.config
@@ -387,7 +387,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     base_url = base_url or f"http://{shown_host}:{actual_port}/"
     workdir = Path(tempfile.mkdtemp(prefix="staticreg-serve-"))
-    dev = DevServer(load, workdir, base_url, poll)
+    dev = DevServer(load, workdir, base_url, poll, config)
     observer = http_thread = None
     try:
         report, failed, _ = dev.build_once(announce=False)

@@ -24,13 +24,18 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
 KEYTYPE = "ecdsa-sha2-nistp256"  # keytype and scheme: the only kind npm and pnpm verify
 _CURVE = b"nistp256"
+_NOT_P256 = "not an ECDSA P-256 key (npm and pnpm verify only ecdsa-sha2-nistp256)"
 
 
 class KeyProblem(ValueError):
@@ -68,13 +73,9 @@ def public_key_from_base64(text: object) -> ec.EllipticCurvePublicKey:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
         raise KeyProblem("the key is not a base64 DER public key") from None
-    _check_p256(key)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise KeyProblem(_NOT_P256)
     return key
-
-
-def _check_p256(key: object) -> None:
-    if not isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)) or not isinstance(key.curve, ec.SECP256R1):
-        raise KeyProblem("not an ECDSA P-256 key (npm and pnpm verify only ecdsa-sha2-nistp256)")
 
 
 def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, sig: object) -> bool:
@@ -107,8 +108,9 @@ def iso(when: datetime) -> str:
 class Signer:
     """The signing key. Its repr names the key's id and where it came from, never the key."""
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey, source: str):
-        _check_p256(private_key)
+    def __init__(self, private_key: PrivateKeyTypes, source: str):
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(private_key.curve, ec.SECP256R1):
+            raise KeyProblem(_NOT_P256)
         self._key = private_key
         self.source = source  # a file name or an environment variable's name, for messages
         self.public_key = private_key.public_key()
