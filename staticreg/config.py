@@ -8,7 +8,6 @@ command line override the file.
 from __future__ import annotations
 
 import hashlib
-
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone

@@ -232,7 +232,7 @@ def _by_content(bucket: _Bucket, uploads: list[Upload], jobs: int) -> tuple[list
     existing = bucket.keys_under(bucket.prefix)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         md5s = list(pool.map(lambda u: _md5(u.file), uploads))
-    chosen = [u for u, md5 in zip(uploads, md5s) if existing.get(u.key) != md5]
+    chosen = [u for u, md5 in zip(uploads, md5s, strict=True) if existing.get(u.key) != md5]
     gone = sorted(set(existing) - {u.key for u in uploads})
     return chosen, gone
 

@@ -143,11 +143,11 @@ class Discovery:
         if status != 0:  # the child failed (a bug, memory): discover here, where errors show
             return discover(self.input_dir, self.skip)
         found, keys, problems, sidecars = marshal.loads(data)  # strings interned in the child come back interned
-        stats = dict(zip(found, keys))
+        stats = dict(zip(found, keys, strict=True))
         stats.update(sidecars)
         return found, stats, [Problem(source, reason) for source, reason in problems]
 
-    def __enter__(self) -> "Discovery":
+    def __enter__(self) -> Discovery:
         return self
 
     def __exit__(self, *exc) -> None:

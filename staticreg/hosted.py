@@ -25,17 +25,17 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from staticreg import documents, incremental, layout, names, registry_state, upstream_meta
 from staticreg.config import Config, Override
 from staticreg.errors import StaticregError, TarballError
 from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
-from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, sri
+from staticreg.readmes import ReadmeStore
 from staticreg.registry_state import PackageState, RegistryState, Settings, StateError, VersionState
 from staticreg.store import ABSENT, Blob, Conflict, Store
 from staticreg.writers import depends_on, registry_settings, upstream_entry, upstream_of, write_package
@@ -434,7 +434,7 @@ def _model(
     upstream = {**stored.upstream, **{a.record.source: a.upstream for a in added if a.upstream is not None}}
     registry = build_registry(records, replace(config, dist_tags=tags, deprecations=deprecations), stored.times, now,
                               upstream)  # fmt: skip
-    problems = [p for p in registry.problems]
+    problems = list(registry.problems)
     if problems or name not in registry.packages:
         raise UpdateError(f"{name} cannot be made: " + "; ".join(str(p) for p in problems))
     return registry.packages[name]

@@ -118,9 +118,8 @@ def _registry_entry(
         raise LockfileError(where, f"{_shown(name)}@{_shown(version, 80)}: {_shown(exc, 300)}") from None
     if clean != version.strip():
         raise LockfileError(where, f"{name}@{_shown(version, 80)}: the version is not strict semver as lockfiles write it")
-    if integrity is not None:
-        if not isinstance(integrity, str) or strongest(integrity) is None:
-            raise LockfileError(where, f"{name}@{version}: {_shown(integrity, 80)!r} is not an integrity (sha512-... or sha1-...)")
+    if integrity is not None and (not isinstance(integrity, str) or strongest(integrity) is None):
+        raise LockfileError(where, f"{name}@{version}: {_shown(integrity, 80)!r} is not an integrity (sha512-... or sha1-...)")
     return Entry(name, clean, integrity, where, REGISTRY, note, alias)
 
 

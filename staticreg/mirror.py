@@ -246,7 +246,7 @@ def _origin(url: str) -> tuple:
 def _show(url: str) -> str:
     """A URL for messages: no user info, no query (where tokens hide)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if parts.port else ''}{parts.path}"
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 # --- planning -------------------------------------------------------------------
@@ -262,7 +262,7 @@ def read_lockfiles(paths: tuple[Path, ...]) -> list[lockfiles.Entry]:
                 raw = f.read(lockfiles.MAX_LOCKFILE_BYTES + 1)
         except OSError as exc:
             raise MirrorError(f"{path}: cannot be read ({exc.strerror})") from None
-        if raw.startswith(b"#!/usr/bin/env bun") or raw.startswith(b"bun-lockfile-format"):
+        if raw.startswith((b"#!/usr/bin/env bun", b"bun-lockfile-format")):
             raise lockfiles.LockfileError(f"{path}:1", lockfiles.BUN_BINARY_HINT)
         try:
             text = raw.decode("utf-8-sig")
@@ -389,7 +389,7 @@ class _Hashing:
     def __init__(self, path: Path, algorithms: set[str]):
         self.path = path
         self.algorithms = algorithms | {"sha512"}  # sha512 for the sidecar, and what is checked
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 - written by each call, closed by close()
         self._reset()
 
     def _reset(self):
@@ -510,7 +510,7 @@ def mirror(options: MirrorOptions) -> MirrorReport:
     _lockfile_copies(options)
     try:
         options.into.mkdir(parents=True, exist_ok=True)
-        lock = open(options.into / LOCK_FILE, "a")
+        lock = open(options.into / LOCK_FILE, "a")  # noqa: SIM115 - entered just below: opened in this try for its message
     except OSError as exc:
         raise MirrorError(f"{options.into}: cannot be written ({exc.strerror or exc})") from None
     with lock:

@@ -20,8 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from staticreg.errors import BuildError
 from staticreg.layout import PING, safe_join
@@ -177,7 +178,7 @@ class Staging:
         self._made: set[str] = set()  # folders made in staging lately: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         parent = self.output.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,7 @@ class Staging:
         self._unlock()
 
     def _lock(self) -> None:
-        self._lock_file = open(self.lock_path, "a+")
+        self._lock_file = open(self.lock_path, "a+")  # noqa: SIM115 - held until _unlock()
         if sys.platform == "win32":
             return
         try:

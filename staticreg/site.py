@@ -17,9 +17,10 @@ import multiprocessing
 import os
 import traceback
 from collections import deque
+from collections.abc import Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Container, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jinja2
@@ -428,7 +429,7 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
         _Page("package.html", common["page"], {"package": common, "version": latest, "versions": versions},
               readme=_readme(package.latest))
     ]  # fmt: skip
-    for item, entry in zip(versions, entries):
+    for item, entry in zip(versions, entries, strict=True):
         pages.append(_Page("version.html", item["page"], {"package": common, "version": item}, readme=_readme(entry)))
     return pages
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from tests.conftest import make_tarball
-from tests.process import run_cli, start
 from staticreg import incremental, times
 from staticreg.reader import read_tarball
+from tests.conftest import make_tarball
+from tests.process import run_cli, start
 
 BASE_URL = "http://registry.test/"
 KILLS = 50

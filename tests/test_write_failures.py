@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tarball
-from tests.process import CLI, changes, prefix, run_cli, snapshot, start
-from tests.test_killsafe import checked_state, expected_state, make_inputs
 from staticreg import output
 from staticreg.build import build
 from staticreg.errors import BuildError
+from tests.conftest import make_tarball
+from tests.process import CLI, changes, prefix, run_cli, snapshot, start
+from tests.test_killsafe import checked_state, expected_state, make_inputs
 
 BASE_URL = "http://registry.test/"
 
@@ -144,7 +144,7 @@ def test_builds_started_together_never_interleave(tmp_path: Path):
             err_b.seek(0)
             errors = [err_a.read(), err_b.read()]
         assert 0 in codes
-        for code, error in zip(codes, errors):
+        for code, error in zip(codes, errors, strict=True):
             assert "Traceback" not in error
             assert code == 0 or (code == 1 and "another staticreg build is writing" in error), error
             refused += code == 1

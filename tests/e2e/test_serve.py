@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.npm import Npm, make_project, pack
-from tests.e2e.servers import fetch, free_port
 from tests.e2e.project import EXAMPLES, resolved_version
+from tests.e2e.servers import fetch, free_port
 
 pytestmark = pytest.mark.e2e
 
