@@ -16,6 +16,7 @@ Prints the median of each and the ratio mirror / bare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -59,15 +60,15 @@ def bare(urls: list[str], jobs: int, into: Path | None = None) -> float:
 
     def get(job: tuple[int, str]) -> int:
         number, url = job
-        out = open(into / f"{number}.tgz", "wb") if into else None
-        with opener.open(url, timeout=60) as response:
+        with (
+            open(into / f"{number}.tgz", "wb") if into else contextlib.nullcontext() as out,
+            opener.open(url, timeout=60) as response,
+        ):
             total = 0
             while chunk := response.read(256 * 1024):
                 total += len(chunk)
                 if out:
                     out.write(chunk)
-        if out:
-            out.close()
         return total
 
     started = time.monotonic()

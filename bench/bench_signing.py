@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_site import records  # noqa: E402
-from staticreg import documents  # noqa: E402
-from staticreg.config import Config  # noqa: E402
-from staticreg.keyfiles import generate  # noqa: E402
-from staticreg.model import build_registry  # noqa: E402
-from staticreg.readmes import ReadmeStore  # noqa: E402
-from staticreg.signatures import Keyring  # noqa: E402
+from bench.bench_site import records
+from staticreg import documents
+from staticreg.config import Config
+from staticreg.keyfiles import generate
+from staticreg.model import build_registry
+from staticreg.readmes import ReadmeStore
+from staticreg.signatures import Keyring
 
 
 def make_documents(registry, keyring) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import json
 import random
 import resource
 import shutil
@@ -24,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staticreg import layout  # noqa: E402
-from staticreg.config import Config  # noqa: E402
-from staticreg.model import build_registry  # noqa: E402
-from staticreg.output import Staging  # noqa: E402
-from staticreg.reader import TarballRecord, pack_manifest  # noqa: E402
-from staticreg.readmes import ReadmeStore  # noqa: E402
-from staticreg.site import write_site  # noqa: E402
-from staticreg.writers import write_documents  # noqa: E402
+from staticreg import layout
+from staticreg.config import Config
+from staticreg.model import build_registry
+from staticreg.output import Staging
+from staticreg.reader import TarballRecord, pack_manifest
+from staticreg.readmes import ReadmeStore
+from staticreg.site import write_site
+from staticreg.writers import write_documents
 
 WORDS = (
     "fast small tiny safe async stream parser json http client server cache config logger color "
@@ -62,7 +61,7 @@ def records(packages: int, versions: int, readmes: ReadmeStore, seed: int = 1) -
     mtime = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp()
     for name in sorted(names):
         count = max(1, min(2 * versions - 1, int(rng.expovariate(1 / versions)) + 1))
-        deps = {d: "^1.0.0" for d in rng.sample(sorted(names), 3)}
+        deps = dict.fromkeys(rng.sample(sorted(names), 3), "^1.0.0")
         for minor in range(count):
             version = f"1.{minor}.0"
             manifest = {

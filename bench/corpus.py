@@ -95,10 +95,7 @@ def plan(count: int, seed: int = 1, big: int | None = None) -> dict:
     total = 0
     while total < count:
         i = len(packages)
-        if i == 3:
-            n = 300  # always one package at the cap
-        else:
-            n = min(300, max(1, int(rng.paretovariate(1.15))))
+        n = 300 if i == 3 else min(300, max(1, int(rng.paretovariate(1.15))))  # always one package at the cap
         n = min(n, count - total)
         base = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}-{i}"
         name = f"@{rng.choice(WORDS)}{i % 97}/{base}" if rng.random() < 0.16 else base
@@ -110,7 +107,7 @@ def plan(count: int, seed: int = 1, big: int | None = None) -> dict:
         p["big"] = True
     small = [p["name"] for p in packages if not p["big"]]
     project = sorted(rng.sample(small, min(PROJECT_DEPENDENCIES, len(small))))
-    return {"count": count, "seed": seed, "packages": packages, "project": {n: "^1.0.0" for n in project}}
+    return {"count": count, "seed": seed, "packages": packages, "project": dict.fromkeys(project, "^1.0.0")}
 
 
 def flat(name: str) -> str:
@@ -124,7 +121,7 @@ def _manifest(seed: int, index: int, name: str, version: str, popular: list[str]
     stable = random.Random(f"package-{seed}-{name}")
     line = random.Random(f"line-{seed}-{name}-{major}")
     pool = popular[:index] if index < len(popular) else popular
-    deps = {dep: "^1.0.0" for dep in line.sample(pool, min(len(pool), line.choice((0, 0, 1, 2, 3, 4, 6))))}
+    deps = dict.fromkeys(line.sample(pool, min(len(pool), line.choice((0, 0, 1, 2, 3, 4, 6)))), "^1.0.0")
     dev = {f"{line.choice(WORDS)}-{line.choice(WORDS)}": f"^{line.randint(1, 9)}.{line.randint(0, 20)}.0"
            for _ in range(line.randint(3, 14))}  # fmt: skip
     short = flat(name)
@@ -139,7 +136,7 @@ def _manifest(seed: int, index: int, name: str, version: str, popular: list[str]
         "repository": {"type": "git", "url": f"git+https://git.example.com/{short}/{short}.git"},
         "keywords": stable.sample(WORDS, stable.randint(2, 9)),
         "author": {"name": f"{stable.choice(WORDS).title()} {stable.choice(WORDS).title()}",
-                   "email": f"{short}@example.com"},  # fmt: skip
+                   "email": f"{short}@example.com"},
         "license": stable.choice(LICENSES),
         "bugs": {"url": f"https://git.example.com/{short}/{short}/issues"},
         "homepage": f"https://git.example.com/{short}/{short}#readme",

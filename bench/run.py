@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import itertools
 import json
 import os
 import resource
@@ -43,7 +44,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DEFAULT_ROOT, flat, generate  # noqa: E402
-from tests.e2e.npm import DEAD_PROXY, Npm  # noqa: E402
+from tests.e2e.npm import Npm  # noqa: E402
 from tests.e2e.servers import Server, free_port, start_nginx, wait_for  # noqa: E402
 
 WORK = HERE / "work"
@@ -52,7 +53,7 @@ CHUNK = 1024 * 1024
 
 
 def log(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{datetime.now().astimezone().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- the hashing floor ----------------------------------------------------------
@@ -194,7 +195,7 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
     hashing_floor(files, workers)
 
     floors, colds = [], []
-    for run in range(runs):
+    for _ in range(runs):
         floors.append(hashing_floor(files, workers))
         clean_output(work)
         colds.append(run_staticreg(config))
@@ -214,7 +215,7 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         "build_timings": report["timings_seconds"],
         "floor": floor,
         "cold_seconds": cold,
-        "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors)),
+        "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors, strict=True)),
         "peak_rss_tree_mib": max(r["peak_rss_tree"] for r in colds) / 2**20,
         "peak_rss_main_mib": max(r["peak_rss_main"] for r in colds) / 2**20,
     }
@@ -300,7 +301,7 @@ class Verdaccio(Server):
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             (folder / "config.yaml").write_text(VERDACCIO_CONFIG)
-        self.output = open(folder / "verdaccio.log", "wb")
+        self.output = open(folder / "verdaccio.log", "wb")  # noqa: SIM115 - the server's log while it runs: stop() closes it
         process = subprocess.Popen(
             [str(bin_dir / "verdaccio"), "-c", str(folder / "config.yaml"), "-l", f"127.0.0.1:{port}"],
             cwd=folder, stdout=self.output, stderr=subprocess.STDOUT,
@@ -605,8 +606,8 @@ def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_second
 
 # -- report ---------------------------------------------------------------------
 def machine() -> str:
-    mem = next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1]
-    os_name = next((line.split("=", 1)[1].strip().strip('"') for line in open("/etc/os-release")
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1]
+    os_name = next((line.split("=", 1)[1].strip().strip('"') for line in Path("/etc/os-release").read_text().splitlines()
                     if line.startswith("PRETTY_NAME=")), sys.platform)  # fmt: skip
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB RAM, {os_name}, "
@@ -616,7 +617,7 @@ def machine() -> str:
 def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
     lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one)")
-    for count, b in sorted(builds.items()):
+    for _, b in sorted(builds.items()):
         noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
                 f"{b['add_one_seconds']:.2f} ({b['first_add_one_seconds']:.2f})"
                 if "noop_seconds" in b else "- | - | -")  # fmt: skip
@@ -625,7 +626,7 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
             f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f}"
         )
     sizes = sorted(builds)
-    for small, large in zip(sizes, sizes[1:]):
+    for small, large in itertools.pairwise(sizes):
         a, b = builds[small], builds[large]
         per_a = a["cold_seconds"] / a["tarballs"] * 1000
         per_b = b["cold_seconds"] / b["tarballs"] * 1000
@@ -636,9 +637,11 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
     if peer:
         lines += [
             "",
-            f"Verdaccio publish loop {peer['verdaccio_publish_seconds']:.1f} s"
-            f"{' (an earlier run, whose storage was reused)' if peer.get('verdaccio_reused') else ''} vs cold build "
-            f"{peer['build_seconds']:.1f} s: {peer['publish_over_build']:.1f}x",
+            (
+                f"Verdaccio publish loop {peer['verdaccio_publish_seconds']:.1f} s"
+                f"{' (an earlier run, whose storage was reused)' if peer.get('verdaccio_reused') else ''} vs cold build "
+                f"{peer['build_seconds']:.1f} s: {peer['publish_over_build']:.1f}x"
+            ),
         ]
         for key, label in (("as_built", "as built"), ("gzip_beside", "documents gzipped beside (bench only)")):
             r = peer[key]

@@ -113,9 +113,9 @@ def _lines(path: Path, what: str) -> list[tuple[int, str]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text; the {what} must be plain text") from None
-    found = []
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{bad_line}: not UTF-8 text; the {what} must be plain text") from None
+    found: list[tuple[int, str]] = []
     for number, line in enumerate(text.split("\n"), 1):
         if line.endswith("\r"):
             line = line[:-1]  # a file written on Windows

@@ -19,11 +19,11 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from staticreg import __version__, incremental, layout, times, upstream_meta
 from staticreg import workers as workers_module
@@ -34,8 +34,8 @@ from staticreg.model import Problem, Registry, build_registry, identify, shared
 from staticreg.output import OutputBusy, Staging, WriteFailed, write_file_atomic
 from staticreg.plan import KEEP_SPARE, LINK, plan_packages
 from staticreg.progress import Progress
-from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, same_tarball
+from staticreg.readmes import ReadmeStore
 from staticreg.writers import write_attestations, write_documents, write_registry_state
 
 _INCOMING = ".incoming"
@@ -342,7 +342,7 @@ def _known_by_content(tasks: list, by_integrity: dict[str, TarballRecord], worke
 
     found = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for task, content in zip(tasks, pool.map(lambda task: content_of(task[0]), tasks)):
+        for task, content in zip(tasks, pool.map(lambda task: content_of(task[0]), tasks), strict=True):
             if content is None:
                 continue
             integrity, size, mtime = content
@@ -398,7 +398,7 @@ def _write_stage(
     kept = _reuse_spare(staging, spare, previous, decisions) if spare_usable else {}
     _discard(spare)  # a spare that is not described by the cache, or is in use now
     for name, decision in decisions.items():
-        if decision == LINK and staging.keep(layout.package_folders(name), previous.packages[name].files.split("\n")):
+        if decision == LINK and staging.keep(layout.package_folders(name), (previous.packages[name].files or "").split("\n")):
             kept[name] = previous.packages[name].files
     written = [n for n in registry.packages if n not in kept]
     previous_versions, previous.versions = previous.versions, {}  # 100,000 entries, not needed again
@@ -420,7 +420,7 @@ def _site_stage(
     # rows depend on nothing but what the fingerprint covers
     known = {
         n: b.row for n, b in previous.packages.items() if b.row is not None and fingerprints.get(n) == b.fingerprint
-    }  # fmt: skip
+    }
     return write_site(
         registry, staging, config, readmes, show_progress=show_progress,
         known_rows=known, known_pages=previous.pages, salt=settings, row_ids=fingerprints,

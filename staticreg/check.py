@@ -99,7 +99,7 @@ def authorization(token: str | None = None, user: str | None = None) -> str | No
 
 def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5) -> Response:
     """GET url as the clients do (gzip accepted), following up to `limit` redirects."""
-    redirects = []
+    redirects: list[str] = []
     for _ in range(limit + 1):
         asked = {"Accept": accept or "*/*", "Accept-Encoding": "gzip", "User-Agent": "staticreg-check", **(conditions or {})}
         credential = _CREDENTIAL.get()
@@ -254,7 +254,9 @@ def check_document(registry: str, name: str, report: CheckReport) -> dict | None
 
 
 def _signatures_of(document: dict) -> dict:
-    versions = document.get("versions") if isinstance(document.get("versions"), dict) else {}
+    versions = document.get("versions")
+    if not isinstance(versions, dict):
+        versions = {}
     return {v: (m.get("dist") or {}).get("signatures") for v, m in versions.items() if isinstance(m, dict)}
 
 
@@ -382,7 +384,9 @@ def check_signatures(registry: str, name: str, document: dict, keys: dict | None
     by a listed key, not expired at the version's publish time, valid over NAME@VERSION:INTEGRITY."""
     from staticreg.signatures import message, verify
 
-    times = document.get("time") if isinstance(document.get("time"), dict) else {}
+    times = document.get("time")
+    if not isinstance(times, dict):
+        times = {}
     for version, manifest in (document.get("versions") or {}).items():
         dist = manifest.get("dist") if isinstance(manifest, dict) else None
         dist = dist if isinstance(dist, dict) else {}

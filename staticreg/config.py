@@ -8,7 +8,6 @@ command line override the file.
 from __future__ import annotations
 
 import hashlib
-
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -330,7 +329,7 @@ def _read_dist_tags(node, problems: _Problems, label: str) -> tuple[Override, ..
         for tag, version_node, tag_line in _entries(tags_node, problems, key):
             version = _scalar(version_node)
             try:
-                names.check_tag(tag)
+                tag = names.check_tag(tag)
                 if not isinstance(version, str):
                     raise names.NameProblem(
                         f"expected a version in quotes, e.g. \"1.10.0\" (YAML read {version!r})"
@@ -339,7 +338,8 @@ def _read_dist_tags(node, problems: _Problems, label: str) -> tuple[Override, ..
             except names.NameProblem as exc:
                 problems.add(tag_line, f"{key}.{tag}", str(exc))
                 continue
-            out.append(Override(name=name, tag=tag, version=clean, where=f"{label}:{tag_line}"))
+            # str(name): check_name above let only a string through
+            out.append(Override(name=str(name), tag=tag, version=clean, where=f"{label}:{tag_line}"))
     return tuple(out)
 
 
@@ -400,7 +400,7 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
     if not wanted and not (default_upstream and default_upstream.is_file()):
         return None
     from staticreg import keyfiles
-    from staticreg.signatures import KeyProblem, Keyring
+    from staticreg.signatures import KeyProblem, Keyring, PublicKey
 
     signer = None
     try:
@@ -418,13 +418,13 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
     retired = _read_retired_keys(nodes.get("retired_keys"), problems, base)
     if signer is not None and any(key.keyid == signer.keyid for key in retired):
         problems.add(lines.get("retired_keys"), "retired_keys", f"lists the signing key itself ({signer.keyid})")
-    upstream: tuple = ()
+    keys_file = upstream_file or default_upstream
+    upstream: tuple[PublicKey, ...] = ()
     try:
-        upstream = keyfiles.upstream_keys(upstream_file or default_upstream, required=upstream_file is not None) if (
-            upstream_file or default_upstream) else ()  # fmt: skip
+        upstream = keyfiles.upstream_keys(keys_file, required=upstream_file is not None) if keys_file else ()
     except KeyProblem as exc:
         problems.add(lines.get("upstream_keys"), "upstream_keys", str(exc))
-    return Keyring(signer, retired, upstream, str(upstream_file or default_upstream or ""))
+    return Keyring(signer, retired, upstream, str(keys_file or ""))
 
 
 def _read_retired_keys(node, problems: _Problems, base: Path) -> tuple:

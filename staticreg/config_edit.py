@@ -6,8 +6,8 @@ the file has none); other settings and comments around them stay byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 

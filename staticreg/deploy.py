@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any
 
 from staticreg import headers, layout, registry_state
 from staticreg.errors import StaticregError
@@ -147,7 +148,7 @@ class _Bucket:
         found: dict[str, str] = {}
         token = None
         while True:
-            extra = {"ContinuationToken": token} if token else {}
+            extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
             page = self.call(self.s3.list_objects_v2, Prefix=prefix, **extra)
             for item in page.get("Contents", []):
                 found[item["Key"]] = item["ETag"].strip('"')
@@ -156,7 +157,7 @@ class _Bucket:
             token = page["NextContinuationToken"]
 
     def put(self, upload: Upload, expect: str | None = None) -> None:
-        extra = {}
+        extra: dict[str, Any] = {}
         if expect == ABSENT:
             extra["IfNoneMatch"] = "*"
         elif expect is not None:
@@ -231,7 +232,7 @@ def _by_content(bucket: _Bucket, uploads: list[Upload], jobs: int) -> tuple[list
     existing = bucket.keys_under(bucket.prefix)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         md5s = list(pool.map(lambda u: _md5(u.file), uploads))
-    chosen = [u for u, md5 in zip(uploads, md5s) if existing.get(u.key) != md5]
+    chosen = [u for u, md5 in zip(uploads, md5s, strict=True) if existing.get(u.key) != md5]
     gone = sorted(set(existing) - {u.key for u in uploads})
     return chosen, gone
 

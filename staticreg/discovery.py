@@ -22,7 +22,8 @@ from staticreg.errors import BuildError
 from staticreg.model import Problem
 
 TARBALL_SUFFIXES = (".tgz", ".tar.gz")
-Found = tuple[list[str], dict[str, incremental.StatKey], list[Problem]]
+# a stat key is None for a dangling link: reading it names the problem
+Found = tuple[list[str], dict[str, incremental.StatKey | None], list[Problem]]
 
 
 def _require_folder(input_dir: Path) -> None:
@@ -40,15 +41,15 @@ def discover(input_dir: Path, skip: list[Path]) -> Found:
     # and inode, so that only a folder of the same name costs a stat, and no path is resolved.
     skip_ids = set()
     skip_names = set()
-    for folder in skip:
+    for skipped in skip:
         try:
-            info = os.stat(folder)
+            info = os.stat(skipped)
             skip_ids.add((info.st_dev, info.st_ino))
-            skip_names.add(os.path.basename(os.path.realpath(folder)))
+            skip_names.add(os.path.basename(os.path.realpath(skipped)))
         except OSError:
             pass
     found: list[str] = []
-    stats: dict[str, incremental.StatKey] = {}
+    stats: dict[str, incremental.StatKey | None] = {}
     problems: list[Problem] = []
     pending = [(os.fspath(input_dir), "")]
     while pending:  # os.scandir: the kind of each entry comes with the listing, without a stat
@@ -132,7 +133,7 @@ class Discovery:
         self._pid, self._pipe = pid, read_end
 
     def result(self) -> Found:
-        if self._pid is None:
+        if self._pid is None or self._pipe is None:  # no child (they are set together)
             return discover(self.input_dir, self.skip)
         with open(self._pipe, "rb") as pipe:
             self._pipe = None
@@ -142,11 +143,11 @@ class Discovery:
         if status != 0:  # the child failed (a bug, memory): discover here, where errors show
             return discover(self.input_dir, self.skip)
         found, keys, problems, sidecars = marshal.loads(data)  # strings interned in the child come back interned
-        stats = dict(zip(found, keys))
+        stats = dict(zip(found, keys, strict=True))
         stats.update(sidecars)
         return found, stats, [Problem(source, reason) for source, reason in problems]
 
-    def __enter__(self) -> "Discovery":
+    def __enter__(self) -> Discovery:
         return self
 
     def __exit__(self, *exc) -> None:

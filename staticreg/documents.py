@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from staticreg.model import HOISTED_FIELDS, Package
 
@@ -22,8 +22,11 @@ ABBREVIATED_VERSION_FIELDS = (
 
 
 def version_manifests(
-    package: Package, signing: Keyring | None = None, previous: dict | None = None, brought: dict | None = None
-) -> dict[str, dict]:
+    package: Package,
+    signing: Keyring | None = None,
+    previous: dict[str, list[Any]] | None = None,
+    brought: dict[str, list[Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Every version's manifest: made once, for all of a package's documents. With a keyring,
     each gets its dist.signatures (signatures.Keyring.sign_versions): `previous` holds the
     signatures of the previous output's document, `brought` a mirrored version's upstream ones."""
@@ -38,11 +41,11 @@ def version_manifests(
     return made
 
 
-def packument(package: Package, manifests: dict[str, dict], readme: str | None) -> dict:
+def packument(package: Package, manifests: dict[str, dict[str, Any]], readme: str | None) -> dict[str, Any]:
     """The full package document: what `npm install` and yarn berry read. `manifests` as
     version_manifests(package) makes them; `readme` is the text of the latest version's README."""
     latest = package.latest
-    doc: dict = {"_id": package.name, "name": package.name}
+    doc: dict[str, Any] = {"_id": package.name, "name": package.name}
     for key in HOISTED_FIELDS:
         if key in manifests[latest.version]:
             doc[key] = manifests[latest.version][key]
@@ -57,7 +60,7 @@ def packument(package: Package, manifests: dict[str, dict], readme: str | None) 
     return doc
 
 
-def abbreviated(package: Package, manifests: dict[str, dict]) -> dict:
+def abbreviated(package: Package, manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The corgi document: what npm's other paths, pnpm, yarn 1 and bun ask for."""
     return {
         "name": package.name,
@@ -67,15 +70,15 @@ def abbreviated(package: Package, manifests: dict[str, dict]) -> dict:
     }
 
 
-def _abbreviated_version(manifest: dict) -> dict:
+def _abbreviated_version(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest[k] for k in ABBREVIATED_VERSION_FIELDS if k in manifest}
 
 
-def dist_tags_document(package: Package) -> dict:
+def dist_tags_document(package: Package) -> dict[str, str]:
     return package.dist_tags
 
 
-PING_DOCUMENT: dict = {}
+PING_DOCUMENT: dict[str, Any] = {}
 
 
 def dumps(doc: object) -> bytes:

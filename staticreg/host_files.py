@@ -8,7 +8,6 @@ from pathlib import Path
 
 from staticreg import auth, headers, layout
 
-
 # Cloudflare Pages applies the first 100 rules of _headers and ignores the rest.
 CLOUDFLARE_HEADER_RULES = 100
 

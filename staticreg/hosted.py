@@ -25,17 +25,17 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from staticreg import documents, incremental, layout, names, registry_state, upstream_meta
 from staticreg.config import Config, Override
 from staticreg.errors import StaticregError, TarballError
 from staticreg.model import Package, build_registry, normalize_manifest, record_from_document
-from staticreg.readmes import ReadmeStore
 from staticreg.reader import TarballRecord, read_tarball, sri
+from staticreg.readmes import ReadmeStore
 from staticreg.registry_state import PackageState, RegistryState, Settings, StateError, VersionState
 from staticreg.store import ABSENT, Blob, Conflict, Store
 from staticreg.writers import depends_on, registry_settings, upstream_entry, upstream_of, write_package
@@ -236,7 +236,7 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
         entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
         _update_registry(store, states, settings, config, entries, first, report)
     if hasattr(store, "requests"):
-        report.requests = store.requests  # type: ignore[attr-defined]
+        report.requests = store.requests
     return report
 
 
@@ -407,7 +407,7 @@ def _existing(store: Store, name: str, doc_blob: Blob | None, state_blob: Blob |
     versions, times = doc.get("versions") if isinstance(doc, dict) else None, doc.get("time") if isinstance(doc, dict) else None
     if not isinstance(versions, dict) or not isinstance(times, dict) or doc.get("name") != name:
         raise StateError(f"{label} is not a package document of {name}; build the registry again")
-    stored = _Stored(times={f"{name}@{v}": times.get(v) for v in versions}, state=state, doc=doc)
+    stored = _Stored(times={f"{name}@{v}": times.get(v, "") for v in versions}, state=state, doc=doc)
     for version, manifest in versions.items():
         if not isinstance(times.get(version), str):
             raise StateError(f"{label}: version {version!r} has no publish time; build the registry again")
@@ -434,7 +434,7 @@ def _model(
     upstream = {**stored.upstream, **{a.record.source: a.upstream for a in added if a.upstream is not None}}
     registry = build_registry(records, replace(config, dist_tags=tags, deprecations=deprecations), stored.times, now,
                               upstream)  # fmt: skip
-    problems = [p for p in registry.problems]
+    problems = list(registry.problems)
     if problems or name not in registry.packages:
         raise UpdateError(f"{name} cannot be made: " + "; ".join(str(p) for p in problems))
     return registry.packages[name]
@@ -468,7 +468,7 @@ def _files(package: Package, config: Config, state: PackageState, doc: dict) -> 
     """The package's documents, as write_package makes them; `doc` the stored document, whose
     versions keep their signatures."""
     collect = _Collect()
-    write_package(package, collect, config, _TextReadmes(state.readmes), doc.get("versions") or {})  # type: ignore[arg-type]
+    write_package(package, collect, config, _TextReadmes(state.readmes), doc.get("versions") or {})
     return collect
 
 

@@ -36,9 +36,9 @@ import marshal
 import operator
 import os
 import zlib
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Container, Iterable, Iterator, Mapping
 
 from staticreg import __version__, layout
 from staticreg.config import Config, builtin_template_dir
@@ -173,7 +173,7 @@ def _load(path: Path, output: Path) -> Cache:
             for entry in _entries(f):
                 kind, key, *rest = entry
                 if kind == "columns":  # name@version keys, then their integrities and times (None: none)
-                    for version, integrity, time in zip(*rest):
+                    for version, integrity, time in zip(*rest, strict=True):
                         if integrity is not None:
                             cache.versions[version] = integrity
                         if time is not None:
@@ -247,7 +247,7 @@ def save_records(folder: Path, records: dict[str, tuple[StatKey, TarballRecord]]
         dirty = {
             shard: [rel for rel in before.record_shards[shard] if rel in records] + added.get(shard, [])
             for shard in changed | added.keys()
-        }  # fmt: skip
+        }
     for shard, keys in dirty.items():
         path = folder / f"{shard:02d}"
         if not keys:
@@ -401,7 +401,8 @@ def files_by_package(
     # together, its pages later): a string per path for every path of a cold build held
     # 90 MB at the build's peak at 100,000 tarballs (see bench/RESULTS.md).
     runs: dict[str, list[str]] = {}
-    current, run = None, []
+    current = ""  # the package of the paths in run ("": no package's, as owner_of says)
+    run: list[str] = []
     for path in paths:
         name = layout.owner_of(path, owner)
         if name != current:
@@ -470,7 +471,7 @@ def from_output(output: Path, readmes) -> Cache:
     except (OSError, registry_state.StateError):
         return Cache()
     cache = Cache(output_id=output_token(output), describes_output=True)
-    owner = {}
+    owner: dict[str, str] = {}
     try:
         for name, fingerprint in state.fingerprints.items():
             doc = json.loads(layout.safe_join(output, layout.packument_path(name)).read_bytes())
@@ -519,7 +520,7 @@ def _drop_changed_tarballs(output: Path, cache: Cache) -> None:
         return found is not None and found[0] == cache.versions[key]
 
     with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-        bad = [key for key, ok in zip(keys, pool.map(check, keys)) if not ok]
+        bad = [key for key, ok in zip(keys, pool.map(check, keys), strict=True) if not ok]
     for key in bad:
         cache.by_integrity.pop(cache.versions.pop(key), None)  # read again, and copied from the input
         cache.packages.pop(key.rpartition("@")[0], None)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -103,7 +105,9 @@ def parse(filename: str, text: str) -> list[Entry]:
 # --- shared checks ------------------------------------------------------------
 
 
-def _registry_entry(name, version, integrity, where, *, alias=None, note="") -> Entry:
+def _registry_entry(
+    name: object, version: object, integrity: object, where: str, *, alias: str | None = None, note: str = ""
+) -> Entry:
     """A registry entry, with its name, version and integrity checked: text from a stranger."""
     if not isinstance(name, str) or not isinstance(version, str):
         raise LockfileError(where, "a package entry has no name or version text")
@@ -114,13 +118,12 @@ def _registry_entry(name, version, integrity, where, *, alias=None, note="") -> 
         raise LockfileError(where, f"{_shown(name)}@{_shown(version, 80)}: {_shown(exc, 300)}") from None
     if clean != version.strip():
         raise LockfileError(where, f"{name}@{_shown(version, 80)}: the version is not strict semver as lockfiles write it")
-    if integrity is not None:
-        if not isinstance(integrity, str) or strongest(integrity) is None:
-            raise LockfileError(where, f"{name}@{version}: {_shown(integrity, 80)!r} is not an integrity (sha512-... or sha1-...)")
+    if integrity is not None and (not isinstance(integrity, str) or strongest(integrity) is None):
+        raise LockfileError(where, f"{name}@{version}: {_shown(integrity, 80)!r} is not an integrity (sha512-... or sha1-...)")
     return Entry(name, clean, integrity, where, REGISTRY, note, alias)
 
 
-def _skipped(name, spec, where, reason) -> Entry:
+def _skipped(name: object, spec: object, where: str, reason: str) -> Entry:
     return Entry(_shown(name, 214), _shown(spec, 300), None, where, SKIPPED, reason)
 
 
@@ -161,7 +164,7 @@ def _short(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"[:200]
 
 
-def _line_finder(text: str):
+def _line_finder(text: str) -> Callable[[str], int]:
     """A function: needle -> line number of its next occurrence after the last one found
     (entries are looked up in the order they are written; lines counted once, as it goes)."""
     state = {"pos": 0, "line": 1}
@@ -210,7 +213,7 @@ def parse_npm(filename: str, text: str) -> list[Entry]:
     return entries
 
 
-def _npm_packages(filename: str, packages: dict, find) -> list[Entry]:
+def _npm_packages(filename: str, packages: dict[str, Any], find: Callable[[str], int]) -> list[Entry]:
     entries = []
     for key, entry in packages.items():
         where = f"{filename}:{find(json.dumps(key) + ':')}"
@@ -247,7 +250,9 @@ def _npm_packages(filename: str, packages: dict, find) -> list[Entry]:
     return entries
 
 
-def _npm_v1(filename: str, deps: dict, find, entries: list[Entry], bundled: bool, depth: int) -> None:
+def _npm_v1(
+    filename: str, deps: dict[str, Any], find: Callable[[str], int], entries: list[Entry], bundled: bool, depth: int
+) -> None:
     if depth > 200:
         raise LockfileError(f"{filename}:1", "dependencies nest more than 200 levels deep")
     for alias, entry in deps.items():
@@ -278,7 +283,7 @@ def _npm_v1(filename: str, deps: dict, find, entries: list[Entry], bundled: bool
             _npm_v1(filename, nested, find, entries, inner_bundled, depth + 1)
 
 
-def _json(filename: str, text: str):
+def _json(filename: str, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -293,9 +298,9 @@ def _json(filename: str, text: str):
 class _NoAliasLoader(yaml.SafeLoader):
     """YAML with no anchors or aliases (none of the lockfile writers make them; a billion laughs needs them)."""
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves it unannotated
             raise yaml.MarkedYAMLError(None, None, "aliases are not allowed in a lockfile", event.start_mark)
         return super().compose_node(parent, index)
 
@@ -335,10 +340,11 @@ def _scalar(node: yaml.Node | None, filename: str, what: str) -> str | None:
         return None
     if not isinstance(node, yaml.ScalarNode):
         raise LockfileError(f"{filename}:{node.start_mark.line + 1}", f"{what} is not text")
-    return node.value
+    value: str = node.value  # a scalar node's value is its text
+    return value
 
 
-def _fields(node, filename, what) -> dict[str, yaml.Node]:
+def _fields(node: yaml.Node | None, filename: str, what: str) -> dict[str, yaml.Node]:
     return {k: v for k, v, _ in _map(node, filename, what)}
 
 
@@ -367,8 +373,9 @@ def parse_pnpm(filename: str, text: str) -> list[Entry]:
         name = _scalar(fields.get("name"), filename, "name") or name
         version = _scalar(fields.get("version"), filename, "version") or spec
         resolution = fields.get("resolution")
-        res = {k: _scalar(v, filename, f"resolution.{k}") for k, v, _ in _map(resolution, filename, "resolution")
-               if isinstance(v, yaml.ScalarNode)}  # fmt: skip
+        res: dict[str, str] = {
+            k: v.value for k, v, _ in _map(resolution, filename, "resolution") if isinstance(v, yaml.ScalarNode)
+        }
         kind = res.get("type")
         if kind == "git" or "repo" in res:
             entries.append(_skipped(name, res.get("repo", spec), where, "a git dependency: a registry cannot serve it"))
@@ -405,8 +412,8 @@ def parse_berry(filename: str, text: str) -> list[Entry]:
         name, reference = resolution[:at], resolution[at + 1:]
         if reference == "workspace:.":
             continue  # the project itself
-        alias = key.split(",")[0].strip()
-        alias = alias[: alias.find("@", 1)] if alias.find("@", 1) > 0 else None
+        pattern = key.split(",")[0].strip()
+        alias = pattern[: pattern.find("@", 1)] if pattern.find("@", 1) > 0 else None
         if reference.startswith("npm:"):
             version, _, extra = reference[4:].partition("::")
             if "__archiveUrl=" in extra:
@@ -436,7 +443,7 @@ _Y1_PAIR = re.compile(r'^("(?:[^"\\]|\\.)*"|[^\s"]+)\s+("(?:[^"\\]|\\.)*"|\S+)$'
 def _y1_text(token: str, where: str) -> str:
     if token.startswith('"'):
         try:
-            value = json.loads(token)
+            value: str = json.loads(token)  # JSON text that starts with '"' is a string
         except json.JSONDecodeError:
             raise LockfileError(where, f"{_shown(token, 80)} is not a quoted string") from None
         return value
@@ -444,9 +451,9 @@ def _y1_text(token: str, where: str) -> str:
 
 
 def parse_yarn1(filename: str, text: str) -> list[Entry]:
-    blocks: list[tuple[str, int, dict]] = []
-    current: dict | None = None
-    section: dict | None = None
+    blocks: list[tuple[str, int, dict[str, str | dict[str, str]]]] = []
+    current: dict[str, str | dict[str, str]] | None = None
+    section: dict[str, str] | None = None
     for number, raw in enumerate(text.splitlines(), 1):
         where = f"{filename}:{number}"
         if not raw.strip() or raw.lstrip().startswith("#"):
@@ -465,9 +472,10 @@ def parse_yarn1(filename: str, text: str) -> list[Entry]:
             raise LockfileError(where, "an indented line before any package pattern")
         elif indent == 2:
             if line.endswith(":"):
-                section = current.setdefault(_y1_text(line[:-1], where), {})
-                if not isinstance(section, dict):
+                found = current.setdefault(_y1_text(line[:-1], where), {})
+                if not isinstance(found, dict):
                     raise LockfileError(where, f"{_shown(line, 80)} is given twice")
+                section = found
                 continue
             section = None
             match = _Y1_PAIR.match(line)
@@ -550,7 +558,7 @@ def bun_rewrite(text: str, registry_url: str) -> str:
     pointing at `registry_url`: bun fetches those as written (for its default registry it
     writes "" and asks the configured one)."""
 
-    def swap(match: re.Match) -> str:
+    def swap(match: re.Match[str]) -> str:
         new = mirror_url(json.loads(match.group(0)), registry_url)
         return json.dumps(new) if new is not None else match.group(0)
 

@@ -31,9 +31,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from staticreg import layout, lockfiles, names, upstream_meta
@@ -151,7 +153,15 @@ class Fetcher:
             request.add_unredirected_header("Authorization", f"Bearer {self.options.token}")
         return request
 
-    def get(self, url: str, limit: int, sink=None, accept: str | None = None) -> bytes | None:
+    @overload
+    def get(self, url: str, limit: int, sink: None = None, accept: str | None = None) -> bytes: ...
+
+    @overload
+    def get(self, url: str, limit: int, sink: Callable[[bytes | None], None], accept: str | None = None) -> None: ...
+
+    def get(
+        self, url: str, limit: int, sink: Callable[[bytes | None], None] | None = None, accept: str | None = None
+    ) -> bytes | None:
         """The body, at most `limit` bytes; or None when `sink(chunk)` took it (`sink(None)`
         before a retry: start again). Raises NotFound for a 404, MirrorError naming the URL."""
         attempt = 0
@@ -236,7 +246,7 @@ def _origin(url: str) -> tuple:
 def _show(url: str) -> str:
     """A URL for messages: no user info, no query (where tokens hide)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{':%d' % parts.port if parts.port else ''}{parts.path}"
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 # --- planning -------------------------------------------------------------------
@@ -252,7 +262,7 @@ def read_lockfiles(paths: tuple[Path, ...]) -> list[lockfiles.Entry]:
                 raw = f.read(lockfiles.MAX_LOCKFILE_BYTES + 1)
         except OSError as exc:
             raise MirrorError(f"{path}: cannot be read ({exc.strerror})") from None
-        if raw.startswith(b"#!/usr/bin/env bun") or raw.startswith(b"bun-lockfile-format"):
+        if raw.startswith((b"#!/usr/bin/env bun", b"bun-lockfile-format")):
             raise lockfiles.LockfileError(f"{path}:1", lockfiles.BUN_BINARY_HINT)
         try:
             text = raw.decode("utf-8-sig")
@@ -282,6 +292,8 @@ def plan(entries: list[lockfiles.Entry]) -> tuple[dict[str, Wanted], list[lockfi
                 item.integrity = entry.integrity
             else:
                 a, b = lockfiles.strongest(item.integrity), lockfiles.strongest(entry.integrity)
+                if a is None or b is None:  # never: the lockfile parsers let only usable integrities through
+                    continue
                 if a[0] == b[0] and a[1] != b[1]:
                     problems.append(
                         f"{entry.where}: {entry.key} has integrity {entry.integrity[:30]}..., "
@@ -327,7 +339,7 @@ class Packuments:
 
     def __init__(self, fetcher: Fetcher, upstream: str):
         self.fetcher, self.upstream = fetcher, upstream
-        self._docs: dict[str, object] = {}
+        self._docs: dict[str, dict[str, Any] | MirrorError] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -377,7 +389,7 @@ class _Hashing:
     def __init__(self, path: Path, algorithms: set[str]):
         self.path = path
         self.algorithms = algorithms | {"sha512"}  # sha512 for the sidecar, and what is checked
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 - written by each call, closed by close()
         self._reset()
 
     def _reset(self):
@@ -498,7 +510,7 @@ def mirror(options: MirrorOptions) -> MirrorReport:
     _lockfile_copies(options)
     try:
         options.into.mkdir(parents=True, exist_ok=True)
-        lock = open(options.into / LOCK_FILE, "a")
+        lock = open(options.into / LOCK_FILE, "a")  # noqa: SIM115 - entered just below: opened in this try for its message
     except OSError as exc:
         raise MirrorError(f"{options.into}: cannot be written ({exc.strerror or exc})") from None
     with lock:

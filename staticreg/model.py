@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from typing import Any
 
 from staticreg import layout, names, upstream_meta
 from staticreg.config import Config, Override
@@ -52,7 +53,7 @@ class Version:
     upstream: upstream_meta.UpstreamMeta | None = None  # what the upstream said of a mirrored tarball
 
     @property
-    def manifest(self) -> dict:
+    def manifest(self) -> dict[str, Any]:
         """The version's manifest: normalised, with dist. Made again from the record on every
         call (a new dict: changing it changes nothing). At 100,000 versions keeping them all,
         even as JSON text, would take hundreds of megabytes beside the records' own."""
@@ -96,7 +97,7 @@ def iso_time(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def _normalize_dependencies(manifest: dict, warnings: list[str]) -> None:
+def _normalize_dependencies(manifest: dict[str, Any], warnings: list[str]) -> None:
     for key in DEPENDENCY_FIELDS:
         if key not in manifest:
             continue
@@ -117,7 +118,7 @@ def _normalize_dependencies(manifest: dict, warnings: list[str]) -> None:
             warnings.append(f"{key}: left out entries whose range is not text: {', '.join(sorted(bad))}")
 
 
-def _normalize_bundle(manifest: dict) -> None:
+def _normalize_bundle(manifest: dict[str, Any]) -> None:
     if "bundledDependencies" in manifest:
         legacy = manifest.pop("bundledDependencies")
         manifest.setdefault("bundleDependencies", legacy)
@@ -134,15 +135,17 @@ def _normalize_bundle(manifest: dict) -> None:
         del manifest["bundleDependencies"]
 
 
-def has_install_script(manifest: dict, has_binding_gyp: bool) -> bool:
-    scripts = manifest.get("scripts") if isinstance(manifest.get("scripts"), dict) else {}
+def has_install_script(manifest: dict[str, Any], has_binding_gyp: bool) -> bool:
+    scripts = manifest.get("scripts")
+    if not isinstance(scripts, dict):
+        scripts = {}
     if any(scripts.get(s) for s in INSTALL_SCRIPTS):
         return True
     # npm runs `node-gyp rebuild` for a binding.gyp when no install script is given.
     return has_binding_gyp and manifest.get("gypfile") is not False
 
 
-def normalize_manifest(record: TarballRecord, base_url: str) -> tuple[str, str, dict, list[str]]:
+def normalize_manifest(record: TarballRecord, base_url: str) -> tuple[str, str, dict[str, Any], list[str]]:
     """(name, version, version manifest, warnings); raises names.NameProblem or layout.UnsafePath."""
     raw = record.manifest
     warnings = names.check_name(raw.get("name"))
@@ -208,7 +211,7 @@ def record_from_document(
     )
 
 
-def _as_published(manifest: dict) -> dict:
+def _as_published(manifest: dict[str, Any]) -> dict[str, Any]:
     """A stored manifest without what normalize_manifest adds to package.json, so that it
     makes the same manifest, keys in the same order, again. normalize_manifest puts dist
     last: what comes after it was added later, by a mirrored version's sidecar or a
@@ -218,7 +221,12 @@ def _as_published(manifest: dict) -> dict:
     return {k: manifest[k] for k in keys[:end] if k not in ("_id", "hasInstallScript", "_hasShrinkwrap")}
 
 
-def identify(record: TarballRecord) -> tuple:
+# What identify() tells of a record: (reason,) when it cannot be used, else (name, version,
+# warnings, the names it depends on). A plain tuple: the reader's records cache it as one.
+Identity = tuple[Any, ...]
+
+
+def identify(record: TarballRecord) -> Identity:
     """What grouping a record into its package needs, without its manifest:
     (name, version, warnings, the names it depends on), or (reason,) when its name or
     version cannot be used. Parsing and normalising 100,000 manifests at every rebuild
@@ -235,7 +243,7 @@ def identify(record: TarballRecord) -> tuple:
     return (name, version, tuple(notes), tuple(sorted(depends_on)))  # interned by shared(), in the build
 
 
-def identity(record: TarballRecord) -> tuple:
+def identity(record: TarballRecord) -> Identity:
     return record.identity or identify(record)
 
 
@@ -362,12 +370,12 @@ def build_registry(
                 )
 
     overrides = {f"{o.name}@{o.version}": o for o in config.publish_times}
-    override_times = {k: o.time for k, o in overrides.items()}
-    for key, override in overrides.items():
-        if override.time > now:
-            problems.append(Problem(override.where, f"publish_times.{key}: the time is in the future"))
+    override_times = {k: o.time for k, o in overrides.items() if o.time is not None}  # publish_times have one
+    for spec, override in overrides.items():
+        if override.time is not None and override.time > now:
+            problems.append(Problem(override.where, f"publish_times.{spec}: the time is in the future"))
         elif override.name in grouped and override.version not in grouped[override.name]:
-            warnings.append(Problem(override.where, f"publish_times.{key}: no such version in the input"))
+            warnings.append(Problem(override.where, f"publish_times.{spec}: no such version in the input"))
 
     packages: dict[str, Package] = {}
     for name in sorted(grouped):
@@ -412,7 +420,8 @@ def _apply_deprecations(packages: dict[str, Package], overrides: Iterable[Overri
         package = packages.get(o.name)
         spec = parse_range(o.range)
         matched = [v for v in package.versions if satisfies(v, spec)] if package else []
-        if not matched:
+        if package is None or not matched:
             warnings.append(Problem(o.where, f"deprecations: {o.name}@{o.range} matches no version in the input"))
+            continue
         for version in matched:
             package.versions[version].deprecated = o.message

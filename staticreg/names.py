@@ -94,8 +94,12 @@ def is_prerelease(version: str) -> bool:
     return "-" in version
 
 
+# (major, minor, patch, 1 for a release or 0 for a prerelease, the prerelease's identifiers)
+VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
+
+
 @functools.lru_cache(maxsize=1 << 16)  # a registry repeats versions: 3,610 distinct among 100,000
-def version_key(version: str) -> tuple:
+def version_key(version: str) -> VersionKey:
     """Sort key with semver precedence for a version that `clean_version` returned."""
     core, _, pre = version.partition("-")
     major, minor, patch = (int(n) for n in core.split("."))

@@ -20,16 +20,15 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Protocol, TextIO
 
 from staticreg.errors import BuildError
 from staticreg.layout import PING, safe_join
 
-try:
+if sys.platform != "win32":  # Windows has no fcntl: a build there takes no lock
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 # Every registry staticreg writes has this file; an output folder without it is someone else's.
 MARKER = PING
@@ -143,6 +142,15 @@ class WriteFailed(BuildError):
         )
 
 
+class FileSink(Protocol):
+    """Where the writers put a package's files: a Staging, or what a publish to a hosted
+    registry collects (hosted)."""
+
+    def write(self, relative: str, data: bytes, /) -> None: ...
+
+    def link(self, existing: str, relative: str, /) -> None: ...
+
+
 class Staging:
     """A folder the build writes into, swapped in for the output by `commit`."""
 
@@ -153,7 +161,7 @@ class Staging:
         self.lock_path = lock_path(self.output)
         self.old = parent / f"{stem}-old"
         self.root = parent / f"{stem}-staging-{os.getpid()}"
-        self._lock_file = None
+        self._lock_file: TextIO | None = None
         self.reused = 0
         self.written = 0
         # Incremental builds: folders linked whole from the previous output (writes
@@ -170,7 +178,7 @@ class Staging:
         self._made: set[str] = set()  # folders made in staging lately: one mkdir each, not one per file
 
     # -- life cycle -------------------------------------------------------
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         parent = self.output.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -195,8 +203,8 @@ class Staging:
         self._unlock()
 
     def _lock(self) -> None:
-        self._lock_file = open(self.lock_path, "a+")
-        if fcntl is None:
+        self._lock_file = open(self.lock_path, "a+")  # noqa: SIM115 - held until _unlock()
+        if sys.platform == "win32":
             return
         try:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

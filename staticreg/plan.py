@@ -16,7 +16,7 @@ is carried out (see build._write_stage).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from staticreg.incremental import Built
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import quote
 
 from staticreg import layout
@@ -20,6 +20,7 @@ WRONG_CREDENTIAL = {"Authorization": "Bearer staticreg-check-wrong-token-0000"}
 
 def urls(registry: str, name: str | None, fetch: Callable) -> list[tuple[str, str, str | None]]:
     """(kind, URL, Accept) of one file of every kind the registry serves."""
+    found: list[tuple[str, str, str | None]]
     found = [("ping", registry + layout.PING, None), ("site page", registry, None),
              ("search index", registry + layout.SITE_SEARCH_INDEX, None),
              ("missing file", registry + layout.NEVER_WRITTEN, None)]  # fmt: skip

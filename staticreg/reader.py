@@ -184,7 +184,7 @@ class _Tee:
 
     def finish(self) -> list[str]:
         """Read the rest of the file so the hashes cover every byte; check the gzip end."""
-        warnings = []
+        warnings: list[str] = []
         if self.gzip is None:
             while self._pull():
                 pass
@@ -314,7 +314,7 @@ def _check_symlinks(symlinks: dict[str, str]) -> None:
 
 
 def read_tarball(
-    path: Path, source: str, copy_to: Path | None = None, readmes: ReadmeStore | None = None
+    path: str | Path, source: str, copy_to: str | Path | None = None, readmes: ReadmeStore | None = None
 ) -> TarballRecord:
     """Read `path` (shown to the user as `source`); stream its bytes to `copy_to` if given,
     and put its README into `readmes` if given (without a store the record names no README).
@@ -381,7 +381,7 @@ def _open_nonblocking(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NONBLOCK)
 
 
-def _read(path: Path, source: str, copy_to: Path | None, store: ReadmeStore | None) -> TarballRecord:
+def _read(path: str | Path, source: str, copy_to: str | Path | None, store: ReadmeStore | None) -> TarballRecord:
     with open(path, "rb", opener=_open_nonblocking) as raw:
         stat = os.fstat(raw.fileno())
         if stat_mode.S_ISDIR(stat.st_mode):
@@ -402,7 +402,7 @@ def _read(path: Path, source: str, copy_to: Path | None, store: ReadmeStore | No
     return record
 
 
-def _open_copy(copy_to: Path) -> BinaryIO:
+def _open_copy(copy_to: str | Path) -> BinaryIO:
     try:
         return open(copy_to, "wb")
     except OSError as exc:

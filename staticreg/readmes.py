@@ -15,6 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Protocol
+
+
+class ReadmeTexts(Protocol):
+    """Where the writers read README texts by id: a ReadmeStore, or the texts a hosted
+    package's state holds (hosted)."""
+
+    def get(self, readme_id: str, /) -> str: ...
 
 
 class ReadmeStore:

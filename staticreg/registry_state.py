@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from staticreg.errors import StaticregError
 
@@ -44,7 +45,7 @@ class Settings:
 @dataclass
 class RegistryState:
     settings: Settings
-    rows: dict[str, dict] = field(default_factory=dict)  # package name -> its row (site.summary)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # package name -> its row (site.summary)
     # package name -> the names its versions depend on: its pages link those in the registry,
     # so a package that comes or goes changes the pages of the packages depending on it
     depends_on: dict[str, list[str]] = field(default_factory=dict)
@@ -60,7 +61,7 @@ class VersionState:
     # A mirrored version's sidecar (upstream_meta.UpstreamMeta.to_json(), without the
     # attestation bundle, which is served beside the documents), with its digest and
     # whether it had a bundle: what the build made the version from, besides the tarball.
-    upstream: dict | None = None
+    upstream: dict[str, Any] | None = None
 
 
 @dataclass
@@ -100,7 +101,7 @@ def package_state_bytes(state: PackageState) -> bytes:
     })  # fmt: skip
 
 
-def _load(data: bytes, label: str) -> dict:
+def _load(data: bytes, label: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

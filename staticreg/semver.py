@@ -14,10 +14,11 @@ class RangeProblem(ValueError):
     pass
 
 
-class _IncludePrereleaseSpec(sv.NpmSpec):
-    class Parser(sv.NpmSpec.Parser):
+# semantic_version has no annotations (and no stubs package): to mypy its classes are Any.
+class _IncludePrereleaseSpec(sv.NpmSpec):  # type: ignore[misc]
+    class Parser(sv.NpmSpec.Parser):  # type: ignore[misc]
         @classmethod
-        def range(cls, operator, target):
+        def range(cls, operator: str, target: sv.Version) -> sv.base.Range:
             return sv.base.Range(operator, target, prerelease_policy=sv.base.Range.PRERELEASE_ALWAYS)
 
 
@@ -29,4 +30,5 @@ def parse_range(text: str) -> _IncludePrereleaseSpec:
 
 
 def satisfies(version: str, spec: _IncludePrereleaseSpec) -> bool:
-    return spec.match(sv.Version(version))
+    matched: bool = spec.match(sv.Version(version))
+    return matched

@@ -30,17 +30,16 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from staticreg import auth
+from staticreg import auth, layout, publish, upstream_meta, watch
 from staticreg import headers as http_headers
-from staticreg import layout, publish, upstream_meta, watch
 from staticreg.build import BuildReport, build
 from staticreg.config import DEFAULT_CONFIG_NAME, Config, load_config
 from staticreg.discovery import TARBALL_SUFFIXES
@@ -59,7 +58,7 @@ def cache_control(relative: str, document_max_age: int) -> str:
 class RegistryHandler(SimpleHTTPRequestHandler):
     server_version = "staticreg"
     document_max_age = 0
-    dev: "DevServer | None" = None
+    dev: DevServer | None = None
     credentials = auth.Credentials()  # --tokens / --htpasswd: a private dev registry
 
     def _unauthorized(self) -> io.BytesIO | None:
@@ -94,7 +93,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
                 return file
         return None
 
-    def send_head(self):  # noqa: D102 - same contract as SimpleHTTPRequestHandler
+    def send_head(self):
         refused = self._unauthorized()
         if refused is not None:
             return refused
@@ -112,7 +111,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         if error and _is_site_page(relative):
             return self._with_banner(file, error)
         stat = file.stat()
-        etag = '"%x-%x"' % (int(stat.st_mtime), stat.st_size)
+        etag = f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
         headers = {
             "Content-Type": http_headers.content_type(relative),
@@ -137,7 +136,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
                     self.send_header(key, headers[key])
             self.end_headers()
             return None
-        f = open(file, "rb")
+        f = open(file, "rb")  # noqa: SIM115 - send_head's contract: the caller copies it out and closes it
         self.send_response(HTTPStatus.OK)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -166,10 +165,10 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         return self._send_bytes(HTTPStatus.SERVICE_UNAVAILABLE, http_headers.content_type("index.html"), page.encode("utf-8"))
 
     # -- npm publish, dist-tag, deprecate (loopback only) ---------------------
-    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+    def do_PUT(self) -> None:
         self._write("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._write("DELETE")
 
     def _drop_body(self, length: int) -> None:
@@ -260,7 +259,7 @@ def error_banner(error: str) -> str:
 class DevServer:
     """What the build loop (main thread) and the request threads share."""
 
-    def __init__(self, load: Callable[[], Config], workdir: Path, base_url: str, poll: bool):
+    def __init__(self, load: Callable[[], Config], workdir: Path, base_url: str, poll: bool, config: Config):
         self.load = load
         self.workdir = workdir
         self.base_url = base_url
@@ -269,7 +268,7 @@ class DevServer:
         self.changes = watch.Changes(DEBOUNCE_SECONDS)
         self.write_lock = threading.Lock()
         self.error: str | None = None
-        self.config: Config | None = None
+        self.config = config  # as load() last gave it: a rebuild loads it again
 
     def target(self) -> publish.Target:
         config = self.config
@@ -387,7 +386,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     base_url = base_url or f"http://{shown_host}:{actual_port}/"
     workdir = Path(tempfile.mkdtemp(prefix="staticreg-serve-"))
-    dev = DevServer(load, workdir, base_url, poll)
+    dev = DevServer(load, workdir, base_url, poll, config)
     observer = http_thread = None
     try:
         report, failed, _ = dev.build_once(announce=False)

@@ -24,13 +24,18 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
 KEYTYPE = "ecdsa-sha2-nistp256"  # keytype and scheme: the only kind npm and pnpm verify
 _CURVE = b"nistp256"
+_NOT_P256 = "not an ECDSA P-256 key (npm and pnpm verify only ecdsa-sha2-nistp256)"
 
 
 class KeyProblem(ValueError):
@@ -68,13 +73,9 @@ def public_key_from_base64(text: object) -> ec.EllipticCurvePublicKey:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
         raise KeyProblem("the key is not a base64 DER public key") from None
-    _check_p256(key)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise KeyProblem(_NOT_P256)
     return key
-
-
-def _check_p256(key: object) -> None:
-    if not isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)) or not isinstance(key.curve, ec.SECP256R1):
-        raise KeyProblem("not an ECDSA P-256 key (npm and pnpm verify only ecdsa-sha2-nistp256)")
 
 
 def verify(public_key: ec.EllipticCurvePublicKey, data: bytes, sig: object) -> bool:
@@ -107,8 +108,9 @@ def iso(when: datetime) -> str:
 class Signer:
     """The signing key. Its repr names the key's id and where it came from, never the key."""
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey, source: str):
-        _check_p256(private_key)
+    def __init__(self, private_key: PrivateKeyTypes, source: str):
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(private_key.curve, ec.SECP256R1):
+            raise KeyProblem(_NOT_P256)
         self._key = private_key
         self.source = source  # a file name or an environment variable's name, for messages
         self.public_key = private_key.public_key()
@@ -129,7 +131,7 @@ class Signer:
     def __hash__(self) -> int:
         return hash(self.keyid)
 
-    def sign(self, name: str, version: str, integrity: str) -> dict:
+    def sign(self, name: str, version: str, integrity: str) -> dict[str, str]:
         algorithm = ec.ECDSA(hashes.SHA256(), deterministic_signing=self._deterministic)
         sig = self._key.sign(message(name, version, integrity), algorithm)
         return {"keyid": self.keyid, "sig": base64.b64encode(sig).decode()}
@@ -147,7 +149,7 @@ class PublicKey:
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return public_key_from_base64(self.key)
 
-    def entry(self) -> dict:
+    def entry(self) -> dict[str, str | None]:
         return {"expires": self.expires, "keyid": self.keyid, "keytype": KEYTYPE, "scheme": KEYTYPE, "key": self.key}
 
     def valid_at(self, published: str) -> bool:
@@ -192,7 +194,7 @@ class Keyring:
     retired: tuple[PublicKey, ...] = ()  # our former keys, each with its expires
     upstream: tuple[PublicKey, ...] = ()  # the upstreams' keys, for mirrored versions' own signatures
     upstream_file: str = ""  # where the upstream keys came from, for messages
-    _verifiers: dict = field(default_factory=dict, compare=False, repr=False)
+    _verifiers: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def keys(self) -> tuple[PublicKey, ...]:
@@ -207,15 +209,15 @@ class Keyring:
                 listed.append(key)
         return tuple(listed)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # A Config crossing to another process (the site's renderers) leaves the signing
         # key behind: only this process signs, and the key is in no other's memory.
         return (Keyring, (None, self.retired, self.upstream, self.upstream_file))
 
-    def keys_document(self) -> dict:
+    def keys_document(self) -> dict[str, list[dict[str, str | None]]]:
         return {"keys": [key.entry() for key in self.keys]}
 
-    def settings(self) -> tuple:
+    def settings(self) -> tuple[str | None, tuple[PublicKey, ...], tuple[PublicKey, ...]]:
         """What the keyring changes in the documents, for the build cache's fingerprints."""
         return (self.signer.keyid if self.signer else None, tuple(self.retired), tuple(self.upstream))
 
@@ -225,7 +227,12 @@ class Keyring:
         return self._verifiers[key.keyid]
 
     def sign_versions(
-        self, name: str, manifests: dict[str, dict], times: dict[str, str], previous: dict[str, list], where: dict[str, str]
+        self,
+        name: str,
+        manifests: dict[str, dict[str, Any]],
+        times: dict[str, str],
+        previous: dict[str, list[Any]],
+        where: dict[str, str],
     ) -> None:
         """Give each manifest its dist.signatures, in place. `times`: each version's publish
         time; `previous`: the signatures each version had in the previous output (only
@@ -251,7 +258,16 @@ class Keyring:
             elif self.signer is not None:
                 dist["signatures"] = [self.signer.sign(name, version, dist["integrity"])]
 
-    def _check_brought(self, name, version, brought, upstream, data, published, source) -> None:
+    def _check_brought(
+        self,
+        name: str,
+        version: str,
+        brought: object,
+        upstream: dict[str, PublicKey],
+        data: bytes,
+        published: str,
+        source: str,
+    ) -> None:
         label = f"{source or name + '@' + version}: the upstream's dist.signatures"
         fix = "mirror it again, or add the upstream's keys to " + (self.upstream_file or "the upstream keys file")
         if not isinstance(brought, list) or not brought:

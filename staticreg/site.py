@@ -17,9 +17,10 @@ import multiprocessing
 import os
 import traceback
 from collections import deque
+from collections.abc import Container, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Container, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jinja2
@@ -62,7 +63,7 @@ def environment(config: Config) -> jinja2.Environment:
     return env
 
 
-def _filesize(size: int) -> str:
+def _filesize(size: float) -> str:
     for unit in ("B", "kB", "MB"):
         if size < 1000:
             return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -196,7 +197,7 @@ def shared_pages(rows: list[dict], config: Config) -> list[_Page]:
             scopes.setdefault(row["scope"], []).append(row)
     scope_links = [{"scope": s, "count": len(r), "page": layout.site_scope_page(s)} for s, r in scopes.items()]
     for scope, scope_rows in scopes.items():
-        context = {"scope": scope, "rows": scope_rows, "npmrc": f"{scope}:registry={config.base_url}"}
+        context: dict[str, Any] = {"scope": scope, "rows": scope_rows, "npmrc": f"{scope}:registry={config.base_url}"}
         pages.append(_Page("scope.html", layout.site_scope_page(scope), context))
     count = max(1, math.ceil(len(rows) / PAGE_SIZE))
     for number in range(1, count + 1):
@@ -344,8 +345,8 @@ def _pagination(number: int, count: int) -> dict | None:
         return None
     shown = sorted({1, count, *range(max(1, number - PAGINATION_AROUND), min(count, number + PAGINATION_AROUND) + 1)})
     pages: list[dict | None] = []
-    for n in shown:
-        if pages and n != pages[-1]["number"] + 1:
+    for i, n in enumerate(shown):
+        if i and n != shown[i - 1] + 1:
             pages.append(None)
         pages.append({"number": n, "page": layout.site_list_page(n)})
     return {
@@ -406,11 +407,11 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
     for tag, version in package.dist_tags.items():
         tags_of.setdefault(version, []).append(tag)
     scope = layout.scope_of(name)
-    common = {
+    common: dict[str, Any] = {
         "name": name,
         "page": layout.site_package_page(name),
         "scope": _scope_key(name),
-        "scope_page": layout.site_scope_page(_scope_key(name)) if scope else None,
+        "scope_page": layout.site_scope_page(key) if (key := _scope_key(name)) else None,
         "npmrc": f"{scope}:registry={config.base_url}" if scope else f"registry={config.base_url}",
         "document": layout.packument_path(name),
         "dist_tags": [
@@ -428,7 +429,7 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
         _Page("package.html", common["page"], {"package": common, "version": latest, "versions": versions},
               readme=_readme(package.latest))
     ]  # fmt: skip
-    for item, entry in zip(versions, entries):
+    for item, entry in zip(versions, entries, strict=True):
         pages.append(_Page("version.html", item["page"], {"package": common, "version": item}, readme=_readme(entry)))
     return pages
 
@@ -437,7 +438,9 @@ def _version(names: Container[str], package: Package, entry: Version, tags: list
     m = entry.manifest
     dist = m["dist"]
     name = package.name
-    licenses = m.get("licenses") if isinstance(m.get("licenses"), list) else []
+    licenses = m.get("licenses")
+    if not isinstance(licenses, list):
+        licenses = []
     return {
         "version": entry.version,
         "page": layout.site_version_page(name, entry.version),

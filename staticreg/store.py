@@ -20,21 +20,21 @@ import contextlib
 import errno
 import glob
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from staticreg import headers, layout
 from staticreg.errors import StaticregError
 from staticreg.output import lock_path, not_a_registry
 
-try:
+if sys.platform != "win32":  # Windows has no fcntl: an update there takes no lock
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 class StoreError(StaticregError):
@@ -116,7 +116,7 @@ class FolderStore:
             raise StoreError(f"{foreign}; give a registry folder, or a new or empty one")
         self.root.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path(self.root), "a+") as lock:
-            if fcntl is not None:
+            if sys.platform != "win32":
                 deadline = time.monotonic() + LOCK_WAIT_SECONDS
                 while True:
                     try:

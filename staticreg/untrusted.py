@@ -102,9 +102,9 @@ def render_readme(text: str, filename: str | None) -> Markup:
         cut = text.rfind("\n", 0, MAX_README_CHARS)
         text = text[: cut if cut > 0 else MAX_README_CHARS]
         note = Markup(
-            f'<p class="readme-cut"><em>This README is longer than {MAX_README_CHARS // 1024} KiB; '
+            '<p class="readme-cut"><em>This README is longer than {} KiB; '
             "the rest of it is in the tarball.</em></p>"
-        )
+        ).format(MAX_README_CHARS // 1024)
     if suffix not in _MARKDOWN_SUFFIXES:
         return Markup("<pre>") + Markup.escape(text) + Markup("</pre>") + note
     html = _MARKDOWN.render(text)
@@ -185,7 +185,7 @@ def email_url(value: object) -> str | None:
 _PERSON = re.compile(r"^\s*([^<(]*?)\s*(?:<([^>]*)>)?\s*(?:\(([^)]*)\))?\s*$")
 
 
-def person(value: object) -> dict | None:
+def person(value: object) -> dict[str, str | None] | None:
     """package.json "author": "Name <email> (url)" or {name, email, url} -> {name, url}."""
     if isinstance(value, str):
         match = _PERSON.match(value)

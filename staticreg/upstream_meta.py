@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from staticreg import names
 
@@ -50,8 +51,8 @@ class UpstreamMeta:
     digest: str  # sha256 of the sidecar's validated content: what the build cache compares
     has_bundle: bool = False
 
-    def to_json(self) -> dict:
-        data = {"name": self.name, "version": self.version, "integrity": self.integrity}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "version": self.version, "integrity": self.integrity}
         if self.time:
             data["time"] = self.time
         data.update(self.fields)
@@ -85,13 +86,15 @@ def validate(data: object) -> UpstreamMeta:
     """The sidecar's content checked and normalised; raises SidecarProblem."""
     if not isinstance(data, dict):
         raise SidecarProblem("is not a JSON object")
-    name, version, integrity = data.get("name"), data.get("version"), data.get("integrity")
+    name, given_version, integrity = data.get("name"), data.get("version"), data.get("integrity")
     try:
         names.check_name(name)
-        if names.clean_version(version) != version:
-            raise SidecarProblem(f'"version" {version!r} is not strict semver')
+        version = names.clean_version(given_version)
     except names.NameProblem as exc:
         raise SidecarProblem(str(exc)) from None
+    if version != given_version:
+        raise SidecarProblem(f'"version" {given_version!r} is not strict semver')
+    name = str(name)  # check_name let only a string through
     if not isinstance(integrity, str) or not _SHA512.match(integrity):
         raise SidecarProblem('"integrity" is not a sha512 integrity (sha512-...)')
     time = _time(data["time"]) if data.get("time") is not None else None
@@ -173,7 +176,9 @@ def from_upstream(name: str, version: str, integrity: str, document: dict, time:
     for key in ("deprecated", "_npmUser", "os", "cpu", "libc"):
         if document.get(key) is not None:
             data[key] = document[key]
-    dist = document.get("dist") if isinstance(document.get("dist"), dict) else {}
+    dist = document.get("dist")
+    if not isinstance(dist, dict):
+        dist = {}
     for key in ("signatures", "attestations"):
         if dist.get(key) is not None:
             data[key] = dist[key]

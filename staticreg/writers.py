@@ -8,8 +8,8 @@ from staticreg import documents, layout, registry_state, upstream_meta
 from staticreg.config import Config, template_digest
 from staticreg.errors import BuildError
 from staticreg.model import Package, Registry, identity
-from staticreg.output import Staging
-from staticreg.readmes import ReadmeStore
+from staticreg.output import FileSink, Staging
+from staticreg.readmes import ReadmeStore, ReadmeTexts
 
 
 def write_documents(registry: Registry, staging: Staging, config: Config, readmes: ReadmeStore) -> None:
@@ -23,7 +23,7 @@ def write_documents(registry: Registry, staging: Staging, config: Config, readme
 
 
 def write_package(
-    package: Package, staging: Staging, config: Config, readmes: ReadmeStore, stored: dict[str, dict] | None = None
+    package: Package, staging: FileSink, config: Config, readmes: ReadmeTexts, stored: dict[str, dict] | None = None
 ) -> None:
     """`stored`: the manifests a hosted registry's document has now (see hosted), whose
     signatures its versions keep as a previous output's would be kept."""
@@ -52,7 +52,7 @@ def write_package(
             staging.link(path, layout.zero_config_copy(path))
 
 
-def package_state(package: Package, config: Config, readmes) -> registry_state.PackageState:
+def package_state(package: Package, config: Config, readmes: ReadmeTexts) -> registry_state.PackageState:
     """What the package's files are made from that its documents do not say (see registry_state)."""
     state = registry_state.PackageState(
         dist_tags={o.tag: o.version for o in config.dist_tags if o.name == package.name},
@@ -125,6 +125,8 @@ def _signed_manifests(package: Package, config: Config, stored: dict[str, dict] 
     from staticreg.signatures import KeyProblem
 
     keyring = config.signing
+    if keyring is None:  # write_package asks for signatures only with a keyring
+        return documents.version_manifests(package)
     if stored is not None:
         return _signed_from_stored(package, keyring, stored)
     try:

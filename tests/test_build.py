@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from tests.helpers import contents, make_set, make_tarball, snapshot
 from staticreg import times
 from staticreg.build import build
 from staticreg.errors import BuildError
 from staticreg.output import Staging
+from tests.helpers import contents, make_set, make_tarball, snapshot
 
 
 def test_build_writes_the_whole_tree(tarballs, make_config):
@@ -132,9 +132,8 @@ def test_same_bytes_twice_is_not_an_error(tarballs, make_config):
 def test_second_build_at_once_is_refused(tarballs, make_config):
     make_set(tarballs)
     config = make_config(tarballs)
-    with Staging(config.output_dir):
-        with pytest.raises(BuildError, match="another staticreg build"):
-            build(config, show_progress=False)
+    with Staging(config.output_dir), pytest.raises(BuildError, match="another staticreg build"):
+        build(config, show_progress=False)
 
 
 def test_interrupted_swap_is_repaired(tarballs, make_config):

@@ -2,8 +2,8 @@ import json
 
 from click.testing import CliRunner
 
-from tests.helpers import make_tarball
 from staticreg.cli import cli
+from tests.helpers import make_tarball
 
 
 def run(*args, cwd=None):

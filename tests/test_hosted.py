@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import shutil
 from pathlib import Path
 
@@ -113,19 +114,19 @@ def test_refusals_leave_the_registry_as_it_was(tmp_path, make_config, made):
     hosted.publish(store, [made["a@1.0.0"]], config)
     before = contents(tmp_path / "reg")
     other = make_tarball(tmp_path / "other", {"name": "a", "version": "1.0.0", "description": "changed"})
-    with pytest.raises(hosted.UpdateError, match="already in .* with other bytes"):
+    with pytest.raises(hosted.UpdateError, match=r"already in .* with other bytes"):
         hosted.publish(store, [other], config)
     with pytest.raises(hosted.UpdateError, match="latest tag cannot be removed"):
         hosted.dist_tag_rm(store, "a", "latest", config)
-    with pytest.raises(hosted.UpdateError, match="no version 9.9.9"):
+    with pytest.raises(hosted.UpdateError, match=re.escape("no version 9.9.9")):
         hosted.dist_tag_add(store, "a", "9.9.9", "next", config)
     with pytest.raises(hosted.UpdateError, match="matches no version"):
         hosted.deprecate(store, "a", ">5", "gone", config)
     with pytest.raises(hosted.UpdateError, match="has no package nope"):
         hosted.unpublish(store, "nope", "1.0.0", config)
-    with pytest.raises(hosted.UpdateError, match="no version 2.0.0"):
+    with pytest.raises(hosted.UpdateError, match=re.escape("no version 2.0.0")):
         hosted.unpublish(store, "a", "2.0.0", config)
-    with pytest.raises(hosted.UpdateError, match="served at http://registry.test/"):
+    with pytest.raises(hosted.UpdateError, match=re.escape("served at http://registry.test/")):
         hosted.publish(store, [made["c@0.1.0"]], make_config(tmp_path / "unused", base_url="http://elsewhere.test/"))
     assert contents(tmp_path / "reg") == before
 

@@ -199,7 +199,7 @@ def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     assert sorted(p.name for p in folder.iterdir()) == sorted({f"{incremental.shard_of(rel):02d}" for rel in records})
     assert all(rel in shards[incremental.shard_of(rel)] for rel in records)
     keys, integrities, times = next(e[2:] for e in entries if e[0] == "columns")  # name@version, integrity, time
-    integrities, published = dict(zip(keys, integrities)), dict(zip(keys, times))
+    integrities, published = dict(zip(keys, integrities, strict=True)), dict(zip(keys, times, strict=True))
     assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith("sha512-")
     assert published["a@1.1.0"] == "2020-09-13T12:28:20.000Z"
     files = next(e[3] for e in entries if e[:2] == ("package", "@s/b")).split("\n")
@@ -352,7 +352,7 @@ def test_the_cache_keeps_integrities_and_times_in_columns_of_ten_thousand(tmp_pa
     cache = incremental.Cache(output_id=incremental.output_token(out), versions=versions, times=times)
     path = incremental.cache_path(out)
     incremental.save(path, cache)
-    head, entries = incremental.read_entries(path)
+    _head, entries = incremental.read_entries(path)
     assert [len(e[2]) for e in entries if e[0] == "columns"] == [2, 2, 2]  # six keys, the last only with a time
     loaded = incremental.load(path, out)
     assert loaded.describes_output and (loaded.versions, loaded.times) == (versions, times)

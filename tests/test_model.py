@@ -7,6 +7,7 @@ from staticreg.config import Override
 from staticreg.model import build_registry, filename_warning, has_install_script, normalize_manifest, pick_latest
 from tests.helpers import BASE, NOW, record, registry, registry_config
 
+
 def test_normalize_follows_npm_publish():
     raw = {
         "name": "@acme/thing", "version": "v1.2.3", "_resolved": "x", "_from": "y", "_id": "wrong",

@@ -2,14 +2,15 @@ import base64
 import gzip
 import hashlib
 import os
+import re
 import tarfile
 
 import pytest
 
-from tests.helpers import file_member, link_member, make_tarball, special_member, tar_bytes
 from staticreg import reader
 from staticreg.errors import TarballError
 from staticreg.readmes import ReadmeStore
+from tests.helpers import file_member, link_member, make_tarball, special_member, tar_bytes
 
 MANIFEST = {"name": "demo", "version": "1.0.0"}
 
@@ -108,7 +109,7 @@ def test_unsafe_or_broken_members_are_refused(tarballs, extra, reason):
 
 def test_dot_slash_package_root_is_refused(tarballs):
     path = make_tarball(tarballs, MANIFEST, root="./package")
-    with pytest.raises(TarballError, match="under './'"):
+    with pytest.raises(TarballError, match=re.escape("under './'")):
         read(path)
 
 
@@ -119,7 +120,7 @@ def test_package_json_as_a_link_is_refused(tarballs, kind):
         extra=[link_member("package/package.json", "real.json" if kind == tarfile.SYMTYPE else "package/real.json", kind)],
         filename="link.tgz",
     )  # fmt: skip
-    with pytest.raises(TarballError, match="package.json is a link"):
+    with pytest.raises(TarballError, match=re.escape("package.json is a link")):
         read(path)
 
 
@@ -142,7 +143,7 @@ def test_bad_package_json_is_refused(tarballs, content, reason):
 
 def test_missing_package_json(tarballs):
     path = make_tarball(tarballs, None, {"index.js": "x"}, filename="nojson.tgz")
-    with pytest.raises(TarballError, match="no package.json"):
+    with pytest.raises(TarballError, match=re.escape("no package.json")):
         read(path)
 
 
@@ -174,7 +175,7 @@ def test_truncated_gzip_is_refused(tarballs):
     for cut in (len(data) // 2, len(data) - 4):
         path = tarballs / f"cut-{cut}.tgz"
         path.write_bytes(data[:cut])
-        with pytest.raises(TarballError, match="truncated|tar|gzip"):
+        with pytest.raises(TarballError, match=r"truncated|tar|gzip"):
             read(path)
 
 
@@ -276,7 +277,7 @@ def test_pax_sparse_members_are_refused(tarballs, pax):
     info = tarfile.TarInfo("package/s")
     info.pax_headers = pax
     path = make_tarball(tarballs, MANIFEST, extra=[(info, b"")], filename="paxsparse.tgz")
-    with pytest.raises(TarballError, match="sparse|broken header"):
+    with pytest.raises(TarballError, match=r"sparse|broken header"):
         read(path)
 
 
@@ -291,7 +292,7 @@ def test_pax_sparse_members_are_refused(tarballs, pax):
 )
 def test_backslashes_cannot_hide_a_way_out(tarballs, extra):
     path = make_tarball(tarballs, MANIFEST, extra=extra, filename="backslash.tgz")
-    with pytest.raises(TarballError, match="'..'|absolute|outside"):
+    with pytest.raises(TarballError, match=r"'\.\.'|absolute|outside"):
         read(path)
 
 
@@ -344,7 +345,7 @@ def test_a_fifo_named_like_a_tarball_is_refused_without_waiting(tarballs):
 
 def test_a_failing_copy_is_an_output_error_not_the_tarballs(tarballs, tmp_path):
     path = make_tarball(tarballs, MANIFEST)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match=re.escape("copy.tgz")) as info:  # the message names the copy
         read(path, tmp_path / "no-such-folder" / "copy.tgz")
     assert not isinstance(info.value, TarballError)
 

@@ -102,7 +102,7 @@ def test_build_applies_the_sidecar_and_config_still_wins(tarballs, make_config):
 
 
 def test_a_sidecar_of_other_bytes_is_a_problem_naming_both_files(tarballs, make_config):
-    path, sidecar, data = _mirrored(tarballs)
+    _path, sidecar, data = _mirrored(tarballs)
     sidecar.write_text(json.dumps({**data, "integrity": SHA512}))
     with pytest.raises(BuildError) as caught:
         build(make_config(tarballs), show_progress=False)
@@ -114,7 +114,7 @@ def test_a_sidecar_of_other_bytes_is_a_problem_naming_both_files(tarballs, make_
 
 
 def test_a_changed_sidecar_rebuilds_its_package(tarballs, make_config):
-    path, sidecar, data = _mirrored(tarballs)
+    _path, sidecar, data = _mirrored(tarballs)
     make_tarball(tarballs, {"name": "other", "version": "1.0.0"})
     config = make_config(tarballs)
     build(config, show_progress=False)

@@ -2,7 +2,7 @@ import threading
 import time
 from pathlib import Path
 
-from watchdog.events import DirModifiedEvent, FileClosedNoWriteEvent, FileMovedEvent, FileOpenedEvent, FileModifiedEvent
+from watchdog.events import DirModifiedEvent, FileClosedNoWriteEvent, FileModifiedEvent, FileMovedEvent, FileOpenedEvent
 
 from staticreg.watch import Changes, InputEvents
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BASE_URL, changes, checked_state, expected_state, make_inputs, make_tarball, snapshot
-from tests.process import CLI, prefix, run_cli, start
 from staticreg import output
 from staticreg.build import build
 from staticreg.errors import BuildError
+from tests.helpers import BASE_URL, changes, checked_state, expected_state, make_inputs, make_tarball, snapshot
+from tests.process import CLI, prefix, run_cli, start
 
 
 def build_cli(source: Path, out: Path, *flags: str):
@@ -141,7 +141,7 @@ def test_builds_started_together_never_interleave(tmp_path: Path):
             err_b.seek(0)
             errors = [err_a.read(), err_b.read()]
         assert 0 in codes
-        for code, error in zip(codes, errors):
+        for code, error in zip(codes, errors, strict=True):
             assert "Traceback" not in error
             assert code == 0 or (code == 1 and "another staticreg build is writing" in error), error
             refused += code == 1

@@ -14,9 +14,9 @@ import pytest
 
 from staticreg import upstream_meta
 from staticreg.reader import read_tarball
-from tests.helpers import make_tarball
 from tests.e2e import hosts
 from tests.e2e.servers import fetch, free_port
+from tests.helpers import make_tarball
 
 pytestmark = pytest.mark.e2e
 BUNDLE = {"attestations": [{"predicateType": "https://slsa.dev/provenance/v1", "bundle": {"<b>": "not html"}}]}

@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from tests.e2e import hosts
-from tests.e2e.hosts import run_check
 from tests.e2e.clients import NAMES, client
+from tests.e2e.hosts import run_check
 from tests.e2e.project import DEPRECATION, build, check_installed, new_project
 from tests.e2e.servers import fetch, free_port
 

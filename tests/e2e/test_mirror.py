@@ -76,7 +76,7 @@ def make_upstream_input(folder: Path, scratch: Path) -> None:
     pack(bundler, folder, {"name": "fx-bundler", "version": "1.0.0", **one_manifest}, {"index.js": "module.exports = require('fx-bundled')\n"})
     one("@fx/native-linux", "1.0.0", {"os": ["linux"]})
     one("@fx/native-darwin", "1.0.0", {"os": ["darwin"]})
-    one("fx-native", "1.0.0", {"optionalDependencies": {n: "1.0.0" for n in NATIVE}})
+    one("fx-native", "1.0.0", {"optionalDependencies": dict.fromkeys(NATIVE, "1.0.0")})
     one("fx-old", "1.0.0")
     one("fx-old", "2.0.0")
     one("fx-tamper", "1.0.0")
@@ -261,7 +261,7 @@ def test_tampered_tarball_is_refused_and_nothing_lands(mirrored):
     lock = mirrored["tamper"] / "package-lock.json"
     line = next(i for i, text in enumerate(lock.read_text().splitlines(), 1) if '"node_modules/fx-tamper"' in text)
     expected = json.loads(lock.read_text())["packages"]["node_modules/fx-tamper"]["integrity"]
-    error = next(l for l in result.stderr.splitlines() if "fx-tamper@1.0.0" in l)
+    error = next(text for text in result.stderr.splitlines() if "fx-tamper@1.0.0" in text)
     assert f"{lock}:{line}: fx-tamper@1.0.0: the upstream's tarball does not match: expected {expected}, downloaded sha512-" in error
     assert "Traceback" not in result.stderr
     assert not (mirrored["into"] / "fx-tamper").exists()

@@ -21,8 +21,8 @@ import pytest
 
 from staticreg import auth
 from tests.e2e import hosts
-from tests.e2e.hosts import run_check
 from tests.e2e.clients import client
+from tests.e2e.hosts import run_check
 from tests.e2e.npm import Npm, make_project, pack
 from tests.e2e.project import build, check_installed, new_project
 from tests.e2e.servers import Serve, free_port, start_nginx
@@ -144,7 +144,7 @@ KINDS = {  # every kind of URL the registry serves, and one it does not
 
 @pytest.mark.parametrize("registry", ["nginx", "apache", "caddy"], indirect=True)
 def test_every_kind_of_url_is_401_without_credentials(registry):
-    host, url = registry
+    _host, url = registry
     basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     for kind, (path, accept) in {**KINDS, "missing package": ("no-such-package", None)}.items():
         for given in (None, f"Bearer {WRONG}", f"bearer {TOKEN}", "Basic " + base64.b64encode(f"{USER}:wrong".encode()).decode()):
@@ -199,7 +199,7 @@ def test_dev_server_with_tokens_refuses_reads_and_publishes_without_credential(s
     server = Serve(input_dir, tmp_path, "--tokens", str(tokens))
     try:
         assert "private: every request needs a credential" in server.out.read_text()
-        status, headers, body = get(server.url + "-/ping")
+        status, headers, _body = get(server.url + "-/ping")
         assert (status, headers["www-authenticate"]) == (401, f'Basic realm="{auth.REALM}"')
         assert get(server.url + "-/ping", f"Bearer {TOKEN}")[0] == 200
         source = pack(tmp_path / "src", tmp_path / "packed", {"name": "@acme/private-pkg", "version": "1.0.0"},
@@ -304,7 +304,7 @@ def test_check_sends_the_credential_to_the_registrys_origin_only():
     seen: dict[int, list] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             port = self.server.server_address[1]
             seen.setdefault(port, []).append(self.headers.get("Authorization"))
             if port == registry.server_address[1]:

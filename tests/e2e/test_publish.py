@@ -155,7 +155,7 @@ def test_two_pipelines_keep_both_versions(scratch, moto, packed):
                           "--to", target, "--endpoint-url", moto.url()], env=hosts.s3_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     for p in (a, b):
-        out, err = p.communicate(timeout=300)
+        _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     docs = assert_consistent(url, ["@team/lib", "team-tool-1"])
     assert sorted(docs["@team/lib"]["versions"]) == ["1.0.0", "1.1.0"]
@@ -173,7 +173,7 @@ def test_eight_publishers_at_once_lose_nothing(scratch, moto, packed):
                                moto.url()], env=hosts.s3_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for t in jobs]  # fmt: skip
     for p in procs:
-        out, err = p.communicate(timeout=300)
+        _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     names = ["@team/lib"] + [f"team-tool-{i}" for i in (0, 1, 2, 3, 7)]
     docs = assert_consistent(url, names)
@@ -273,7 +273,7 @@ def test_a_folder_served_by_nginx_while_eight_publishers_write_and_a_reader_chec
             procs = [subprocess.Popen([sys.executable, "-m", "staticreg", "publish", str(t), "--to", str(root)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in jobs]  # fmt: skip
             for p in procs:
-                out, err = p.communicate(timeout=300)
+                _out, err = p.communicate(timeout=300)
                 assert p.returncode == 0, err
         finally:
             stop.set()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.npm import Npm, make_project, pack
-from tests.e2e.servers import Serve, fetch, until
 from tests.e2e.project import copy_examples, resolved_version
+from tests.e2e.servers import Serve, fetch, until
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import make_tarball
 from tests.e2e.browser import Browser
 from tests.e2e.npm import Npm
 from tests.e2e.project import copy_examples
 from tests.e2e.servers import fetch, free_port, start_nginx
+from tests.helpers import make_tarball
 
 pytestmark = pytest.mark.e2e
 
