@@ -229,11 +229,20 @@ def _build(
     with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
         settings = incremental.settings_key(config)
         readmes = ReadmeStore(incremental.readmes_path(output))
+        found: list[_Inputs] = []
+
+        def unchanged(signature: str) -> bool:
+            """Asked while the cache loads: once discovery is done, whether the input is the
+            one the cache describes (then the rest of the cache is not needed)."""
+            if not found and discovery.ready():
+                found.append(_discovered(discovery, config, settings, report, started))
+            return bool(found) and found[0].signature == signature
+
         with timed("cache"):
-            previous = incremental.load(incremental.cache_path(output), output)
+            previous = incremental.load(incremental.cache_path(output), output, unchanged)
             if not previous.describes_output and output.is_dir():
                 previous = incremental.from_output(output, readmes)  # a registry with no cache beside it
-        inputs = _discovered(discovery, config, settings, previous, readmes, report, started)
+        inputs = found[0] if found else _discovered(discovery, config, settings, report, started)
         if previous.describes_output and previous.signature == inputs.signature:
             if process_ends:
                 left_for_exit.append(locals())
@@ -272,19 +281,16 @@ def _build(
 
 
 def _discovered(
-    discovery: Discovery, config: Config, settings: str, previous: incremental.Cache, readmes: ReadmeStore,
-    report: BuildReport, started: float,
-) -> _Inputs:  # fmt: skip
-    """Wait for discovery, having made meanwhile what needs no discovery (at 100,000 tarballs
-    the discovery takes longer than the cache's load)."""
+    discovery: Discovery, config: Config, settings: str, report: BuildReport, started: float
+) -> _Inputs:
+    """Wait for discovery, and make the input's signature from what it found."""
     kept_times = times.load(config.times_path)
     kept_digest = incremental.times_digest(kept_times)
-    sources, stats, problems = discovery.result()
+    sources, stats, problems, stats_digest = discovery.result()
     report.tarballs = len(sources)
     report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
     _freeze()
     sidecars = upstream_meta.sidecar_keys(sources, stats)  # what upstream said of mirrored tarballs
-    stats_digest = incremental.stats_digest(sources, stats) + upstream_meta.keys_digest(sidecars)
     signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
     return _Inputs(sources, stats, problems, sidecars, stats_digest, kept_times, kept_digest, signature)
 

@@ -36,7 +36,7 @@ import marshal
 import operator
 import os
 import zlib
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class Cache:
     record_shards: list[list[str]] | None = None  # the paths in each records file as loaded; None: rewrite all
     output_id: str | None = None  # output_token() of the output it describes
     describes_output: bool = False
+    complete: bool = True  # false: only the head was read (a no-op rebuild needs no more)
     versions: dict[str, str] = field(default_factory=dict)  # "name@version" -> integrity in that output
     packages: dict[str, Built] = field(default_factory=dict)  # what is in that output, by package
     pages: dict[str, str] = field(default_factory=dict)  # list, scope, 404 page -> digest of what made it
@@ -141,9 +142,12 @@ def _head(data: dict, output: Path) -> bool:
     )  # fmt: skip
 
 
-def load(path: Path, output: Path) -> Cache:
+def load(path: Path, output: Path, unchanged: Callable[[str], bool] | None = None) -> Cache:
     """The cache; with describes_output false when it does not describe `output` as it is
-    now. A missing, unreadable or foreign cache is an empty one: the build reads everything."""
+    now. A missing, unreadable or foreign cache is an empty one: the build reads everything.
+    `unchanged(signature)`, asked between batches, says when the input is known to be the one
+    the cache's signature describes: a no-op rebuild needs no more than the head, so the
+    load stops there (`complete` false)."""
     # Loading makes a million objects and no reference cycles: the cycle collector would
     # only walk them, again and again as they pile up (0.4 of 1.1 s at 100,000 tarballs).
     # They live as long as the build, so they are frozen, out of the collector's sight,
@@ -152,8 +156,8 @@ def load(path: Path, output: Path) -> Cache:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        cache = _load(path, output)
-        if cache.describes_output:  # else every tarball is read again: its records would only take memory
+        cache = _load(path, output, unchanged)
+        if cache.describes_output and cache.complete:  # else every tarball is read again: its records would only take memory
             cache.records, cache.record_shards = load_records(records_path(output))
         return cache
     finally:
@@ -162,15 +166,17 @@ def load(path: Path, output: Path) -> Cache:
             gc.enable()
 
 
-def _load(path: Path, output: Path) -> Cache:
+def _load(path: Path, output: Path, unchanged: Callable[[str], bool] | None) -> Cache:
     cache = Cache()
     try:
         with open(path, "rb") as f:
             head = json.loads(f.readline())
             if head.get("format") != FORMAT or head.get("staticreg") != __version__ or not _head(head, output):
                 return Cache()
+            if unchanged is not None and unchanged(head["signature"]):
+                return _head_only(head)
             count = 0
-            for entry in _entries(f):
+            for entry in _entries(f, lambda: unchanged is not None and unchanged(head["signature"])):
                 kind, key, *rest = entry
                 if kind == "columns":  # name@version keys, then their integrities and times (None: none)
                     for version, integrity, time in zip(*rest, strict=True):
@@ -194,10 +200,25 @@ def _load(path: Path, output: Path) -> Cache:
         cache.output_id = head.get("output_id") or None
         cache.spare_id = head.get("spare_id") or None
         cache.signature, cache.summary = head["signature"], head["summary"]
+    except _Stop:
+        return _head_only(head)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
         return Cache()
     cache.describes_output = True
     return cache
+
+
+def _head_only(head: dict) -> Cache:
+    """A cache of which only the head was read: enough for a no-op rebuild, nothing more."""
+    cache = Cache(describes_output=True, complete=False)
+    cache.output_id = head.get("output_id") or None
+    cache.spare_id = head.get("spare_id") or None
+    cache.signature, cache.summary = head["signature"], head["summary"]
+    return cache
+
+
+class _Stop(Exception):
+    """_entries was told to stop: the rest is not needed."""
 
 
 def shard_of(rel: str) -> int:
@@ -257,10 +278,13 @@ def save_records(folder: Path, records: dict[str, tuple[StatKey, TarballRecord]]
         write_file_atomic(path, marshal.dumps((RECORDS_FORMAT, __version__, entries)))
 
 
-def _entries(f) -> Iterator[tuple]:
+def _entries(f, stop: Callable[[], bool] | None = None) -> Iterator[tuple]:
     """The entries after the head, a batch at a time. Each batch is its length (4 bytes) and
-    its marshal bytes, read whole: marshal.load(f) reads a file in pieces, ten times slower."""
+    its marshal bytes, read whole: marshal.load(f) reads a file in pieces, ten times slower.
+    `stop()`, asked before each batch, ends the reading early (raises _Stop)."""
     while True:
+        if stop is not None and stop():
+            raise _Stop
         head = f.read(4)
         if len(head) != 4:
             raise ValueError("cut short")
@@ -368,7 +392,8 @@ def stats_digest(sources: list[str], stats: dict[str, StatKey | None]) -> str:
     """Of every tarball's path (`sources`, sorted, as discovery gives them) and stat key:
     made once a build, for both of its signatures. No path holds a NUL."""
     digest = hashlib.sha256("\0".join(sources).encode("utf-8", "surrogateescape"))
-    digest.update(repr([stats[rel] for rel in sources]).encode())  # half the time of repr(sorted(items))
+    # marshal's version 2: equal values, equal bytes, in a twentieth of repr's time (see fingerprint)
+    digest.update(marshal.dumps([stats[rel] for rel in sources], 2))
     return digest.hexdigest()
 
 
