@@ -2,7 +2,10 @@ import base64
 import gzip
 import hashlib
 import os
+import re
+import struct
 import tarfile
+import zlib
 
 import pytest
 
@@ -189,6 +192,70 @@ def test_truncated_gzip_is_refused(tarballs):
         path.write_bytes(data[:cut])
         with pytest.raises(TarballError, match="truncated|tar|gzip"):
             read(path)
+
+
+def _gzip_parts(path):
+    """(header, deflate data, crc32, length) of a tarball make_tarball wrote (a 10-byte header)."""
+    data = path.read_bytes()
+    crc, size = struct.unpack("<II", data[-8:])
+    return data[:10], data[10:-8], crc, size
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("crc", "gzip data is corrupt"),
+        ("length", "gzip data is corrupt"),
+        ("method", "gzip data is corrupt"),
+        ("reserved flag", r"gzip data is corrupt \(unknown header flags set\)"),
+        ("header crc", "gzip data is corrupt"),
+        ("deflate data", "gzip data is corrupt"),
+        ("cut trailer", "truncated"),
+    ],
+)
+def test_broken_gzip_gives_the_same_error_with_either_inflate(tarballs, monkeypatch, damage, reason):
+    """ISA-L's inflate where it is installed, zlib's where not: a broken file is refused alike,
+    but for the library's own words in brackets (ISA-L alone would accept reserved header
+    flags, which zlib, and so npm, refuses)."""
+    assert reader._inflate.__name__ == "isal.isal_zlib"  # a plain dependency wherever it has a wheel
+    good = make_tarball(tarballs, MANIFEST, {"index.js": os.urandom(3000).hex()})
+    header, body, crc, size = _gzip_parts(good)
+    trailer = struct.pack("<II", crc, size)
+    data = {
+        "crc": header + body + struct.pack("<II", crc ^ 1, size),
+        "length": header + body + struct.pack("<II", crc, size + 1),
+        "method": header[:2] + b"\x07" + header[3:] + body + trailer,
+        "reserved flag": header[:3] + b"\x20" + header[4:] + body + trailer,
+        "header crc": header[:3] + b"\x02" + header[4:] + b"\0\0" + body + trailer,
+        "deflate data": header + body[:40] + bytes(b ^ 0x55 for b in body[40:80]) + body[80:] + trailer,
+        "cut trailer": header + body + trailer[:3],
+    }[damage]
+    path = tarballs / "broken.tgz"
+    path.write_bytes(data)
+    errors = []
+    for inflate in (reader._inflate, zlib):
+        monkeypatch.setattr(reader, "_inflate", inflate)
+        with pytest.raises(TarballError, match=reason) as caught:
+            read(path)
+        errors.append(caught.value)
+        assert read(good).manifest == MANIFEST
+    assert [re.sub(r" \(.*\)$", "", str(e)) for e in errors] == [f"broken.tgz: {errors[0].reason.split(' (')[0]}"] * 2
+    assert [e.ends_early for e in errors] == [damage == "cut trailer"] * 2
+
+
+def test_inflate_is_the_readers(tarballs, monkeypatch):
+    """reader.inflate (the benchmark's read floor) and the reader inflate alike, in small reads too."""
+    raw = os.urandom(100_000) + bytes(300_000)
+    packed = gzip.compress(raw)
+    assert reader.inflate(packed) == raw and reader.inflate(packed + b"after") == raw
+    with pytest.raises(EOFError):
+        reader.inflate(packed[:-1])
+    with pytest.raises(reader.INFLATE_ERRORS):
+        reader.inflate(packed[:20] + bytes(100) + packed[120:])
+    big = make_tarball(tarballs, MANIFEST, {"data.bin": raw, "README.md": "# big"})
+    whole = read(big)
+    monkeypatch.setattr(reader, "CHUNK", 97)  # many small reads, each inflating at most 388 bytes
+    assert read(big) == whole and whole.unpacked_size > len(raw)
 
 
 def test_trailing_garbage_after_gzip_is_a_warning(tarballs):
