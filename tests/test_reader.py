@@ -75,6 +75,30 @@ def test_bom_is_stripped(tarballs):
     assert read(path).manifest == MANIFEST
 
 
+@pytest.mark.parametrize(
+    ("content", "expected", "written"),
+    [
+        # big integers stay exact (JavaScript would round this one; we keep what the file says)
+        (b'{"name": "demo", "version": "1.0.0", "n": 123456789012345678901234567890}',
+         {"n": 123456789012345678901234567890}, b'"n":123456789012345678901234567890'),
+        # a key twice: the last value, as JSON.parse (and so npm) reads it, where the first one was
+        (b'{"version": "0.0.1", "name": "demo", "version": "1.0.0"}', {"version": "1.0.0"}, b'"version":"1.0.0","name":"demo"'),
+        # a lone surrogate: kept, and written back as the same escape
+        (b'{"name": "demo", "version": "1.0.0", "description": "a\\ud800b"}', {"description": "a\ud800b"},
+         b'"description":"a\\ud800b"'),
+        # a byte order mark: dropped
+        (b'\xef\xbb\xbf{"name": "demo", "version": "1.0.0"}', {"name": "demo"}, b'"name":"demo"'),
+    ],
+)
+def test_package_json_edge_cases_have_one_meaning(tarballs, content, expected, written):
+    from staticreg import documents
+
+    record = read(make_tarball(tarballs, content, filename="edge.tgz"))
+    manifest = record.manifest
+    assert {k: manifest[k] for k in expected} == expected
+    assert written in documents.dumps(manifest)
+
+
 def test_binding_gyp_and_shrinkwrap_at_the_root_are_noticed(tarballs):
     path = make_tarball(tarballs, MANIFEST, {"binding.gyp": "{}", "npm-shrinkwrap.json": "{}"})
     record = read(path)
