@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from staticreg.model import HOISTED_FIELDS, Package
 
 if TYPE_CHECKING:
@@ -83,7 +81,17 @@ PING_DOCUMENT: dict = {}
 # msgspec writes the JSON: 2.7 times the json module's speed on the benchmark's documents,
 # escapes included (the json module's bytes but for floats: 1e16, not 1e+16). What it
 # refuses (a lone surrogate, which package.json may have as "\ud800") the json module writes.
-_ENCODE = msgspec.json.Encoder().encode
+def _json_module(doc: object) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="backslashreplace")
+
+
+try:
+    from msgspec.json import Encoder
+except ImportError:  # PyPy: msgspec is CPython's alone
+    _encode = _json_module
+else:
+    _encode = Encoder().encode
+
 _ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"),
             ("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))  # fmt: skip
 
@@ -93,9 +101,9 @@ def dumps(doc: object) -> bytes:
     document served as HTML by a zero-config host cannot inject markup; lone
     surrogates from package.json come out as JSON escapes."""
     try:
-        data = _ENCODE(doc)
+        data = _encode(doc)
     except (UnicodeEncodeError, TypeError):
-        data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="backslashreplace")
+        data = _json_module(doc)
     # Outside strings JSON has none of these, and in UTF-8 their bytes are theirs alone.
     for raw, escaped in _ESCAPES:
         if raw in data:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import msgspec
-
 from staticreg.errors import StaticregError
 
 FORMAT = 1
@@ -73,16 +71,25 @@ class PackageState:
     deprecations: list[tuple[str, str]] = field(default_factory=list)  # (range, message), later ones win
 
 
+def _json_module(data: object, sort_keys: bool) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode("utf-8")
+
+
 # msgspec writes them: 7 times the json module's speed on a registry state of 100,000
 # packages, with the same bytes (no float in them); what it refuses goes to the json module.
-_ENCODE = {False: msgspec.json.Encoder().encode, True: msgspec.json.Encoder(order="sorted").encode}
+try:
+    from msgspec.json import Encoder
+except ImportError:  # PyPy: msgspec is CPython's alone
+    _ENCODE = {False: lambda data: _json_module(data, False), True: lambda data: _json_module(data, True)}
+else:
+    _ENCODE = {False: Encoder().encode, True: Encoder(order="sorted").encode}
 
 
 def dumps(data: object, sort_keys: bool = True) -> bytes:
     try:
         return _ENCODE[sort_keys](data)
     except (UnicodeEncodeError, TypeError):
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode("utf-8")
+        return _json_module(data, sort_keys)
 
 
 def registry_state_bytes(state: RegistryState) -> bytes:

@@ -80,7 +80,20 @@ def test_dumps_gives_the_same_bytes_in_every_process():
 
 def test_state_files_bytes_are_the_json_modules():
     """registry_state.dumps: keys sorted as the json module sorts them (code points), or kept in order."""
-    doc = {"b": 1, "a": {"\U00010000": 1, "\uffff": 2, "é": 3, "Z": 4, "": [{"y": 1, "x": 2}]}, "\u2028<": "&"}
-    for sort_keys in (True, False):
-        expected = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys).encode()
-        assert registry_state.dumps(doc, sort_keys=sort_keys) == expected
+    doc = {"b": 1, "a": {"\U00010000": 1, "\uffff": 2, "é": 3, "Z": 4, "": [{"y": 1, "x": 2}]}, "\u2028<": "&", "n": 2**70}
+    expected = {s: json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=s).encode() for s in (True, False)}
+    assert {s: registry_state.dumps(doc, sort_keys=s) for s in (True, False)} == expected
+
+
+def test_without_msgspec_the_json_module_writes_documents_and_state_files():
+    """On PyPy msgspec is not installed: the json module writes documents and state files."""
+    doc = {"b": [1e16, 2**70, None], "a": "<é\u2028>"}  # msgspec would write 1e16, the json module 1e+16
+    code = (
+        "import sys; sys.modules['msgspec'] = None\n"  # import msgspec now fails, as where it is not installed
+        "from staticreg import documents, registry_state\n"
+        "doc = {'b': [1e16, 2**70, None], 'a': '<\u00e9\u2028>'}\n"
+        "sys.stdout.write(documents.dumps(doc).hex() + ' ' + registry_state.dumps(doc).hex())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [_json_module_dumps(doc).hex(),
+                   json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode().hex()]
