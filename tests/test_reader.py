@@ -4,6 +4,8 @@ import hashlib
 import os
 import re
 import struct
+import subprocess
+import sys
 import tarfile
 import zlib
 
@@ -280,6 +282,19 @@ def test_inflate_is_the_readers(tarballs, monkeypatch):
     whole = read(big)
     monkeypatch.setattr(reader, "CHUNK", 97)  # many small reads, each inflating at most 388 bytes
     assert read(big) == whole and whole.unpacked_size > len(raw)
+
+
+def test_without_isal_the_reader_inflates_with_zlib(tarballs):
+    """Where isal has no wheel (Windows on ARM, PyPy) the standard library's zlib inflates."""
+    path = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
+    code = (
+        "import sys; sys.modules['isal'] = None\n"  # import isal now fails, as where it is not installed
+        "from pathlib import Path; from staticreg import reader\n"
+        f"record = reader.read_tarball(Path({str(path)!r}), 'x.tgz')\n"
+        "sys.stdout.write(reader._inflate.__name__ + ' ' + record.integrity)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "zlib " + read(path).integrity
 
 
 def test_trailing_garbage_after_gzip_is_a_warning(tarballs):
