@@ -48,9 +48,9 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
 
 # cmark-gfm as cmarkgfm builds it (cffi). GitHub's extensions but its tag filter: nh3 decides
 # what of the raw HTML stays. cmarkgfm's own functions free neither the document's tree nor
-# the HTML they return (2.7 bytes kept for each byte of README rendered, measured), so the
-# calls are made here and cmark-gfm's own free functions, which cmarkgfm does not bind, are
-# taken from its library with ctypes.
+# the HTML they return (measured: 2.7 bytes kept for each byte of the benchmark's READMEs,
+# 60 for a long table), so the calls are made here, and cmark-gfm's own free functions,
+# which cmarkgfm does not bind, are taken from its library with ctypes.
 _GFM_EXTENSIONS = ("table", "strikethrough", "autolink", "tasklist")
 _RAW_HTML = _cmark.lib.CMARK_OPT_UNSAFE  # raw HTML and every link kept, for nh3 to judge
 _TEXT_ONLY = 0  # cmark-gfm leaves raw HTML out (an HTML comment in its place)
