@@ -1,10 +1,14 @@
 """Benchmark the site step: 10,000 packages' records in memory, the site written to disk.
 
-    .venv/bin/python bench/bench_site.py [--packages 10000] [--versions 3]
+    .venv/bin/python bench/bench_site.py [--packages 10000] [--versions 3] [--corpus bench/corpus/10000]
 
 No tarballs are made or read: the site is built from the model alone, as in a
 real build. Prints the site's build time and the bytes of the home page and of
-the search index (raw and gzipped, as nginx sends them).
+the search index (raw and gzipped, as nginx sends them). Then the READMEs' part
+of it side by side: the site's renderer (cmark-gfm) against markdown-it-py
+(what rendered them before), each over every distinct README, alternating,
+medians of 3, and nh3 (the sanitizer) over the same READMEs; with --corpus, over
+the READMEs of a corpus that bench/corpus.py made instead of the bench's own.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import hashlib
 import random
 import resource
 import shutil
+import statistics
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -23,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staticreg import layout
+from staticreg import layout, untrusted
 from staticreg.config import Config
 from staticreg.model import build_registry
 from staticreg.output import Staging
@@ -96,11 +102,49 @@ def folder_bytes(folder: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
+def corpus_readmes(corpus: Path) -> list[str]:
+    """The README each tarball of a bench/corpus.py corpus has (the reader's pick: README.md)."""
+    texts = []
+    for path in sorted((corpus / "tarballs").rglob("*.tgz")):
+        with tarfile.open(path) as archive:
+            member = next((m for m in archive if m.name.lower() == "package/readme.md"), None)
+            if member is not None:
+                texts.append(archive.extractfile(member).read().decode("utf-8", errors="replace"))
+    return texts
+
+
+def compare_renderers(texts: list[str], rounds: int = 3) -> dict[str, float]:
+    """Seconds (medians of `rounds`, taken in turn) to render every text as Markdown with the
+    site's renderer and with markdown-it-py as the site had it, and to sanitize the HTML."""
+    from markdown_it import MarkdownIt  # only here: the site no longer uses it
+
+    before = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    renderers = {"cmark-gfm": untrusted.markdown_to_html, "markdown-it-py": before.render}
+    seconds: dict[str, list[float]] = {name: [] for name in renderers}
+    for _ in range(rounds):
+        for name, render in renderers.items():
+            mark = time.perf_counter()
+            for text in texts:
+                render(text)
+            seconds[name].append(time.perf_counter() - mark)
+    html = [untrusted.markdown_to_html(text) for text in texts]
+    sanitize = []
+    for _ in range(rounds):
+        mark = time.perf_counter()
+        for page in html:
+            untrusted.sanitize_html(page)
+        sanitize.append(time.perf_counter() - mark)
+    medians = {name: statistics.median(times) for name, times in seconds.items()}
+    medians["nh3"] = statistics.median(sanitize)
+    return medians
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=int, default=10_000)
     parser.add_argument("--versions", type=int, default=3, help="mean versions per package")
     parser.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: one per core)")
+    parser.add_argument("--corpus", type=Path, help="compare the renderers on this bench/corpus.py corpus's READMEs")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="staticreg-bench-site-"))
@@ -113,6 +157,10 @@ def main() -> None:
         registry = build_registry(recs, config, {}, datetime.now(timezone.utc))
         assert not registry.problems, registry.problems[:3]
         readmes = {(e.record.readme, e.record.readme_filename) for p in registry.packages.values() for e in p.versions.values()}
+        if args.corpus:
+            texts, source = sorted(set(corpus_readmes(args.corpus))), f"of {args.corpus}"
+        else:
+            texts, source = sorted({store.get(readme_id) for readme_id, _ in readmes}), "of this bench"
         with Staging(config.output_dir) as staging:
             mark = time.perf_counter()
             write_documents(registry, staging, config, store)  # for scale: the registry's own step
@@ -147,6 +195,13 @@ def main() -> None:
     print(f"home page                {len(home):>10,} B  ({gz(home):,} B gzipped)")
     print(f"search index             {len(index):>10,} B  ({gz(index):,} B gzipped), loaded on first search")
     print(f"a package page           {len(package_page):>10,} B")
+    render = compare_renderers(texts)
+    ratio = render["markdown-it-py"] / render["cmark-gfm"]
+    print(f"READMEs, side by side    {len(texts):>10,}   distinct READMEs {source}, {sum(map(len, texts)) / 1e6:.1f} MB; "
+          "medians of 3, one process")
+    print(f"  cmark-gfm (the site's) {render['cmark-gfm']:>10.3f} s")
+    print(f"  markdown-it-py         {render['markdown-it-py']:>10.3f} s  ({ratio:.1f}x cmark-gfm's time)")
+    print(f"  nh3 on cmark-gfm's     {render['nh3']:>10.3f} s")
 
 
 if __name__ == "__main__":

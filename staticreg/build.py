@@ -421,7 +421,7 @@ def _site_stage(
     readmes: ReadmeStore, settings: str, show_progress: bool,
 ) -> tuple[dict[str, dict], dict[str, str]]:  # fmt: skip
     """The browsable site; each package's row, and the digest of what made each shared page."""
-    from staticreg.site import write_site  # jinja2 and markdown-it: not loaded by a no-op rebuild
+    from staticreg.site import write_site  # jinja2 and cmark-gfm: not loaded by a no-op rebuild
 
     # rows depend on nothing but what the fingerprint covers
     known = {

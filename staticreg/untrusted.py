@@ -1,21 +1,24 @@
 """Package text made safe for the site: READMEs to sanitized HTML, URLs checked.
 
 READMEs, descriptions, keywords, authors and URLs come from whoever packed the
-tarball. Markdown is rendered with markdown-it-py (CommonMark with GitHub's
-tables and strikethrough; raw HTML allowed, as on GitHub) and the result always
-goes through nh3 (the Rust html sanitizer ammonia): no scripts, no event
-handlers, no styles, no forms or frames, and no URL but absolute http(s) and
-mailto ones. Everything else from a package reaches the pages as plain text,
-escaped by the templates. Pure functions, no I/O.
+tarball. Markdown is rendered by cmark-gfm, GitHub's own Markdown (through
+cmarkgfm), with GitHub's tables, strikethrough, task lists and autolinks; raw
+HTML allowed, as on GitHub. The result always goes through nh3 (the Rust html
+sanitizer ammonia): no scripts, no event handlers, no styles, no forms or
+frames, and no URL but absolute http(s) and mailto ones. Everything else from a
+package reaches the pages as plain text, escaped by the templates. Pure
+functions, no I/O.
 """
 
 from __future__ import annotations
 
+import ctypes
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
-from markdown_it import MarkdownIt
+from cmarkgfm import _cmark
 from markupsafe import Markup
 
 MAX_URL_LENGTH = 2048
@@ -44,13 +47,92 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-# CommonMark plus GitHub's tables and strikethrough; raw HTML as GitHub allows it
-# (nh3 decides what of it stays). markdown-it-py already refuses javascript: links.
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-_MARKDOWN_TEXT_ONLY = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+# cmark-gfm as cmarkgfm builds it (cffi). GitHub's extensions but its tag filter: nh3 decides
+# what of the raw HTML stays. cmarkgfm's own functions free neither the document's tree nor
+# the HTML they return (measured: 2.7 bytes kept for each byte of the benchmark's READMEs,
+# 60 for a long table), so the calls are made here, and cmark-gfm's own free functions,
+# which cmarkgfm does not bind, are taken from its library with ctypes.
+_GFM_EXTENSIONS = ("table", "strikethrough", "autolink", "tasklist")
+_RAW_HTML = _cmark.lib.CMARK_OPT_UNSAFE  # raw HTML and every link kept, for nh3 to judge
+_TEXT_ONLY = 0  # cmark-gfm leaves raw HTML out (an HTML comment in its place)
+_cmark.lib.cmark_gfm_core_extensions_ensure_registered()
+_SYNTAX_EXTENSIONS = [_cmark.lib.cmark_find_syntax_extension(name.encode()) for name in _GFM_EXTENSIONS]
+if _cmark.ffi.NULL in _SYNTAX_EXTENSIONS:
+    raise ImportError(f"this cmarkgfm lacks one of GitHub's extensions {_GFM_EXTENSIONS}")
 
-# Rendering is linear but not cheap (markdown-it-py is pure Python, ~10 s per MiB of
-# the worst input); the reader keeps up to 1 MiB. The public npm registry's website shows 64 KiB.
+
+class _Allocator(ctypes.Structure):  # cmark_mem
+    _fields_ = [("calloc", ctypes.c_void_p), ("realloc", ctypes.c_void_p), ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p))]
+
+
+def _cmark_free_functions() -> tuple[Any, Any] | None:
+    """(cmark_node_free, the allocator's free), or None where the library does not export them."""
+    try:
+        library = ctypes.CDLL(_cmark.__file__)
+        node_free, allocator = library.cmark_node_free, library.cmark_get_default_mem_allocator
+    except (OSError, AttributeError):
+        return None
+    node_free.argtypes, node_free.restype = [ctypes.c_void_p], None
+    allocator.argtypes, allocator.restype = [], ctypes.POINTER(_Allocator)
+    return node_free, allocator().contents.free
+
+
+_CMARK_FREE = _cmark_free_functions()
+
+
+def _address(pointer: Any) -> int:
+    return int(_cmark.ffi.cast("uintptr_t", pointer))
+
+
+def markdown_to_html(text: str, options: int = _RAW_HTML) -> str:
+    """cmark-gfm's HTML for `text`, as GitHub renders it (before any sanitizing)."""
+    lib = _cmark.lib
+    data = text.encode("utf-8", errors="replace")  # a lone surrogate (from a hand-made state file): "?"
+    parser = lib.cmark_parser_new(options)
+    try:
+        for extension in _SYNTAX_EXTENSIONS:
+            lib.cmark_parser_attach_syntax_extension(parser, extension)
+        lib.cmark_parser_feed(parser, data, len(data))
+        root = lib.cmark_parser_finish(parser)
+        try:
+            html = lib.cmark_render_html(root, options, lib.cmark_parser_get_syntax_extensions(parser))
+            try:
+                return str(_cmark.ffi.string(html).decode("utf-8", errors="replace"))
+            finally:
+                if _CMARK_FREE:
+                    _CMARK_FREE[1](_address(html))
+        finally:
+            if _CMARK_FREE:
+                _CMARK_FREE[0](_address(root))
+    finally:
+        lib.cmark_parser_free(parser)
+
+
+# A task list item's checkbox, as cmark-gfm writes it. nh3 keeps no <input> (nor should it:
+# raw HTML's <input> goes), so the renderer's own checkboxes cross it as marks right after
+# their <li>, and become disabled checkboxes after it. nh3 escapes "<" in attribute values,
+# so in its output "<li>" is always a tag and a mark right behind it is text. (A README that
+# writes a mark there itself gets a disabled checkbox, as "- [x]" would give it; anywhere
+# else a mark stays two private-use characters and a word.)
+_TASK_ITEM = re.compile(r'<li><input type="checkbox" (checked="" )?disabled="" /> ')
+_TODO, _DONE = "\ue000staticreg-task\ue001", "\ue000staticreg-done\ue001"
+_CHECKBOXES = {_TODO: '<input type="checkbox" disabled="">', _DONE: '<input type="checkbox" checked="" disabled="">'}
+
+
+def _mark_tasks(html: str) -> str:
+    return _TASK_ITEM.sub(lambda m: f"<li>{_DONE if m.group(1) else _TODO} ", html)
+
+
+def _unmark_tasks(html: str) -> str:
+    if "\ue000" in html:
+        for mark, checkbox in _CHECKBOXES.items():
+            html = html.replace("<li>" + mark, "<li>" + checkbox)
+    return html
+
+
+# Rendering is linear in practice but not free: the worst inputs found take cmark-gfm about
+# 1 s for 256 KiB (thousands of one-line tables, 256 K nested quotes); the reader keeps up
+# to 1 MiB. The public npm registry's website shows 64 KiB.
 MAX_README_CHARS = 256 * 1024
 # html5ever, under nh3, takes time quadratic in how deeply elements nest: 50,000
 # nested <div> take seconds, 200,000 minutes. No README needs more than a few dozen.
@@ -106,11 +188,17 @@ def render_readme(text: str, filename: str | None) -> Markup:
             "the rest of it is in the tarball.</em></p>"
         ).format(MAX_README_CHARS // 1024)
     if suffix not in _MARKDOWN_SUFFIXES:
-        return Markup("<pre>") + Markup.escape(text) + Markup("</pre>") + note
-    html = _MARKDOWN.render(text)
+        return _preformatted(text) + note
+    html = markdown_to_html(text, _RAW_HTML)
     if _html_depth_exceeds(html, MAX_HTML_DEPTH):
-        html = _MARKDOWN_TEXT_ONLY.render(text)  # its raw HTML is shown as text
-    return sanitize_html(html) + note
+        html = markdown_to_html(text, _TEXT_ONLY)  # without its raw HTML
+        if _html_depth_exceeds(html, MAX_HTML_DEPTH):  # the Markdown itself nests that deep (> > > ...)
+            return _preformatted(text) + note
+    return Markup(_unmark_tasks(str(sanitize_html(_mark_tasks(html))))) + note  # noqa: S704 - nh3's output
+
+
+def _preformatted(text: str) -> Markup:
+    return Markup("<pre>") + Markup.escape(text) + Markup("</pre>")
 
 
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")

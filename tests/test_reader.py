@@ -3,7 +3,11 @@ import gzip
 import hashlib
 import os
 import re
+import struct
+import subprocess
+import sys
 import tarfile
+import zlib
 
 import pytest
 
@@ -58,6 +62,30 @@ def test_any_single_root_folder_name_works_and_decoys_are_ignored(tarballs):
 def test_bom_is_stripped(tarballs):
     path = make_tarball(tarballs, b"\xef\xbb\xbf" + b'{"name": "demo", "version": "1.0.0"}', filename="bom.tgz")
     assert read(path).manifest == MANIFEST
+
+
+@pytest.mark.parametrize(
+    ("content", "expected", "written"),
+    [
+        # big integers stay exact (JavaScript would round this one; we keep what the file says)
+        (b'{"name": "demo", "version": "1.0.0", "n": 123456789012345678901234567890}',
+         {"n": 123456789012345678901234567890}, b'"n":123456789012345678901234567890'),
+        # a key twice: the last value, as JSON.parse (and so npm) reads it, where the first one was
+        (b'{"version": "0.0.1", "name": "demo", "version": "1.0.0"}', {"version": "1.0.0"}, b'"version":"1.0.0","name":"demo"'),
+        # a lone surrogate: kept, and written back as the same escape
+        (b'{"name": "demo", "version": "1.0.0", "description": "a\\ud800b"}', {"description": "a\ud800b"},
+         b'"description":"a\\ud800b"'),
+        # a byte order mark: dropped
+        (b'\xef\xbb\xbf{"name": "demo", "version": "1.0.0"}', {"name": "demo"}, b'"name":"demo"'),
+    ],
+)
+def test_package_json_edge_cases_have_one_meaning(tarballs, content, expected, written):
+    from staticreg import documents
+
+    record = read(make_tarball(tarballs, content, filename="edge.tgz"))
+    manifest = record.manifest
+    assert {k: manifest[k] for k in expected} == expected
+    assert written in documents.dumps(manifest)
 
 
 def test_binding_gyp_and_shrinkwrap_at_the_root_are_noticed(tarballs):
@@ -177,6 +205,83 @@ def test_truncated_gzip_is_refused(tarballs):
         path.write_bytes(data[:cut])
         with pytest.raises(TarballError, match=r"truncated|tar|gzip"):
             read(path)
+
+
+def _gzip_parts(path):
+    """(header, deflate data, crc32, length) of a tarball make_tarball wrote (a 10-byte header)."""
+    data = path.read_bytes()
+    crc, size = struct.unpack("<II", data[-8:])
+    return data[:10], data[10:-8], crc, size
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("crc", "gzip data is corrupt"),
+        ("length", "gzip data is corrupt"),
+        ("method", "gzip data is corrupt"),
+        ("reserved flag", r"gzip data is corrupt \(unknown header flags set\)"),
+        ("header crc", "gzip data is corrupt"),
+        ("deflate data", "gzip data is corrupt"),
+        ("cut trailer", "truncated"),
+    ],
+)
+def test_broken_gzip_gives_the_same_error_with_either_inflate(tarballs, monkeypatch, damage, reason):
+    """ISA-L's inflate where it is installed, zlib's where not: a broken file is refused alike,
+    but for the library's own words in brackets (ISA-L alone would accept reserved header
+    flags, which zlib, and so npm, refuses)."""
+    assert reader._inflate.__name__ == "isal.isal_zlib"  # a plain dependency wherever it has a wheel
+    good = make_tarball(tarballs, MANIFEST, {"index.js": os.urandom(3000).hex()})
+    header, body, crc, size = _gzip_parts(good)
+    trailer = struct.pack("<II", crc, size)
+    data = {
+        "crc": header + body + struct.pack("<II", crc ^ 1, size),
+        "length": header + body + struct.pack("<II", crc, size + 1),
+        "method": header[:2] + b"\x07" + header[3:] + body + trailer,
+        "reserved flag": header[:3] + b"\x20" + header[4:] + body + trailer,
+        "header crc": header[:3] + b"\x02" + header[4:] + b"\0\0" + body + trailer,
+        "deflate data": header + body[:40] + bytes(b ^ 0x55 for b in body[40:80]) + body[80:] + trailer,
+        "cut trailer": header + body + trailer[:3],
+    }[damage]
+    path = tarballs / "broken.tgz"
+    path.write_bytes(data)
+    errors = []
+    for inflate in (reader._inflate, zlib):
+        monkeypatch.setattr(reader, "_inflate", inflate)
+        with pytest.raises(TarballError, match=reason) as caught:
+            read(path)
+        errors.append(caught.value)
+        assert read(good).manifest == MANIFEST
+    assert [re.sub(r" \(.*\)$", "", str(e)) for e in errors] == [f"broken.tgz: {errors[0].reason.split(' (')[0]}"] * 2
+    assert [e.ends_early for e in errors] == [damage == "cut trailer"] * 2
+
+
+def test_inflate_is_the_readers(tarballs, monkeypatch):
+    """reader.inflate (the benchmark's read floor) and the reader inflate alike, in small reads too."""
+    raw = os.urandom(100_000) + bytes(300_000)
+    packed = gzip.compress(raw)
+    assert reader.inflate(packed) == raw and reader.inflate(packed + b"after") == raw
+    with pytest.raises(EOFError):
+        reader.inflate(packed[:-1])
+    with pytest.raises(reader.INFLATE_ERRORS):
+        reader.inflate(packed[:20] + bytes(100) + packed[120:])
+    big = make_tarball(tarballs, MANIFEST, {"data.bin": raw, "README.md": "# big"})
+    whole = read(big)
+    monkeypatch.setattr(reader, "CHUNK", 97)  # many small reads, each inflating at most 388 bytes
+    assert read(big) == whole and whole.unpacked_size > len(raw)
+
+
+def test_without_isal_the_reader_inflates_with_zlib(tarballs):
+    """Where isal has no wheel (Windows on ARM, PyPy) the standard library's zlib inflates."""
+    path = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
+    code = (
+        "import sys; sys.modules['isal'] = None\n"  # import isal now fails, as where it is not installed
+        "from pathlib import Path; from staticreg import reader\n"
+        f"record = reader.read_tarball(Path({str(path)!r}), 'x.tgz')\n"
+        "sys.stdout.write(reader._inflate.__name__ + ' ' + record.integrity)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "zlib " + read(path).integrity
 
 
 def test_trailing_garbage_after_gzip_is_a_warning(tarballs):

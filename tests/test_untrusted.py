@@ -1,6 +1,7 @@
-"""Package text made safe: READMEs through markdown-it-py and nh3, URLs checked."""
+"""Package text made safe: READMEs through cmark-gfm and nh3, URLs checked."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -71,10 +72,113 @@ hidden
 </details>
 """
     html = str(render_readme(text, "README.md"))
-    assert "<table>" in html and "<th>a</th>" in html and "<s>old</s>" in html
+    assert "<table>" in html and "<th>a</th>" in html and "<del>old</del>" in html
     assert '<pre><code class="language-js">const x = 1 &lt; 2;\n</code></pre>' in html
     assert '<p align="center"><b>centred</b></p>' in html
     assert "<details><summary>More</summary>" in html
+
+
+# GitHub's Markdown, as its specification (GitHub Flavored Markdown 0.29) gives the HTML for
+# each example, which is what cmark-gfm and github.com produce for it. Pairs of (Markdown, HTML).
+GFM_EXAMPLES = {
+    "table": ("| foo | bar |\n| --- | --- |\n| baz | bim |\n",
+              ("<table>\n<thead>\n<tr>\n<th>foo</th>\n<th>bar</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>baz</td>\n"
+              "<td>bim</td>\n</tr>\n</tbody>\n</table>\n")),
+    "table, aligned": ("| abc | defghi |\n:-: | -----------:\nbar | baz\n",
+                       ('<table>\n<thead>\n<tr>\n<th align="center">abc</th>\n<th align="right">defghi</th>\n</tr>\n'
+                       '</thead>\n<tbody>\n<tr>\n<td align="center">bar</td>\n<td align="right">baz</td>\n</tr>\n'
+                       "</tbody>\n</table>\n")),
+    "table, escaped pipes": ("| f\\|oo  |\n| ------ |\n| b `\\|` az |\n| b **\\|** im |\n",
+                             ("<table>\n<thead>\n<tr>\n<th>f|oo</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>b <code>|</code> az</td>\n"
+                             "</tr>\n<tr>\n<td>b <strong>|</strong> im</td>\n</tr>\n</tbody>\n</table>\n")),
+    "table, ragged rows": ("| abc | def |\n| --- | --- |\n| bar |\n| bar | baz | boo |\n",
+                           ("<table>\n<thead>\n<tr>\n<th>abc</th>\n<th>def</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>bar</td>\n"
+                           "<td></td>\n</tr>\n<tr>\n<td>bar</td>\n<td>baz</td>\n</tr>\n</tbody>\n</table>\n")),
+    "strikethrough": ("~~Hi~~ Hello, ~there~ world!\n", "<p><del>Hi</del> Hello, <del>there</del> world!</p>\n"),
+    "strikethrough, not across paragraphs": ("This ~~has a\n\nnew paragraph~~.\n",
+                                             "<p>This ~~has a</p>\n<p>new paragraph~~.</p>\n"),
+    "strikethrough, not three tildes": ("This will ~~~not~~~ strike.\n", "<p>This will ~~~not~~~ strike.</p>\n"),
+    "task list": ("- [ ] foo\n- [x] bar\n",
+                  ('<ul>\n<li><input disabled="" type="checkbox"> foo</li>\n'
+                  '<li><input checked="" disabled="" type="checkbox"> bar</li>\n</ul>\n')),
+    "task list, nested": ("- [x] foo\n  - [ ] bar\n  - [x] baz\n- [ ] bim\n",
+                          ('<ul>\n<li><input checked="" disabled="" type="checkbox"> foo\n<ul>\n'
+                          '<li><input disabled="" type="checkbox"> bar</li>\n'
+                          '<li><input checked="" disabled="" type="checkbox"> baz</li>\n</ul>\n</li>\n'
+                          '<li><input disabled="" type="checkbox"> bim</li>\n</ul>\n')),
+    "autolink, www": ("www.commonmark.org\n", '<p><a href="http://www.commonmark.org">www.commonmark.org</a></p>\n'),
+    "autolink, www with a path": ("Visit www.commonmark.org/help for more information.\n",
+                                  ('<p>Visit <a href="http://www.commonmark.org/help">www.commonmark.org/help</a> '
+                                  "for more information.</p>\n")),
+    "autolink, trailing punctuation": ("Visit www.commonmark.org.\n\nVisit www.commonmark.org/a.b.\n",
+                                       ('<p>Visit <a href="http://www.commonmark.org">www.commonmark.org</a>.</p>\n'
+                                       '<p>Visit <a href="http://www.commonmark.org/a.b">www.commonmark.org/a.b</a>.</p>\n')),
+    "autolink, parentheses": (("www.google.com/search?q=Markup+(business)\n\nwww.google.com/search?q=Markup+(business)))\n\n"
+                              "(www.google.com/search?q=Markup+(business))\n\n(www.google.com/search?q=Markup+(business)\n"),
+                              ('<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n'
+                              '<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>))</p>\n'
+                              '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>)</p>\n'
+                              '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n')),
+    "autolink, http": ("http://commonmark.org\n\n(Visit https://encrypted.google.com/search?q=Markup+(business))\n",
+                       ('<p><a href="http://commonmark.org">http://commonmark.org</a></p>\n'
+                       '<p>(Visit <a href="https://encrypted.google.com/search?q=Markup+(business)">'
+                       "https://encrypted.google.com/search?q=Markup+(business)</a>)</p>\n")),
+    "autolink, email": ("hello@mail+xyz.example isn't valid, but hello+xyz@mail.example is.\n",
+                        ('<p>hello@mail+xyz.example isn\'t valid, but <a href="mailto:hello+xyz@mail.example">'
+                        "hello+xyz@mail.example</a> is.</p>\n")),
+    "fenced code with a language": ("``` ruby\ndef foo(x)\n  return 3\nend\n```\n",
+                                    '<pre><code class="language-ruby">def foo(x)\n  return 3\nend\n</code></pre>\n'),
+    "fenced code, tildes": ("~~~\n<\n >\n~~~\n", "<pre><code>&lt;\n &gt;\n</code></pre>\n"),
+    "fenced code, longer fence": ("````\naaa\n```\n``````\n", "<pre><code>aaa\n```\n</code></pre>\n"),
+}
+# What sanitizing adds to what GitHub renders: rel on links, lazy loading and no referrer on pictures.
+ADDED_ATTRIBUTES = {("a", "rel"), ("img", "loading"), ("img", "referrerpolicy")}
+
+
+class _Tree(HTMLParser):
+    """HTML as a list of tags (attributes sorted), end tags and text: the same document
+    whether written <input ... /> or <input ...>, with attributes in any order."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.items: list[tuple] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        kept = sorted((k, v or "") for k, v in attrs if (tag, k) not in ADDED_ATTRIBUTES)
+        self.items.append(("tag", tag, tuple(kept)))
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag):
+        self.items.append(("end", tag))
+
+    def handle_data(self, data):
+        if self.items and self.items[-1][0] == "text":
+            self.items[-1] = ("text", self.items[-1][1] + data)
+        else:
+            self.items.append(("text", data))
+
+
+@pytest.mark.parametrize("case", GFM_EXAMPLES)
+def test_readmes_render_as_github_renders_them(case):
+    markdown, github = GFM_EXAMPLES[case]
+    assert _Tree(str(render_readme(markdown, "README.md"))).items == _Tree(github).items
+
+
+def test_task_list_checkboxes_are_the_renderers_only():
+    """The one <input> that gets through: a disabled checkbox at the start of a task list item."""
+    marks = "\ue000staticreg-task\ue001 \ue000staticreg-done\ue001"
+    text = (f"- [x] done\n- [ ] to do\n\n<input type=checkbox> <input type=text value=x>\n\n"
+            f'<p title="{marks}">{marks}</p> <a href="https://a.test/" title="<li>{marks}">l</a>\n\n'
+            '<li><input type="checkbox" disabled="" /> raw <input type="checkbox" onclick="alert(1)" /></li>\n')
+    html = str(render_readme(text, "README.md"))
+    inputs = re.findall(r"<input[^>]*>", html)
+    assert inputs == ['<input type="checkbox" checked="" disabled="">', '<input type="checkbox" disabled="">',
+                      '<input type="checkbox" disabled="">']  # fmt: skip
+    assert all(html[html.index(i) - 4 : html.index(i)] == "<li>" for i in inputs)
+    assert 'title="\ue000staticreg-task\ue001' in html and "onclick" not in html and "text" not in html
 
 
 def test_links_only_absolute_http_and_mailto():
@@ -108,6 +212,29 @@ def test_deeply_nested_html_cannot_stall_the_build():
     """html5ever (under nh3) takes quadratic time in nesting depth: such READMEs lose their raw HTML."""
     html = str(render_readme("<div>" * 50_000 + "\n\nreal text", "README.md"))
     assert "real text" in html and "<div>" not in html  # the guard fired: no raw HTML reached nh3
+
+
+def test_deeply_nested_markdown_is_shown_as_text():
+    """Markdown alone can nest as deep (quotes in quotes): then the README is shown as text."""
+    html = str(render_readme(">" * 50_000 + " <b>real text</b>", "README.md"))
+    assert html.startswith("<pre>") and "&gt;&gt;&gt;" in html and "&lt;b&gt;real text" in html
+
+
+def test_rendering_keeps_no_memory():
+    """cmarkgfm's own functions keep the document's tree and the HTML of every README they
+    render; the renderer frees both (with cmark-gfm's own free functions)."""
+    assert untrusted._CMARK_FREE is not None, "cmark-gfm's free functions are not exported by this cmarkgfm"
+    text = "| a | b |\n| - | - |\n" + "| ~x~ www.a.test | [y](https://a.test/) **z** |\n" * 4000  # 190 kB
+
+    def resident() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    untrusted.markdown_to_html(text)
+    before = resident()
+    for _ in range(30):
+        untrusted.markdown_to_html(text)
+    assert resident() - before < 64 * 2**20  # leaking, it kept 30 x 11 MB
 
 
 def test_huge_readmes_are_cut():
