@@ -8,6 +8,7 @@ and writes them in an order no reader can catch half done:
     tarballs (created only where there is none)   -> per-version documents
     -> the package's state -> the package document (the commit point)
     -> its abbreviated and dist-tags documents, its pages
+    -> the files it no longer has (removed versions' documents, pages no version needs)
     -> the registry's state -> the shared pages (lists, scopes, search index)
 
 The package state, the package document and the registry's state are written
@@ -369,7 +370,11 @@ def _update_package(
             continue
         for incoming in change.add:
             (report.published if incoming in added else report.unchanged).append(f"{name}@{incoming.version}")
-        _refresh_package(store, name, config, names_here | {name}, touched, now, report, (committed, package, made, state))
+        shown = _refresh_package(store, name, config, names_here | {name}, touched, now, report,
+                                 (committed, package, made, state))  # fmt: skip
+        if config.site:  # a README page that no version shows any more (a version went, or came between)
+            for path in sorted(site_pages(name, existing) - site_pages(name, shown.versions)):
+                store.delete(path)
         for version in sorted(set(existing) - set(package.versions)):
             _remove_version(store, name, version, config)
             report.removed.append(f"{name}@{version}")
@@ -488,10 +493,11 @@ def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
 def _refresh_package(
     store: Store, name: str, config: Config, names_here: set[str], touched: list[str], now: datetime,
     report: UpdateReport, committed: tuple[str | None, Package, _Collect, PackageState],
-) -> None:  # fmt: skip
+) -> Package:  # fmt: skip
     """Write the files made from the package document (and the version documents this change
     touched): first from what this change committed, then, if another writer committed since,
-    from the document as it is, until it is still the one they were made from after."""
+    from the document as it is, until it is still the one they were made from after. Returns
+    the package they were made from last."""
     etag, package, made, state = committed
     for _ in range(ATTEMPTS):
         for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *touched):
@@ -509,12 +515,20 @@ def _refresh_package(
         if after is None or after.etag == etag:
             if name not in report.packages:
                 report.packages.append(name)
-            return
+            return package
         report.retries += 1  # another writer committed the package since: its document is the one to follow
         stored = _existing(store, name, after, store.read(layout.package_state_path(name)))
         etag, state = after.etag, stored.state
         package = _model(name, stored.records, [], stored, config, now)
         made = _files(package, config, state, stored.doc)
+    return package
+
+
+def site_pages(name: str, versions: dict) -> set[str]:
+    """The site's pages of a package with these versions (records or model entries, by version)."""
+    from staticreg import site
+
+    return site.page_paths(name, {v: getattr(e, "record", e) for v, e in versions.items()})
 
 
 def _changed_version_documents(doc: dict, package: Package, files: dict[str, bytes]) -> list[str]:
@@ -540,16 +554,15 @@ def _tag_documents(existing: dict, doc: dict) -> set[str]:
 
 def _remove_document(store: Store, path: str) -> None:
     store.delete(path)
-    if store.folder_host:
+    if store.folder_host and path.endswith("/" + layout.FULL_DOCUMENT):  # the package document's twin
         store.delete(layout.zero_config_copy(path))
 
 
 def _remove_version(store: Store, name: str, version: str, config: Config) -> None:
-    """After the package document stopped naming it: its document, its page, then its tarball."""
+    """After the package document stopped naming it (and its pages were made without it):
+    its document, then its tarball."""
     _remove_document(store, layout.version_document_path(name, version))
     store.delete(layout.attestation_path(name, version))
-    if config.site:
-        store.delete(layout.site_version_page(name, version))
     store.delete(layout.tarball_path(name, version))
 
 
@@ -609,7 +622,8 @@ def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: 
     for tag in _tag_documents(existing, doc):
         _remove_document(store, layout.version_document_path(name, tag))
     if config.site:
-        store.delete(layout.site_package_page(name))
+        for path in sorted(site_pages(name, existing)):
+            store.delete(path)
     for version in existing:
         _remove_version(store, name, version, config)
         report.removed.append(f"{name}@{version}")

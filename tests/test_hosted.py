@@ -296,3 +296,33 @@ def test_a_mirrored_tarball_published_with_its_sidecar_equals_a_build_of_both(tm
     assert doc["versions"]["0.9.0"]["_npmUser"] == {"name": "someone"} and doc["time"]["0.9.0"] == "2020-01-02T03:04:05.000Z"
     assert (tmp_path / "reg" / layout.attestation_path("a", "0.9.0")).is_file()
     assert contents(tmp_path / "reg") == contents(out)
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in root.rglob("*"))
+
+
+def test_readme_pages_follow_the_versions_a_change_brings_or_takes(tmp_path, make_config):
+    """Versions share a README page while their README is the one before theirs: a version
+    published between two of them splits the page, and its unpublish joins it again. No page
+    is left behind, and none is missing."""
+    same = {"README.md": "# the same\n"}
+    pool_dir = tmp_path / "pool"
+    t = {v: make_tarball(pool_dir, {"name": "r", "version": v}, same) for v in ("1.0.0", "1.2.0", "1.3.0")}
+    t["1.1.0"] = make_tarball(pool_dir, {"name": "r", "version": "1.1.0"}, {"README.md": "# another\n"})
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    hosted.publish(store, [t["1.0.0"], t["1.2.0"], t["1.3.0"]], config)
+    pages = lambda: sorted(p.name for p in (tmp_path / "reg" / layout.site_package_page("r")).parent.iterdir())  # noqa: E731
+    assert pages() == ["1.0.0.html", "index.html"]
+    hosted.publish(store, [t["1.1.0"]], config)
+    assert pages() == ["1.0.0.html", "1.1.0.html", "1.2.0.html", "index.html"]
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, list(t.values()))
+    hosted.unpublish(store, "r", "1.1.0", config)
+    assert pages() == ["1.0.0.html", "index.html"]
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [t["1.0.0"], t["1.2.0"], t["1.3.0"]])
+    hosted.unpublish(store, "r", "1.0.0", config)  # the page is named after the first version that has it
+    assert pages() == ["1.2.0.html", "index.html"]
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [t["1.2.0"], t["1.3.0"]])
+    assert tree(tmp_path / "reg") == tree(tmp_path / "cold")
+

@@ -86,7 +86,8 @@ def test_removing_tarballs_removes_the_version_then_the_package(tarballs, make_c
     build(config, show_progress=False)
     (tarballs / "a-1.1.0.tgz").unlink()
     report = build(config, show_progress=False)
-    assert "a/-/a-1.1.0.tgz" in report.removed and "a/1.1.0/index.json" in report.removed
+    assert "a/-/a-1.1.0.tgz" in report.removed and "a/1.1.0.json" in report.removed
+    assert "-/web/package/a/1.1.0.html" in report.removed  # its README page: no version has that README now
     assert list(json.loads((config.output_dir / "a/index.json").read_bytes())["versions"]) == ["1.0.0"]
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     (tarballs / "s-b-1.0.0.tgz").unlink()  # @s/b's only version
@@ -140,7 +141,7 @@ def test_tarballs_copied_in_again_are_hashed_and_a_changed_one_is_read(tarballs,
     make_tarball(tarballs, {"name": "a", "version": "1.0.0", "description": "now described"}, {"README.md": "# a"})
     report = build(config, show_progress=False)
     assert (reads[seen:], report.tarballs_read, report.tarballs_hashed) == (["a-1.0.0.tgz"], 1, 0)
-    assert json.loads((config.output_dir / "a/1.0.0/index.json").read_bytes())["description"] == "now described"
+    assert json.loads((config.output_dir / "a/1.0.0.json").read_bytes())["description"] == "now described"
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
 
 
@@ -409,3 +410,4 @@ def test_a_registry_with_nothing_beside_it_is_still_built_incrementally(tarballs
     assert reads == ["c-1.0.0.tgz"] and report.tarballs_hashed == 3
     assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
+
