@@ -11,6 +11,11 @@ and writes them in an order no reader can catch half done:
     -> the files it no longer has (removed versions' documents, pages no version needs)
     -> the registry's state -> the shared pages (lists, scopes, search index)
 
+A registry an older staticreg laid out (its state names an older layout.GENERATION)
+is brought to this layout by the first change to it: every package's documents and
+pages are written where they are now, and the files of the old layout removed,
+before its state names the new layout.
+
 The package state, the package document and the registry's state are written
 with compare-and-swap (see `store`): a writer that lost a race reads again,
 applies its change again and retries. Files made from a committed document are
@@ -221,11 +226,13 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
         settings = _settings(store, before, config)
         config = _config_for(config, settings)
         first = before is None
+        migrating = not first and settings.layout != layout.GENERATION  # see the module's docstring
         before = before or RegistryState(settings)
         names_here = (set(before.fingerprints) | {c.name for c in changes if c.add}) - {
             c.name for c in changes if c.remove_all
         }
-        packages = {c.name: _update_package(store, c, config, names_here, readmes, now, report) for c in changes}
+        packages = {c.name: _update_package(store, c, config, names_here, readmes, now, report, migrating)
+                    for c in changes}  # fmt: skip
         names_after = (set(before.fingerprints) | {n for n, p in packages.items() if p}) - {
             n for n, p in packages.items() if p is None
         }
@@ -234,8 +241,11 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
             name: (_row(p, config), depends_on(p), incremental.fingerprint(p, settings_key, names_after)) if p else None
             for name, p in packages.items()
         }
-        entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
-        _update_registry(store, states, settings, config, entries, first, report)
+        if migrating:  # every package, its dependents among them
+            entries.update(_migrate(store, before, names_after, packages, config, settings_key, now, report))
+        else:
+            entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
+        _update_registry(store, states, settings, config, entries, first, report, migrating)
     if hasattr(store, "requests"):
         report.requests = store.requests  # type: ignore[attr-defined]
     return report
@@ -306,9 +316,10 @@ def _backoff(attempt: int) -> None:
 
 def _update_package(
     store: Store, change: Change, config: Config, names_here: set[str], readmes: ReadmeStore | None,
-    now: datetime, report: UpdateReport,
+    now: datetime, report: UpdateReport, migrating: bool = False,
 ) -> Package | None:  # fmt: skip
-    """Commit one package's change with compare-and-swap; its package, or None when it is gone."""
+    """Commit one package's change with compare-and-swap; its package, or None when it is gone.
+    `migrating`: the registry is in an older layout (see the module's docstring)."""
     name = change.name
     for attempt in range(ATTEMPTS):
         doc_blob = store.read(layout.packument_path(name))
@@ -347,11 +358,13 @@ def _update_package(
             del state.versions[version]
         if not keep and not added:
             _remove_package(store, name, existing, stored.doc, config, report)
+            if migrating:
+                _remove_legacy(store, name, existing, stored.doc, config)
             return None
         package = _model(name, keep, added, stored, config, now)
         made = _files(package, config, state, stored.doc)
         files = made.files
-        touched = _changed_version_documents(stored.doc, package, files)
+        touched = _version_documents(package) if migrating else _changed_version_documents(stored.doc, package, files)
         try:
             for incoming in added:
                 _put_tarball(store, name, incoming)
@@ -380,6 +393,8 @@ def _update_package(
             report.removed.append(f"{name}@{version}")
         for tag in sorted(_tag_documents(existing, stored.doc) - set(package.dist_tags)):
             _remove_document(store, layout.version_document_path(name, tag))
+        if migrating:
+            _remove_legacy(store, name, existing, stored.doc, config)
         return package
     raise UpdateError(f"{name}: {ATTEMPTS} other writers changed it while this one tried; run the same command again")
 
@@ -531,6 +546,12 @@ def site_pages(name: str, versions: dict) -> set[str]:
     return site.page_paths(name, {v: getattr(e, "record", e) for v, e in versions.items()})
 
 
+def _version_documents(package: Package) -> list[str]:
+    """Every version and tag document of the package."""
+    tags = [t for t in package.dist_tags if t not in package.versions]
+    return [layout.version_document_path(package.name, v) for v in [*package.versions, *tags]]
+
+
 def _changed_version_documents(doc: dict, package: Package, files: dict[str, bytes]) -> list[str]:
     """The version and tag documents whose bytes differ from the stored package document's."""
     before, tags = doc.get("versions") or {}, doc.get("dist-tags") or {}
@@ -564,6 +585,53 @@ def _remove_version(store: Store, name: str, version: str, config: Config) -> No
     _remove_document(store, layout.version_document_path(name, version))
     store.delete(layout.attestation_path(name, version))
     store.delete(layout.tarball_path(name, version))
+
+
+def _remove_legacy(store: Store, name: str, existing: dict, doc: dict, config: Config) -> None:
+    """The files an older layout gave the package's versions and tags (layout.legacy_*), once
+    their files in this layout are written. In an object store a version document's key is the
+    same in both layouts: only the pages go there."""
+    versions = sorted(existing)
+    if store.folder_host:
+        for version_or_tag in versions + sorted(_tag_documents(existing, doc)):
+            for path in layout.legacy_document_paths(name, version_or_tag):
+                store.delete(path)
+    if config.site:
+        for version in versions:
+            store.delete(layout.legacy_version_page(name, version))
+
+
+def _migrate(
+    store: Store, before: RegistryState, names_after: set[str], packages: dict, config: Config,
+    settings_key: str, now: datetime, report: UpdateReport,
+) -> dict[str, tuple[dict, list[str], str]]:  # fmt: skip
+    """A registry in an older layout: every package this change did not touch, its files written
+    where this layout puts them and the old ones removed. Their new entries."""
+    entries = {}
+    for name in sorted(before.fingerprints):
+        if name in packages or name not in names_after:
+            continue
+        doc_blob = store.read(layout.packument_path(name))
+        if doc_blob is None:
+            continue
+        stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
+        package = _model(name, stored.records, [], stored, config, now)
+        made = _files(package, config, stored.state, stored.doc)
+        for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *_version_documents(package)):
+            store.write(path, made.files[path])
+        if store.folder_host:
+            for existing_path, twin in made.links:
+                store.link(existing_path, twin)
+        if config.site:
+            from staticreg import site
+
+            readmes = _TextReadmes(stored.state.readmes)
+            for path, data in site.render_package(names_after, package, config, _site(config), readmes):
+                store.write(path, data)
+        _remove_legacy(store, name, stored.records, stored.doc, config)
+        entries[name] = (_row(package, config), depends_on(package), incremental.fingerprint(package, settings_key, names_after))
+        report.packages.append(name)
+    return entries
 
 
 _SITE_CACHE: dict = {}
@@ -631,14 +699,17 @@ def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: 
 
 
 def _update_registry(
-    store: Store, states: _States, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport
-) -> None:
+    store: Store, states: _States, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport,
+    migrating: bool = False,
+) -> None:  # fmt: skip
     """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
-    the shared pages from the state as it is, until it is still the same after."""
+    the shared pages from the state as it is, until it is still the same after. The state names
+    this layout from now on (`migrating`: the change brought every package to it)."""
     for attempt in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
         state = states.parse(blob) if blob else RegistryState(settings)
         replaced = (registry_state.state_digest(blob.data) if blob else "", dict(state.rows))
+        state.settings = replace(state.settings, layout=layout.GENERATION)
         for name, entry in rows.items():
             if entry is None:
                 for table in (state.rows, state.depends_on, state.fingerprints):
@@ -671,12 +742,13 @@ def _update_registry(
         if config.index_html and store.folder_host:
             store.write(layout.NOJEKYLL, b"")
     if config.site:
-        _write_shared_pages(store, states, config, replaced, first, report)
+        _write_shared_pages(store, states, config, replaced, first, report, migrating)
 
 
 def _write_shared_pages(
-    store: Store, states: _States, config: Config, replaced: tuple[str, dict], first: bool, report: UpdateReport
-) -> None:
+    store: Store, states: _States, config: Config, replaced: tuple[str, dict], first: bool, report: UpdateReport,
+    migrating: bool = False,
+) -> None:  # fmt: skip
     """Write the shared pages from the registry's state as it is, until it is still the same after.
 
     Only the pages that differ from what they show are made: the marker beside the state
@@ -684,13 +756,13 @@ def _write_shared_pages(
     none, so a writer killed meanwhile leaves them to be made whole by the next one."""
     from staticreg import site
 
-    if first:
+    if first or migrating:  # the pages of this layout are made with this staticreg's assets
         for name, data in site.assets(config).items():
             store.write(layout.site_asset(name), data)
     marker = store.read(layout.SHARED_PAGES_STATE)
     made_from, shown_rows = replaced
     shown: list[dict] | None = [shown_rows[n] for n in sorted(shown_rows)]
-    if first or registry_state.shared_pages_state(marker.data if marker else None) != made_from:
+    if first or migrating or registry_state.shared_pages_state(marker.data if marker else None) != made_from:
         shown = None  # not known: every shared page is made again
     was = site.shared_pages([shown_rows[n] for n in sorted(shown_rows)], config)
     for _ in range(ATTEMPTS):
@@ -711,6 +783,9 @@ def _write_shared_pages(
                 store.write(path, data)
         for path in sorted({p.path for p in was} - {p.path for p in pages}):
             store.delete(path)  # a list page past the last, the page of a scope with no package left
+        if migrating:
+            for path in site.legacy_shared_pages(shown_rows.values()):
+                store.delete(path)
         after = store.read(layout.REGISTRY_STATE)
         if after is not None and after.etag == blob.etag:
             store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(blob.data)))

@@ -41,6 +41,10 @@ files, not folders of their own, but for a package's page, which holds its READM
 Scoped names keep their slash on disk (`@scope/name/index.json`), so a host that
 decodes `%2f` and `%2F` (nginx, S3, python -m http.server) finds the same file for
 `/@scope%2fname`, `/@scope%2Fname` and `/@scope/name`.
+
+GENERATION counts the layouts staticreg has written; a registry's state names the
+one its files follow (registry_state.Settings.layout). The paths of generation 1
+are below (legacy_*): builds and publishes remove what an older staticreg left.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+GENERATION = 2  # of the layout: 1 had a folder per version document and per page, with index.html twins
 FULL_DOCUMENT = "index.json"
 ABBREVIATED_DOCUMENT = "index.corgi"
 VERSION_DOCUMENT_SUFFIX = ".json"  # <name>/<version>.json, served at <name>/<version>
@@ -175,6 +180,26 @@ def site_scope_page(scope: str) -> str:
 def site_list_page(number: int) -> str:
     """Page `number` (from 1) of the package list; the first is the home page."""
     return SITE_HOME if number == 1 else f"{SITE_DIR}/packages/{number}.html"
+
+
+# --- Generation 1 (see GENERATION): what an older staticreg wrote, to remove it -----
+def legacy_document_paths(name: str, version_or_tag: str) -> list[str]:
+    """A version's or tag's document and its twin in generation 1 (folder hosts only: in an
+    object store the document's key, <name>/<version>, is the one it has now)."""
+    folder = f"{package_dir(name)}/{version_or_tag}"
+    return [f"{folder}/{FULL_DOCUMENT}", f"{folder}/{ZERO_CONFIG_DOCUMENT}"]
+
+
+def legacy_version_page(name: str, version: str) -> str:
+    return f"{SITE_DIR}/package/{name}/v/{version}/{SITE_HOME}"
+
+
+def legacy_scope_page(scope: str) -> str:
+    return f"{SITE_DIR}/scope/{scope}/{SITE_HOME}"
+
+
+def legacy_list_page(number: int) -> str:
+    return f"{SITE_DIR}/packages/{number}/{SITE_HOME}"
 
 
 def site_asset(filename: str) -> str:

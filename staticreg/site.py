@@ -239,6 +239,14 @@ def shared_pages(rows: list[dict], config: Config) -> list[_Page]:
     return pages
 
 
+def legacy_shared_pages(rows: Iterable[dict]) -> list[str]:
+    """The scope and list pages an older layout (layout.legacy_*) had for these rows."""
+    rows = list(rows)
+    scopes = sorted({row["scope"] for row in rows if row.get("scope")})
+    count = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    return [layout.legacy_scope_page(s) for s in scopes] + [layout.legacy_list_page(n) for n in range(2, count + 1)]
+
+
 class _Page(NamedTuple):
     template: str
     path: str

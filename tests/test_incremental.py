@@ -411,3 +411,41 @@ def test_a_registry_with_nothing_beside_it_is_still_built_incrementally(tarballs
     assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
 
+
+def tree(root: Path) -> list[str]:
+    """Every file and folder under root."""
+    return sorted(p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("beside", ["its cache", "its cache and spare", "nothing"])
+def test_a_registry_an_older_staticreg_laid_out_is_written_again_whole(tarballs, make_config, tmp_path, beside):
+    """Its version documents in folders, a page per version, index.html twins everywhere: the
+    next build leaves none of it, keeps what is still where it was (same bytes, same mtime),
+    and links nothing that is not there."""
+    from tests.legacy_layout import dead_links, generation_one_files, to_generation_one
+
+    make_set(tarballs)
+    make_tarball(tarballs, {"name": "a", "version": "1.2.0"}, {"README.md": "# a"})
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    if beside == "its cache and spare":
+        make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+        build(config, show_progress=False)  # the output before is the spare now
+    out = config.output_dir
+    to_generation_one(out)
+    if beside == "its cache and spare":
+        to_generation_one(incremental.spare_path(out))
+    if beside == "nothing":
+        incremental.cache_path(out).unlink()
+    old = generation_one_files(out)
+    assert "a/1.0.0/index.json" in old and "-/web/package/a/v/1.2.0/index.html" in old and "-/web/scope/@s/index.html" in old
+    kept = {p: os.stat(out / p).st_mtime_ns for p in ("a/index.json", "a/-/a-1.0.0.tgz")}
+    report = build(config, show_progress=False)
+    assert generation_one_files(out) == [] and dead_links(out) == []
+    assert contents(out) == cold(tarballs, make_config, tmp_path) and tree(out) == tree(tmp_path / "cold")
+    assert set(old) <= set(report.removed)
+    assert {p: os.stat(out / p).st_mtime_ns for p in kept} == kept  # unchanged files are linked, not written
+    state = json.loads((out / "-/staticreg/state.json").read_bytes())
+    assert state["settings"]["layout"] == 2
+    again = build(config, show_progress=False)  # and from here on incremental again
+    assert again.added == again.changed == again.removed == [] and again.tarballs_read == 0

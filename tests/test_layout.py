@@ -162,3 +162,12 @@ def test_version_documents_sit_beside_the_package_document_and_never_on_its_file
         names.check_tag("Index")
     assert layout.version_document_path("a", "1.0.0") != layout.packument_path("a")
 
+
+def test_generation_one_paths_are_known_to_remove_them():
+    assert layout.GENERATION == 2
+    assert layout.legacy_document_paths("@s/n", "1.0.0") == ["@s/n/1.0.0/index.json", "@s/n/1.0.0/index.html"]
+    assert layout.legacy_version_page("a", "1.0.0") == "-/web/package/a/v/1.0.0/index.html"
+    assert layout.legacy_scope_page("@s") == "-/web/scope/@s/index.html"
+    assert layout.legacy_list_page(2) == "-/web/packages/2/index.html"
+    # a generation 1 version document has the key of its generation 2 file in an object store
+    assert layout.object_key(layout.legacy_document_paths("a", "1.0.0")[0]) == layout.object_key("a/1.0.0.json") == "a/1.0.0"
