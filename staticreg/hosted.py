@@ -386,7 +386,7 @@ def _update_package(
         shown = _refresh_package(store, name, config, names_here | {name}, touched, now, report,
                                  (committed, package, made, state))  # fmt: skip
         if config.site:  # a README page that no version shows any more (a version went, or came between)
-            for path in sorted(site_pages(name, existing) - site_pages(name, shown.versions)):
+            for path in sorted(_site_pages(name, existing) - _site_pages(name, shown.versions)):
                 store.delete(path)
         for version in sorted(set(existing) - set(package.versions)):
             _remove_version(store, name, version, config)
@@ -539,7 +539,7 @@ def _refresh_package(
     return package
 
 
-def site_pages(name: str, versions: dict) -> set[str]:
+def _site_pages(name: str, versions: dict) -> set[str]:
     """The site's pages of a package with these versions (records or model entries, by version)."""
     from staticreg import site
 
@@ -690,7 +690,7 @@ def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: 
     for tag in _tag_documents(existing, doc):
         _remove_document(store, layout.version_document_path(name, tag))
     if config.site:
-        for path in sorted(site_pages(name, existing)):
+        for path in sorted(_site_pages(name, existing)):
             store.delete(path)
     for version in existing:
         _remove_version(store, name, version, config)
