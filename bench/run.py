@@ -6,7 +6,8 @@ For every size: generate (or reuse) the corpus, then, alternating, the read floo
 (sha1, sha512 and inflate of every byte, in as many processes as the build uses)
 and staticreg's cold build; then a no-op rebuild and an add-one-tarball
 rebuild into the same output, all through the `staticreg build` command line,
-with the peak resident memory of the build's whole process tree. For the
+with the peak resident memory of the build's whole process tree and the files
+and folders the cold build wrote. For the
 --peer size it also installs Verdaccio into bench/work (no uplinks), publishes
 the same tarballs into it, serves staticreg's output with nginx, and compares:
 the publish loop against the build, documents per second (wrk, which the peer
@@ -181,6 +182,16 @@ def write_config(work: Path, corpus: Path, base_url: str) -> Path:
     return config
 
 
+def tree_counts(folder: Path) -> tuple[int, int]:
+    """(files, folders) under `folder`, the folder itself counted: what `find folder -type f`
+    and `find folder -type d` count."""
+    files, folders = 0, 0
+    for _, _, filenames in os.walk(folder):
+        folders += 1
+        files += len(filenames)
+    return files, folders
+
+
 def clean_output(work: Path) -> None:
     """Everything a build leaves, so that the next one is cold: the output, the times file,
     and the state beside the output (cache, READMEs, spare, lock)."""
@@ -210,6 +221,8 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         log(f"{count}: floor {floors[-1]:.2f} s, cold build {colds[-1]['seconds']:.2f} s "
             f"({colds[-1]['seconds'] / floors[-1]:.2f}x), peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB")  # fmt: skip
     report = json.loads((work / "report.json").read_text())
+    files_written, folders_written = tree_counts(work / "out")
+    log(f"{count}: the output holds {files_written} files in {folders_written} folders")
 
     cold = statistics.median(r["seconds"] for r in colds)
     floor = statistics.median(floors)
@@ -226,6 +239,8 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors, strict=True)),
         "peak_rss_tree_mib": max(r["peak_rss_tree"] for r in colds) / 2**20,
         "peak_rss_main_mib": max(r["peak_rss_main"] for r in colds) / 2**20,
+        "output_files": files_written,
+        "output_folders": folders_written,
     }
     if not rebuilds:
         return result
@@ -625,14 +640,15 @@ def machine() -> str:
 
 def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
-    lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one)")
+    lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one) | files/folders written")
     for _, b in sorted(builds.items()):
         noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
                 f"{b['add_one_seconds']:.2f} ({b['first_add_one_seconds']:.2f})"
                 if "noop_seconds" in b else "- | - | -")  # fmt: skip
         lines.append(
             f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['cold_seconds']:.2f} | "
-            f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f}"
+            f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f} | "
+            f"{b['output_files']}/{b['output_folders']}"
         )
     sizes = sorted(builds)
     for small, large in itertools.pairwise(sizes):

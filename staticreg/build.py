@@ -488,20 +488,25 @@ def _reuse_spare(staging: Staging, spare: Path, previous: incremental.Cache, dec
             continue
         for folder in layout.package_folders(name) if name else []:
             shutil.rmtree(staging.path(folder), ignore_errors=True)
-            parent = os.path.dirname(folder)
-            while parent:  # "@scope" or "-/package/@scope" with nothing left in it
-                try:
-                    os.rmdir(staging.path(parent))
-                except OSError:
-                    break
-                parent = os.path.dirname(parent)
+            _remove_empty_parents(staging, folder)  # "@scope" or "-/package/@scope" with nothing left in it
         if not name and files:
             for relative in files.split("\n"):
                 staging.path(relative).unlink(missing_ok=True)
+                _remove_empty_parents(staging, relative)  # a folder of list or scope pages no longer made
     for name, files in kept.items():
         staging.kept.update(layout.package_folders(name))
         staging.reused += files.count("\n") + 1
     return kept
+
+
+def _remove_empty_parents(staging: Staging, relative: str) -> None:
+    parent = os.path.dirname(relative)
+    while parent:
+        try:
+            os.rmdir(staging.path(parent))
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
 
 
 def _discard(folder: Path) -> None:

@@ -13,7 +13,9 @@ Deploy makes the bucket hold the registry that was built. It refuses to drop a
 version the bucket has and the registry lacks (one published since the registry was
 built: two pipelines would lose it), unless `delete` asks for exactly that; and it
 writes the bucket's state with a conditional write, so that a publish or another
-deploy that ran meanwhile is never silently undone.
+deploy that ran meanwhile is never silently undone. Site pages of a registry's
+bucket that the registry no longer has (those of an older layout, a README page no
+version shows) are removed in any case: no page of them is anyone's version.
 """
 
 from __future__ import annotations
@@ -190,10 +192,9 @@ def deploy(registry_dir: Path, target: str, endpoint_url: str | None = None, del
         chosen, gone = _by_state(bucket, uploads, local, remote, remote_blob[0], registry_dir, delete)
         state_expect = remote_blob[1]
     report.unchanged = len(uploads) - len(chosen)
-    if delete:
-        report.deleted = gone
-    else:
-        report.stale = gone
+    pages = {key for key in gone if remote_blob is not None and _is_site_key(bucket, key)}
+    report.deleted = gone if delete else [key for key in gone if key in pages]
+    report.stale = [] if delete else [key for key in gone if key not in pages]
     final = [u for u in chosen if u.path == layout.REGISTRY_STATE]
     progress = Progress("Uploading", len(chosen), enabled=show_progress)
     try:
@@ -211,11 +212,11 @@ def deploy(registry_dir: Path, target: str, endpoint_url: str | None = None, del
                 if not dry_run:
                     bucket.put(upload, expect=state_expect)
                 report.uploaded.append(upload.key)
-            if delete:
-                for key in gone:
+            if report.deleted:
+                for key in report.deleted:
                     say(f"delete {key}")
                 if not dry_run:
-                    list(pool.map(bucket.delete, gone))
+                    list(pool.map(bucket.delete, report.deleted))
     except Conflict:
         raise DeployError(
             f"{target}: the registry in the bucket changed while this deploy ran (a publish, or another deploy); "
@@ -289,6 +290,11 @@ def _changed_shared(bucket: _Bucket, shared: list[Upload]) -> tuple[list[Upload]
         listed.update(bucket.keys_under(bucket.prefix + folder))
     changed = [u for u in shared if not u.path.startswith(_SHARED_FOLDERS) or listed.get(u.key) != _md5(u.file)]
     return changed, listed
+
+
+def _is_site_key(bucket: _Bucket, key: str) -> bool:
+    """A key of the browsable site (its pages, assets and search index) under the bucket's prefix."""
+    return key.startswith(bucket.prefix + layout.SITE_DIR + "/")
 
 
 def _document_key(bucket: _Bucket, name: str) -> str:

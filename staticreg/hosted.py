@@ -8,7 +8,13 @@ and writes them in an order no reader can catch half done:
     tarballs (created only where there is none)   -> per-version documents
     -> the package's state -> the package document (the commit point)
     -> its abbreviated and dist-tags documents, its pages
+    -> the files it no longer has (removed versions' documents, pages no version needs)
     -> the registry's state -> the shared pages (lists, scopes, search index)
+
+A registry an older staticreg laid out (its state names an older layout.GENERATION)
+is brought to this layout by the first change to it: every package's documents and
+pages are written where they are now, and the files of the old layout removed,
+before its state names the new layout.
 
 The package state, the package document and the registry's state are written
 with compare-and-swap (see `store`): a writer that lost a race reads again,
@@ -220,11 +226,13 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
         settings = _settings(store, before, config)
         config = _config_for(config, settings)
         first = before is None
+        migrating = not first and settings.layout != layout.GENERATION  # see the module's docstring
         before = before or RegistryState(settings)
         names_here = (set(before.fingerprints) | {c.name for c in changes if c.add}) - {
             c.name for c in changes if c.remove_all
         }
-        packages = {c.name: _update_package(store, c, config, names_here, readmes, now, report) for c in changes}
+        packages = {c.name: _update_package(store, c, config, names_here, readmes, now, report, migrating)
+                    for c in changes}  # fmt: skip
         names_after = (set(before.fingerprints) | {n for n, p in packages.items() if p}) - {
             n for n, p in packages.items() if p is None
         }
@@ -233,8 +241,11 @@ def apply(store: Store, changes: list[Change], config: Config, readmes: ReadmeSt
             name: (_row(p, config), depends_on(p), incremental.fingerprint(p, settings_key, names_after)) if p else None
             for name, p in packages.items()
         }
-        entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
-        _update_registry(store, states, settings, config, entries, first, report)
+        if migrating:  # every package, its dependents among them
+            entries.update(_migrate(store, before, names_after, packages, config, settings_key, now, report))
+        else:
+            entries.update(_dependents(store, before, names_after, packages, config, settings_key, now, report))
+        _update_registry(store, states, settings, config, entries, first, report, migrating)
     if hasattr(store, "requests"):
         report.requests = store.requests
     return report
@@ -305,9 +316,10 @@ def _backoff(attempt: int) -> None:
 
 def _update_package(
     store: Store, change: Change, config: Config, names_here: set[str], readmes: ReadmeStore | None,
-    now: datetime, report: UpdateReport,
+    now: datetime, report: UpdateReport, migrating: bool = False,
 ) -> Package | None:  # fmt: skip
-    """Commit one package's change with compare-and-swap; its package, or None when it is gone."""
+    """Commit one package's change with compare-and-swap; its package, or None when it is gone.
+    `migrating`: the registry is in an older layout (see the module's docstring)."""
     name = change.name
     for attempt in range(ATTEMPTS):
         doc_blob = store.read(layout.packument_path(name))
@@ -346,11 +358,13 @@ def _update_package(
             del state.versions[version]
         if not keep and not added:
             _remove_package(store, name, existing, stored.doc, config, report)
+            if migrating:
+                _remove_legacy(store, name, existing, stored.doc, config)
             return None
         package = _model(name, keep, added, stored, config, now)
         made = _files(package, config, state, stored.doc)
         files = made.files
-        touched = _changed_version_documents(stored.doc, package, files)
+        touched = _version_documents(package) if migrating else _changed_version_documents(stored.doc, package, files)
         try:
             for incoming in added:
                 _put_tarball(store, name, incoming)
@@ -369,12 +383,18 @@ def _update_package(
             continue
         for incoming in change.add:
             (report.published if incoming in added else report.unchanged).append(f"{name}@{incoming.version}")
-        _refresh_package(store, name, config, names_here | {name}, touched, now, report, (committed, package, made, state))
+        shown = _refresh_package(store, name, config, names_here | {name}, touched, now, report,
+                                 (committed, package, made, state))  # fmt: skip
+        if config.site:  # a README page that no version shows any more (a version went, or came between)
+            for path in sorted(_site_pages(name, existing) - _site_pages(name, shown.versions)):
+                store.delete(path)
         for version in sorted(set(existing) - set(package.versions)):
             _remove_version(store, name, version, config)
             report.removed.append(f"{name}@{version}")
         for tag in sorted(_tag_documents(existing, stored.doc) - set(package.dist_tags)):
             _remove_document(store, layout.version_document_path(name, tag))
+        if migrating:
+            _remove_legacy(store, name, existing, stored.doc, config)
         return package
     raise UpdateError(f"{name}: {ATTEMPTS} other writers changed it while this one tried; run the same command again")
 
@@ -488,10 +508,11 @@ def _put_tarball(store: Store, name: str, incoming: Incoming) -> None:
 def _refresh_package(
     store: Store, name: str, config: Config, names_here: set[str], touched: list[str], now: datetime,
     report: UpdateReport, committed: tuple[str | None, Package, _Collect, PackageState],
-) -> None:  # fmt: skip
+) -> Package:  # fmt: skip
     """Write the files made from the package document (and the version documents this change
     touched): first from what this change committed, then, if another writer committed since,
-    from the document as it is, until it is still the one they were made from after."""
+    from the document as it is, until it is still the one they were made from after. Returns
+    the package they were made from last."""
     etag, package, made, state = committed
     for _ in range(ATTEMPTS):
         for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *touched):
@@ -509,12 +530,26 @@ def _refresh_package(
         if after is None or after.etag == etag:
             if name not in report.packages:
                 report.packages.append(name)
-            return
+            return package
         report.retries += 1  # another writer committed the package since: its document is the one to follow
         stored = _existing(store, name, after, store.read(layout.package_state_path(name)))
         etag, state = after.etag, stored.state
         package = _model(name, stored.records, [], stored, config, now)
         made = _files(package, config, state, stored.doc)
+    return package
+
+
+def _site_pages(name: str, versions: dict) -> set[str]:
+    """The site's pages of a package with these versions (records or model entries, by version)."""
+    from staticreg import site
+
+    return site.page_paths(name, {v: getattr(e, "record", e) for v, e in versions.items()})
+
+
+def _version_documents(package: Package) -> list[str]:
+    """Every version and tag document of the package."""
+    tags = [t for t in package.dist_tags if t not in package.versions]
+    return [layout.version_document_path(package.name, v) for v in [*package.versions, *tags]]
 
 
 def _changed_version_documents(doc: dict, package: Package, files: dict[str, bytes]) -> list[str]:
@@ -540,17 +575,63 @@ def _tag_documents(existing: dict, doc: dict) -> set[str]:
 
 def _remove_document(store: Store, path: str) -> None:
     store.delete(path)
-    if store.folder_host:
+    if store.folder_host and path.endswith("/" + layout.FULL_DOCUMENT):  # the package document's twin
         store.delete(layout.zero_config_copy(path))
 
 
 def _remove_version(store: Store, name: str, version: str, config: Config) -> None:
-    """After the package document stopped naming it: its document, its page, then its tarball."""
+    """After the package document stopped naming it (and its pages were made without it):
+    its document, then its tarball."""
     _remove_document(store, layout.version_document_path(name, version))
     store.delete(layout.attestation_path(name, version))
-    if config.site:
-        store.delete(layout.site_version_page(name, version))
     store.delete(layout.tarball_path(name, version))
+
+
+def _remove_legacy(store: Store, name: str, existing: dict, doc: dict, config: Config) -> None:
+    """The files an older layout gave the package's versions and tags (layout.legacy_*), once
+    their files in this layout are written. In an object store a version document's key is the
+    same in both layouts: only the pages go there."""
+    versions = sorted(existing)
+    if store.folder_host:
+        for version_or_tag in versions + sorted(_tag_documents(existing, doc)):
+            for path in layout.legacy_document_paths(name, version_or_tag):
+                store.delete(path)
+    if config.site:
+        for version in versions:
+            store.delete(layout.legacy_version_page(name, version))
+
+
+def _migrate(
+    store: Store, before: RegistryState, names_after: set[str], packages: dict, config: Config,
+    settings_key: str, now: datetime, report: UpdateReport,
+) -> dict[str, tuple[dict, list[str], str]]:  # fmt: skip
+    """A registry in an older layout: every package this change did not touch, its files written
+    where this layout puts them and the old ones removed. Their new entries."""
+    entries = {}
+    for name in sorted(before.fingerprints):
+        if name in packages or name not in names_after:
+            continue
+        doc_blob = store.read(layout.packument_path(name))
+        if doc_blob is None:
+            continue
+        stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
+        package = _model(name, stored.records, [], stored, config, now)
+        made = _files(package, config, stored.state, stored.doc)
+        for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *_version_documents(package)):
+            store.write(path, made.files[path])
+        if store.folder_host:
+            for existing_path, twin in made.links:
+                store.link(existing_path, twin)
+        if config.site:
+            from staticreg import site
+
+            readmes = _TextReadmes(stored.state.readmes)
+            for path, data in site.render_package(names_after, package, config, _site(config), readmes):
+                store.write(path, data)
+        _remove_legacy(store, name, stored.records, stored.doc, config)
+        entries[name] = (_row(package, config), depends_on(package), incremental.fingerprint(package, settings_key, names_after))
+        report.packages.append(name)
+    return entries
 
 
 _SITE_CACHE: dict = {}
@@ -609,7 +690,8 @@ def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: 
     for tag in _tag_documents(existing, doc):
         _remove_document(store, layout.version_document_path(name, tag))
     if config.site:
-        store.delete(layout.site_package_page(name))
+        for path in sorted(_site_pages(name, existing)):
+            store.delete(path)
     for version in existing:
         _remove_version(store, name, version, config)
         report.removed.append(f"{name}@{version}")
@@ -617,14 +699,17 @@ def _remove_package(store: Store, name: str, existing: dict, doc: dict, config: 
 
 
 def _update_registry(
-    store: Store, states: _States, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport
-) -> None:
+    store: Store, states: _States, settings: Settings, config: Config, rows: dict, first: bool, report: UpdateReport,
+    migrating: bool = False,
+) -> None:  # fmt: skip
     """Merge the touched packages' rows into the registry's state (compare-and-swap), then write
-    the shared pages from the state as it is, until it is still the same after."""
+    the shared pages from the state as it is, until it is still the same after. The state names
+    this layout from now on (`migrating`: the change brought every package to it)."""
     for attempt in range(ATTEMPTS):
         blob = store.read(layout.REGISTRY_STATE)
         state = states.parse(blob) if blob else RegistryState(settings)
         replaced = (registry_state.state_digest(blob.data) if blob else "", dict(state.rows))
+        state.settings = replace(state.settings, layout=layout.GENERATION)
         for name, entry in rows.items():
             if entry is None:
                 for table in (state.rows, state.depends_on, state.fingerprints):
@@ -657,12 +742,13 @@ def _update_registry(
         if config.index_html and store.folder_host:
             store.write(layout.NOJEKYLL, b"")
     if config.site:
-        _write_shared_pages(store, states, config, replaced, first, report)
+        _write_shared_pages(store, states, config, replaced, first, report, migrating)
 
 
 def _write_shared_pages(
-    store: Store, states: _States, config: Config, replaced: tuple[str, dict], first: bool, report: UpdateReport
-) -> None:
+    store: Store, states: _States, config: Config, replaced: tuple[str, dict], first: bool, report: UpdateReport,
+    migrating: bool = False,
+) -> None:  # fmt: skip
     """Write the shared pages from the registry's state as it is, until it is still the same after.
 
     Only the pages that differ from what they show are made: the marker beside the state
@@ -670,13 +756,13 @@ def _write_shared_pages(
     none, so a writer killed meanwhile leaves them to be made whole by the next one."""
     from staticreg import site
 
-    if first:
+    if first or migrating:  # the pages of this layout are made with this staticreg's assets
         for name, data in site.assets(config).items():
             store.write(layout.site_asset(name), data)
     marker = store.read(layout.SHARED_PAGES_STATE)
     made_from, shown_rows = replaced
     shown: list[dict] | None = [shown_rows[n] for n in sorted(shown_rows)]
-    if first or registry_state.shared_pages_state(marker.data if marker else None) != made_from:
+    if first or migrating or registry_state.shared_pages_state(marker.data if marker else None) != made_from:
         shown = None  # not known: every shared page is made again
     was = site.shared_pages([shown_rows[n] for n in sorted(shown_rows)], config)
     for _ in range(ATTEMPTS):
@@ -697,6 +783,9 @@ def _write_shared_pages(
                 store.write(path, data)
         for path in sorted({p.path for p in was} - {p.path for p in pages}):
             store.delete(path)  # a list page past the last, the page of a scope with no package left
+        if migrating:
+            for path in site.legacy_shared_pages(shown_rows.values()):
+                store.delete(path)
         after = store.read(layout.REGISTRY_STATE)
         if after is not None and after.etag == blob.etag:
             store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(registry_state.state_digest(blob.data)))

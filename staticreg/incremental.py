@@ -24,7 +24,9 @@ marshal reads the entries ten times faster than JSON lines did. It holds two thi
   cache) is still the one the cache describes.
 
 A new staticreg version drops everything; a change of a setting that shapes
-every file (base URL, title, site, templates...) changes every fingerprint.
+every file (base URL, title, site, templates...) changes every fingerprint, and
+so does a new layout (layout.GENERATION): an output an older staticreg laid out
+is written again whole, and none of its files is left where nothing links to it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from staticreg.model import Package, Problem, identity
 from staticreg.output import write_file_atomic
 from staticreg.reader import TarballRecord
 
-FORMAT = 15  # of the cache file
+FORMAT = 16  # of the cache file
 RECORDS_FORMAT = 14  # of the records files
 _COLUMN = 10_000  # name@version keys per columns entry
 _BATCH = 1000  # entries per marshal batch
@@ -381,7 +383,7 @@ def _tree_stamp(folder: Path | None) -> list:
 def settings_key(config: Config) -> str:
     """Everything outside the packages themselves that shapes the files of every package."""
     shape = (
-        __version__, config.base_url, config.title, config.site, config.index_html,
+        __version__, layout.GENERATION, config.base_url, config.title, config.site, config.index_html,
         _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),
         config.signing.settings() if config.signing else None,  # key ids: a new key signs every document again
     )  # fmt: skip
@@ -495,6 +497,8 @@ def from_output(output: Path, readmes) -> Cache:
         state = registry_state.parse_registry_state((output / layout.REGISTRY_STATE).read_bytes(), "")
     except (OSError, registry_state.StateError):
         return Cache()
+    if state.settings.layout != layout.GENERATION:
+        return Cache()  # laid out by an older staticreg: none of its files is where this build puts it
     cache = Cache(output_id=output_token(output), describes_output=True)
     owner: dict[str, str] = {}
     try:

@@ -7,18 +7,22 @@ folder. Names, versions and tags reaching here have passed `names`, and
 
     <name>/index.json                   full package document   GET /<name>
     <name>/index.corgi                  abbreviated document    same URL, Accept: application/vnd.npm.install-v1+json
-    <name>/<version>/index.json         one version             GET /<name>/<version>
-    <name>/<tag>/index.json             the version a tag names GET /<name>/latest
+    <name>/index.html                   the full document again (index_html), for hosts that serve only index.html
+    <name>/<version>.json               one version             GET /<name>/<version>
+    <name>/<tag>.json                   the version a tag names GET /<name>/latest
     <name>/-/<basename>-<version>.tgz   the tarball             (conventional path)
     -/package/<name>/dist-tags          the dist-tags           GET /-/package/<name>/dist-tags
     -/ping                              {}                      GET /-/ping
     -/npm/v1/keys                       the signing keys        GET /-/npm/v1/keys (npm and pnpm audit signatures)
+    -/npm/v1/attestations/<name>@<version>  a mirrored version's attestation bundle (JSON)
     index.html                          the site's home page (the first page of the package list)
     404.html                            the site's page for a missing package
-    -/web/packages/<n>/index.html       further pages of the package list
-    -/web/package/<name>/index.html     a package's page
-    -/web/package/<name>/v/<version>/index.html   one version's page, with its own README
-    -/web/scope/<@scope>/index.html     a scope's page
+    -/web/packages/<n>.html             further pages of the package list
+    -/web/package/<name>/index.html     a package's page (linked as -/web/package/<name>/)
+    -/web/package/<name>/<version>.html a README page: the README of <version> and of the versions
+                                        after it that have the same one, each version's details
+                                        in a section of its own (#v<version>)
+    -/web/scope/<@scope>.html           a scope's page
     -/web/search-index.json             the search index, loaded by the browser on demand
     -/web/assets/<file>                 style sheet and script
     -/staticreg/state.json              the registry's state: its settings and each package's list row
@@ -27,11 +31,20 @@ folder. Names, versions and tags reaching here have passed `names`, and
 
 The two state files travel with the registry, so that `staticreg publish` and its
 kin can change a hosted registry reading only what the change needs.
-    -/npm/v1/attestations/<name>@<version>  a mirrored version's attestation bundle (JSON)
+
+Clients ask only for package documents by a folder's URL (`/<name>`), so only they
+have an index.html twin; every other file is served at its own path, or, for
+version documents, at its path without ".json" (the server configurations and the
+dev server try `<path>.json`; an object store keeps them at that key). Pages are
+files, not folders of their own, but for a package's page, which holds its README pages.
 
 Scoped names keep their slash on disk (`@scope/name/index.json`), so a host that
 decodes `%2f` and `%2F` (nginx, S3, python -m http.server) finds the same file for
 `/@scope%2fname`, `/@scope%2Fname` and `/@scope/name`.
+
+GENERATION counts the layouts staticreg has written; a registry's state names the
+one its files follow (registry_state.Settings.layout). The paths of generation 1
+are below (legacy_*): builds and publishes remove what an older staticreg left.
 """
 
 from __future__ import annotations
@@ -39,8 +52,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+GENERATION = 2  # of the layout: 1 had a folder per version document and per page, with index.html twins
 FULL_DOCUMENT = "index.json"
 ABBREVIATED_DOCUMENT = "index.corgi"
+VERSION_DOCUMENT_SUFFIX = ".json"  # <name>/<version>.json, served at <name>/<version>
 # Hosts that only know index.html (python -m http.server, GitHub Pages) find the
 # full document here, after a redirect to the trailing-slash URL.
 ZERO_CONFIG_DOCUMENT = "index.html"
@@ -84,11 +99,17 @@ def abbreviated_path(name: str) -> str:
 
 
 def version_document_path(name: str, version_or_tag: str) -> str:
-    return f"{package_dir(name)}/{version_or_tag}/{FULL_DOCUMENT}"
+    """Beside the package document, in no folder of its own: a version starts with a digit
+    and a tag with a letter, and no tag is "index" (names.check_tag)."""
+    return f"{package_dir(name)}/{version_or_tag}{VERSION_DOCUMENT_SUFFIX}"
 
 
 def zero_config_copy(document_path: str) -> str:
-    """The index.html twin of a document at .../index.json."""
+    """The index.html twin of a package document at <name>/index.json. Only package documents
+    have one: they are what clients ask for by a folder's URL (/<name>); version and tag
+    documents no client asks for (npm view reads the package document)."""
+    if not document_path.endswith("/" + FULL_DOCUMENT):
+        raise ValueError(f"{document_path} is not a package document: it has no index.html twin")
     return document_path[: -len(FULL_DOCUMENT)] + ZERO_CONFIG_DOCUMENT
 
 
@@ -139,20 +160,46 @@ def site_package_page(name: str) -> str:
     return f"{SITE_DIR}/package/{name}/index.html"
 
 
-def site_version_page(name: str, version: str) -> str:
-    # Package names have no "v" folder of their own: an unscoped name is one
-    # segment, a scoped one starts with "@".
-    return f"{SITE_DIR}/package/{name}/v/{version}/index.html"
+def site_readme_page(name: str, version: str) -> str:
+    """The page of the README that `version` brought, shared by the versions after it (in
+    semver order) that have the same README. Beside the package's page, not in a folder:
+    an unscoped name is one segment, and a scoped one starts with "@"."""
+    return f"{SITE_DIR}/package/{name}/{version}.html"
+
+
+def version_anchor(version: str) -> str:
+    """The id of a version's section on its README page (site_readme_page)."""
+    return f"v{version}"
 
 
 def site_scope_page(scope: str) -> str:
     """The page of a scope ("@acme"). Not under package/: "@acme/index.html" is a valid package name."""
-    return f"{SITE_DIR}/scope/{scope}/index.html"
+    return f"{SITE_DIR}/scope/{scope}.html"
 
 
 def site_list_page(number: int) -> str:
     """Page `number` (from 1) of the package list; the first is the home page."""
-    return SITE_HOME if number == 1 else f"{SITE_DIR}/packages/{number}/index.html"
+    return SITE_HOME if number == 1 else f"{SITE_DIR}/packages/{number}.html"
+
+
+# --- Generation 1 (see GENERATION): what an older staticreg wrote, to remove it -----
+def legacy_document_paths(name: str, version_or_tag: str) -> list[str]:
+    """A version's or tag's document and its twin in generation 1 (folder hosts only: in an
+    object store the document's key, <name>/<version>, is the one it has now)."""
+    folder = f"{package_dir(name)}/{version_or_tag}"
+    return [f"{folder}/{FULL_DOCUMENT}", f"{folder}/{ZERO_CONFIG_DOCUMENT}"]
+
+
+def legacy_version_page(name: str, version: str) -> str:
+    return f"{SITE_DIR}/package/{name}/v/{version}/{SITE_HOME}"
+
+
+def legacy_scope_page(scope: str) -> str:
+    return f"{SITE_DIR}/scope/{scope}/{SITE_HOME}"
+
+
+def legacy_list_page(number: int) -> str:
+    return f"{SITE_DIR}/packages/{number}/{SITE_HOME}"
 
 
 def site_asset(filename: str) -> str:
@@ -228,7 +275,7 @@ def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
     candidates = [rel]
     if wants_abbreviated:
         candidates.append(f"{rel}/{ABBREVIATED_DOCUMENT}")
-    return candidates + [f"{rel}/{FULL_DOCUMENT}", f"{rel}/{SITE_HOME}"]
+    return candidates + [f"{rel}/{FULL_DOCUMENT}", f"{rel}/{SITE_HOME}", rel + VERSION_DOCUMENT_SUFFIX]
 
 
 # --- Object stores (S3 and compatible) ---------------------------------------
@@ -238,6 +285,22 @@ def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
 # Accept header, so every client gets the full document; the index.html copies
 # are for filesystem hosts only.
 TARBALL, DOCUMENT, SITE_PAGE, ROOT_PAGE, STATE = "tarball", "document", "site", "root", "state"
+
+
+def _is_package_folder(folder: str) -> bool:
+    """<name> or @scope/<name>: a folder of package documents (not the registry's own "-")."""
+    if not folder or folder == "-" or folder.startswith("-/"):
+        return False
+    return folder.count("/") == (1 if folder.startswith("@") else 0)
+
+
+def is_version_document(path: str) -> bool:
+    """<name>/<version>.json or <name>/<tag>.json (and not the package document)."""
+    folder, _, filename = path.rpartition("/")
+    return (
+        filename.endswith(VERSION_DOCUMENT_SUFFIX) and filename != FULL_DOCUMENT and len(filename) > 5
+        and _is_package_folder(folder)
+    )  # fmt: skip
 
 
 def kind_of(path: str) -> str:
@@ -251,7 +314,7 @@ def kind_of(path: str) -> str:
         return STATE
     if (filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and folder) or path in (PING, KEYS) or (
         path.startswith("-/package/") and filename == "dist-tags"
-    ) or is_attestation(path):
+    ) or is_attestation(path) or is_version_document(path):
         return DOCUMENT
     return SITE_PAGE if folder else ROOT_PAGE
 
@@ -259,12 +322,15 @@ def kind_of(path: str) -> str:
 def object_key(path: str) -> str | None:
     """The key of one file of the registry in an object store (before the prefix), or None
     for the files a store does without: abbreviated documents and .nojekyll. Index.html
-    twins of documents are never asked for: they are a folder host's, made by its store."""
+    twins of documents are never asked for: they are a folder host's, made by its store.
+    A version document is at the key clients ask for, <name>/<version>, without ".json"."""
     folder, _, filename = path.rpartition("/")
     if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
         return None
     if filename == FULL_DOCUMENT and kind_of(path) == DOCUMENT:
         return folder
+    if is_version_document(path):
+        return path[: -len(VERSION_DOCUMENT_SUFFIX)]
     return path
 
 
@@ -281,6 +347,8 @@ def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
         kind = kind_of(path)
         if kind == DOCUMENT and filename == FULL_DOCUMENT:
             keys[folder] = (path, kind)  # served at the folder's own URL
+        elif is_version_document(path):
+            keys[path[: -len(VERSION_DOCUMENT_SUFFIX)]] = (path, kind)
         else:
             keys[path] = (path, kind)
             if filename == SITE_HOME and kind in (SITE_PAGE, ROOT_PAGE):

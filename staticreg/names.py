@@ -32,7 +32,8 @@ MAX_VERSION_LENGTH = 256
 _MAX_SAFE_INTEGER = 2**53 - 1
 
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
-# <name>/<tag>/index.json must not land on <name>/index.json and its twins.
+# A tag's document (layout.version_document_path: <name>/<tag>.json) must not land on
+# <name>/index.json, and no tag is the file name of a package folder's documents.
 _DOCUMENT_NAMES = {layout.FULL_DOCUMENT, layout.ABBREVIATED_DOCUMENT, layout.ZERO_CONFIG_DOCUMENT}
 
 
@@ -117,7 +118,7 @@ def check_tag(tag: object) -> str:
         )
     if tag.lower().startswith("v") and tag[1:2].isdigit():
         raise NameProblem(f"the dist-tag {tag!r} looks like a version")
-    if tag.lower() in _DOCUMENT_NAMES:
+    if tag.lower() in _DOCUMENT_NAMES or tag.lower() + layout.VERSION_DOCUMENT_SUFFIX in _DOCUMENT_NAMES:
         raise NameProblem(f"the dist-tag {tag!r} is a file name the registry uses in a package folder")
     return tag
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from staticreg.errors import StaticregError
+from staticreg.layout import GENERATION
 
 FORMAT = 1
 
@@ -40,6 +41,8 @@ class Settings:
     index_html: bool = True
     templates: str = ""  # a digest of the user's template folder; "" for staticreg's own
     signing_key: str = ""  # the key id versions are signed with; "" when they are not
+    # The layout its files follow (layout.GENERATION); a state without one is of generation 1.
+    layout: int = GENERATION
 
 
 @dataclass
@@ -99,8 +102,8 @@ def registry_state_bytes(state: RegistryState) -> bytes:
     # JSON keeps it); sorting every row's keys took a third of writing the file.
     return dumps({
         "format": FORMAT,
-        "settings": {"base_url": s.base_url, "index_html": s.index_html, "signing_key": s.signing_key,
-                     "site": s.site, "templates": s.templates, "title": s.title},
+        "settings": {"base_url": s.base_url, "index_html": s.index_html, "layout": s.layout,
+                     "signing_key": s.signing_key, "site": s.site, "templates": s.templates, "title": s.title},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
         "depends_on": {name: state.depends_on[name] for name in sorted(state.depends_on)},
         "fingerprints": {name: state.fingerprints[name] for name in sorted(state.fingerprints)},
@@ -150,6 +153,7 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
             index_html=_flag(settings["index_html"]),
             templates=_text(settings["templates"]),
             signing_key=_text(settings["signing_key"]),
+            layout=_number(settings.get("layout", 1)),
         )
     except (KeyError, TypeError) as exc:
         raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None
@@ -200,6 +204,12 @@ def _upstream_entry(value: object) -> bool:
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{value!r} is not text")
+    return value
+
+
+def _number(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError(f"{value!r} is not a positive whole number")
     return value
 
 

@@ -27,6 +27,7 @@ import jinja2
 from markupsafe import Markup
 
 from staticreg import __version__, documents, layout, untrusted
+from staticreg import names as names_module
 from staticreg import workers as workers_module
 from staticreg.config import Config, template_dirs
 from staticreg.errors import BuildError
@@ -139,9 +140,35 @@ def site_context(config: Config, assets: Mapping[str, str]) -> dict:
 
 
 def render_package(names: Container[str], package: Package, config: Config, site: dict, readmes) -> list[tuple[str, bytes]]:
-    """One package's pages, rendered here: its page and each version's. `names`: the
+    """One package's pages, rendered here: its page and its README pages. `names`: the
     packages in the registry (dependencies among them are linked); `readmes` has get(id)."""
     return _render_now(_package_pages(names, package, config), config, site, readmes)
+
+
+def readme_key(record) -> tuple[str, str | None] | None:
+    """What a version's README page is made of: its README (id and file name), None for none."""
+    return (record.readme, record.readme_filename) if record.readme else None
+
+
+def readme_runs(keyed: Iterable[tuple[str, object]]) -> list[list[str]]:
+    """The versions, given in semver order with their readme_key, in runs that share one README
+    page: a version whose README differs from the one before it starts a page of its own."""
+    runs: list[list[str]] = []
+    last: object = None
+    for version, key in keyed:
+        if not runs or key != last:
+            runs.append([])
+        runs[-1].append(version)
+        last = key
+    return runs
+
+
+def page_paths(name: str, records: Mapping[str, object]) -> set[str]:
+    """The pages of a package whose versions have these records (by version, any order):
+    what render_package writes for it, known without rendering (to remove what a change left)."""
+    ordered = sorted(records, key=names_module.version_key)
+    runs = readme_runs((v, readme_key(records[v])) for v in ordered)
+    return {layout.site_package_page(name)} | {layout.site_readme_page(name, run[0]) for run in runs}
 
 
 def render_pages(pages: list[_Page], config: Config, site: dict) -> list[tuple[str, bytes]]:
@@ -211,6 +238,14 @@ def shared_pages(rows: list[dict], config: Config) -> list[_Page]:
     # Served for any URL, at any depth: its links are absolute paths from the base URL.
     pages.append(_Page("404.html", layout.SITE_NOT_FOUND, {}, root=urlsplit(config.base_url).path or "/"))
     return pages
+
+
+def legacy_shared_pages(rows: Iterable[dict]) -> list[str]:
+    """The scope and list pages an older layout (layout.legacy_*) had for these rows."""
+    rows = list(rows)
+    scopes = sorted({row["scope"] for row in rows if row.get("scope")})
+    count = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    return [layout.legacy_scope_page(s) for s in scopes] + [layout.legacy_list_page(n) for n in range(2, count + 1)]
 
 
 class _Page(NamedTuple):
@@ -392,8 +427,7 @@ def search_index(rows: list[dict]) -> bytes:
 
 
 def _readme(entry: Version) -> tuple[str, str | None] | None:
-    readme_id = entry.record.readme
-    return (readme_id, entry.record.readme_filename) if readme_id else None
+    return readme_key(entry.record)
 
 
 def _render_readme(readme_id: str, filename: str | None) -> Markup | None:
@@ -402,10 +436,13 @@ def _render_readme(readme_id: str, filename: str | None) -> Markup | None:
 
 
 def _package_pages(names: Container[str], package: Package, config: Config) -> list[_Page]:
+    """The package's page, and a README page for each run of versions that share a README."""
     name = package.name
     tags_of: dict[str, list[str]] = {}
     for tag, version in package.dist_tags.items():
         tags_of.setdefault(version, []).append(tag)
+    runs = readme_runs((v, _readme(e)) for v, e in package.versions.items())
+    page_of = {v: layout.site_readme_page(name, run[0]) for run in runs for v in run}
     scope = layout.scope_of(name)
     common: dict[str, Any] = {
         "name": name,
@@ -415,7 +452,8 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
         "npmrc": f"{scope}:registry={config.base_url}" if scope else f"registry={config.base_url}",
         "document": layout.packument_path(name),
         "dist_tags": [
-            {"tag": t, "version": v, "page": layout.site_version_page(name, v)} for t, v in package.dist_tags.items()
+            {"tag": t, "version": v, "page": page_of[v], "anchor": layout.version_anchor(v)}
+            for t, v in package.dist_tags.items()
         ],
         "latest": package.dist_tags["latest"],
         "created": package.created,
@@ -423,18 +461,20 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
         "version_count": len(package.versions),
     }
     entries = list(reversed(package.versions.values()))  # newest first
-    versions = [_version(names, package, entry, tags_of.get(entry.version, [])) for entry in entries]
-    latest = next(v for v in versions if v["version"] == common["latest"])
+    versions = [_version(names, package, entry, tags_of.get(entry.version, []), page_of) for entry in entries]
+    by_version = {item["version"]: item for item in versions}
     pages = [
-        _Page("package.html", common["page"], {"package": common, "version": latest, "versions": versions},
-              readme=_readme(package.latest))
+        _Page("package.html", common["page"], {"package": common, "version": by_version[common["latest"]],
+              "versions": versions}, readme=_readme(package.latest))
     ]  # fmt: skip
-    for item, entry in zip(versions, entries, strict=True):
-        pages.append(_Page("version.html", item["page"], {"package": common, "version": item}, readme=_readme(entry)))
+    for run in reversed(runs):  # newest first, as the versions above
+        first = by_version[run[0]]
+        context = {"package": common, "version": first, "versions": [by_version[v] for v in reversed(run)]}
+        pages.append(_Page("version.html", first["page"], context, readme=_readme(package.versions[run[0]])))
     return pages
 
 
-def _version(names: Container[str], package: Package, entry: Version, tags: list[str]) -> dict:
+def _version(names: Container[str], package: Package, entry: Version, tags: list[str], page_of: Mapping[str, str]) -> dict:
     m = entry.manifest
     dist = m["dist"]
     name = package.name
@@ -443,7 +483,8 @@ def _version(names: Container[str], package: Package, entry: Version, tags: list
         licenses = []
     return {
         "version": entry.version,
-        "page": layout.site_version_page(name, entry.version),
+        "page": page_of[entry.version],  # the README page that holds its details
+        "anchor": layout.version_anchor(entry.version),
         "time": entry.time,
         "tags": tags,
         "deprecated": untrusted.text(m.get("deprecated"), DESCRIPTION_CHARS),

@@ -37,19 +37,13 @@ def write_package(
     staging.write(layout.abbreviated_path(name), documents.dumps(documents.abbreviated(package, made)))
     staging.write(layout.dist_tags_path(name), documents.dumps(documents.dist_tags_document(package)))
     staging.write(layout.package_state_path(name), registry_state.package_state_bytes(package_state(package, config, readmes)))
-    paths = [full]
     for version in package.versions:
-        path = layout.version_document_path(name, version)
-        staging.write(path, documents.dumps(made[version]))
-        paths.append(path)
+        staging.write(layout.version_document_path(name, version), documents.dumps(made[version]))
     for tag, version in package.dist_tags.items():
         if tag not in package.versions:
-            path = layout.version_document_path(name, tag)
-            staging.write(path, documents.dumps(made[version]))
-            paths.append(path)
-    if config.index_html:
-        for path in paths:
-            staging.link(path, layout.zero_config_copy(path))
+            staging.write(layout.version_document_path(name, tag), documents.dumps(made[version]))
+    if config.index_html:  # what clients ask for by a folder's URL: the package document alone
+        staging.link(full, layout.zero_config_copy(full))
 
 
 def package_state(package: Package, config: Config, readmes: ReadmeTexts) -> registry_state.PackageState:

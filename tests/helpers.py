@@ -232,13 +232,13 @@ def _state(fd: int) -> frozenset:
         assert doc["name"] == corgi["name"] == name
         assert doc["versions"].keys() == corgi["versions"].keys() and doc["versions"]
         assert json.loads(_read(fd, f"-/package/{name}/dist-tags")) == doc["dist-tags"]
-        json.loads(_read(fd, f"{name}/latest/index.json"))
+        json.loads(_read(fd, f"{name}/latest.json"))
         for version, manifest in doc["versions"].items():
             dist = manifest["dist"]
             assert dist["tarball"].startswith(BASE_URL)
             tarball = _read(fd, unquote(dist["tarball"][len(BASE_URL) :]))
             assert dist["integrity"] == "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
-            assert json.loads(_read(fd, f"{name}/{version}/index.json"))["dist"] == dist
+            assert json.loads(_read(fd, f"{name}/{version}.json"))["dist"] == dist
             state.add((name, version, dist["integrity"]))
     return frozenset(state)
 

@@ -22,6 +22,8 @@ def test_corpus_is_deterministic_and_builds(tmp_path):
     assert result["tarballs"] == 50 and result["versions"] == 50
     assert result["peak_rss_tree_mib"] > 0 and result["floor"] > 0
     assert len(result["add_one"]) == 1 and result["first_add_one"]["seconds"] > 0
+    assert result["output_files"] > result["output_folders"] > 1
+    assert bench_run.tree_counts(tmp_path / "work" / "out") == (result["output_files"], result["output_folders"])
     layout = json.loads((first / "corpus.json").read_text())
     name = layout["packages"][0]["name"]
     document = json.loads((tmp_path / "work" / "out" / name / "index.json").read_bytes())

@@ -289,3 +289,70 @@ def test_a_mirrored_tarball_published_with_its_sidecar_equals_a_build_of_both(tm
     assert doc["versions"]["0.9.0"]["_npmUser"] == {"name": "someone"} and doc["time"]["0.9.0"] == "2020-01-02T03:04:05.000Z"
     assert (tmp_path / "reg" / layout.attestation_path("a", "0.9.0")).is_file()
     assert contents(tmp_path / "reg") == contents(out)
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in root.rglob("*"))
+
+
+def test_readme_pages_follow_the_versions_a_change_brings_or_takes(tmp_path, make_config):
+    """Versions share a README page while their README is the one before theirs: a version
+    published between two of them splits the page, and its unpublish joins it again. No page
+    is left behind, and none is missing (every link of every page leads to a file)."""
+    from tests.legacy_layout import dead_links
+
+    same = {"README.md": "# the same\n"}
+    pool_dir = tmp_path / "pool"
+    t = {v: make_tarball(pool_dir, {"name": "r", "version": v}, same) for v in ("1.0.0", "1.2.0", "1.3.0")}
+    t["1.1.0"] = make_tarball(pool_dir, {"name": "r", "version": "1.1.0"}, {"README.md": "# another\n"})
+    config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
+    store = FolderStore(tmp_path / "reg")
+    hosted.publish(store, [t["1.0.0"], t["1.2.0"], t["1.3.0"]], config)
+    pages = lambda: sorted(p.name for p in (tmp_path / "reg" / layout.site_package_page("r")).parent.iterdir())  # noqa: E731
+    assert pages() == ["1.0.0.html", "index.html"]
+    hosted.publish(store, [t["1.1.0"]], config)
+    assert pages() == ["1.0.0.html", "1.1.0.html", "1.2.0.html", "index.html"]
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, list(t.values())) and dead_links(tmp_path / "reg") == []
+    hosted.unpublish(store, "r", "1.1.0", config)
+    assert pages() == ["1.0.0.html", "index.html"]
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [t["1.0.0"], t["1.2.0"], t["1.3.0"]])
+    hosted.unpublish(store, "r", "1.0.0", config)  # the page is named after the first version that has it
+    assert pages() == ["1.2.0.html", "index.html"] and dead_links(tmp_path / "reg") == []
+    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [t["1.2.0"], t["1.3.0"]])
+    assert tree(tmp_path / "reg") == tree(tmp_path / "cold")
+
+
+@pytest.mark.parametrize("change", ["publish", "unpublish", "dist-tag"])
+def test_the_first_change_to_a_registry_an_older_staticreg_laid_out_brings_all_of_it_to_this_layout(
+    tmp_path, make_config, made, change
+):
+    """Every package, the ones the change does not touch too: their files where this layout
+    puts them, none of the older layout's left (in a folder, nor its empty folders), no page
+    linking a file that is not there, and the state naming the layout."""
+    from tests.legacy_layout import dead_links, generation_one_files, to_generation_one
+
+    folder = tmp_path / "first"
+    folder.mkdir()
+    for key in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0"):
+        shutil.copy2(made[key], folder / made[key].name)
+    config = make_config(folder, output_dir=tmp_path / "reg", jobs=1)
+    build(config, show_progress=False)
+    reg = config.output_dir
+    to_generation_one(reg)
+    assert "c/0.1.0/index.json" in generation_one_files(reg)
+    store = FolderStore(reg)
+    kept = [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")]
+    settings = {}
+    if change == "publish":
+        hosted.publish(store, [made["a@2.0.0-rc.1"]], config)
+        kept.append(made["a@2.0.0-rc.1"])
+    elif change == "unpublish":
+        hosted.unpublish(store, "a", "1.0.0", config)
+        kept.remove(made["a@1.0.0"])
+    else:
+        hosted.dist_tag_add(store, "c", "0.1.0", "stable", config)
+        settings = {"dist_tags": (Override("c", "here", tag="stable", version="0.1.0"),)}
+    assert generation_one_files(reg) == [] and dead_links(reg) == []
+    assert contents(reg) == cold(tmp_path, make_config, kept, **settings)
+    assert tree(reg) == tree(tmp_path / "cold")  # no folder an older layout needed is left
+    assert json.loads((reg / layout.REGISTRY_STATE).read_bytes())["settings"]["layout"] == layout.GENERATION

@@ -85,7 +85,8 @@ def test_removing_tarballs_removes_the_version_then_the_package(tarballs, make_c
     build(config, show_progress=False)
     (tarballs / "a-1.1.0.tgz").unlink()
     report = build(config, show_progress=False)
-    assert "a/-/a-1.1.0.tgz" in report.removed and "a/1.1.0/index.json" in report.removed
+    assert "a/-/a-1.1.0.tgz" in report.removed and "a/1.1.0.json" in report.removed
+    assert "-/web/package/a/1.1.0.html" in report.removed  # its README page: no version has that README now
     assert list(json.loads((config.output_dir / "a/index.json").read_bytes())["versions"]) == ["1.0.0"]
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     (tarballs / "s-b-1.0.0.tgz").unlink()  # @s/b's only version
@@ -139,7 +140,7 @@ def test_tarballs_copied_in_again_are_hashed_and_a_changed_one_is_read(tarballs,
     make_tarball(tarballs, {"name": "a", "version": "1.0.0", "description": "now described"}, {"README.md": "# a"})
     report = build(config, show_progress=False)
     assert (reads[seen:], report.tarballs_read, report.tarballs_hashed) == (["a-1.0.0.tgz"], 1, 0)
-    assert json.loads((config.output_dir / "a/1.0.0/index.json").read_bytes())["description"] == "now described"
+    assert json.loads((config.output_dir / "a/1.0.0.json").read_bytes())["description"] == "now described"
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
 
 
@@ -439,3 +440,42 @@ def test_the_load_can_stop_between_batches(tarballs, make_config):
     answers = iter([False, True])  # the head: not yet known; before the first batch: unchanged
     cache = incremental.load(path, config.output_dir, lambda signature: next(answers))
     assert cache.describes_output and not cache.complete and not cache.packages
+
+
+def tree(root: Path) -> list[str]:
+    """Every file and folder under root."""
+    return sorted(p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("beside", ["its cache", "its cache and spare", "nothing"])
+def test_a_registry_an_older_staticreg_laid_out_is_written_again_whole(tarballs, make_config, tmp_path, beside):
+    """Its version documents in folders, a page per version, index.html twins everywhere: the
+    next build leaves none of it, keeps what is still where it was (same bytes, same mtime),
+    and links nothing that is not there."""
+    from tests.legacy_layout import dead_links, generation_one_files, to_generation_one
+
+    make_set(tarballs)
+    make_tarball(tarballs, {"name": "a", "version": "1.2.0"}, {"README.md": "# a"})
+    config = make_config(tarballs, jobs=1)
+    build(config, show_progress=False)
+    if beside == "its cache and spare":
+        make_tarball(tarballs, {"name": "c", "version": "1.0.0"})
+        build(config, show_progress=False)  # the output before is the spare now
+    out = config.output_dir
+    to_generation_one(out)
+    if beside == "its cache and spare":
+        to_generation_one(incremental.spare_path(out))
+    if beside == "nothing":
+        incremental.cache_path(out).unlink()
+    old = generation_one_files(out)
+    assert "a/1.0.0/index.json" in old and "-/web/package/a/v/1.2.0/index.html" in old and "-/web/scope/@s/index.html" in old
+    kept = {p: os.stat(out / p).st_mtime_ns for p in ("a/index.json", "a/-/a-1.0.0.tgz")}
+    report = build(config, show_progress=False)
+    assert generation_one_files(out) == [] and dead_links(out) == []
+    assert contents(out) == cold(tarballs, make_config, tmp_path) and tree(out) == tree(tmp_path / "cold")
+    assert set(old) <= set(report.removed)
+    assert {p: os.stat(out / p).st_mtime_ns for p in kept} == kept  # unchanged files are linked, not written
+    state = json.loads((out / "-/staticreg/state.json").read_bytes())
+    assert state["settings"]["layout"] == 2
+    again = build(config, show_progress=False)  # and from here on incremental again
+    assert again.added == again.changed == again.removed == [] and again.tarballs_read == 0

@@ -73,7 +73,7 @@ def test_split_spec():
     assert names.split_spec("@a/b") == ("@a/b", "*")
 
 
-@pytest.mark.parametrize("tag", ["index.json", "index.corgi", "Index.HTML"])
+@pytest.mark.parametrize("tag", ["index.json", "index.corgi", "Index.HTML", "index", "INDEX"])
 def test_tags_that_are_document_file_names_are_refused(tag):
     with pytest.raises(names.NameProblem, match="file name"):
         names.check_tag(tag)

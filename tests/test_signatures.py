@@ -213,7 +213,7 @@ def test_every_version_is_signed_in_every_document_and_the_keys_are_listed(tarba
             dist = manifest["dist"]
             assert [s["keyid"] for s in dist["signatures"]] == [signer.keyid]
             assert signatures.verify(signer.public_key, f"{name}@{version}:{dist['integrity']}".encode(), dist["signatures"][0]["sig"])
-            assert json.loads((out / name / version / "index.json").read_bytes())["dist"]["signatures"] == dist["signatures"]
+            assert json.loads((out / name / f"{version}.json").read_bytes())["dist"]["signatures"] == dist["signatures"]
     assert json.loads((out / "-/npm/v1/keys").read_bytes()) == {"keys": [{
         "expires": None, "keyid": signer.keyid, "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256", "key": signer.key,
     }]}  # fmt: skip
@@ -251,7 +251,7 @@ def test_a_rebuild_gives_the_same_bytes_and_a_new_key_signs_everything_again(tar
     again = build(signed_config(make_config, tarballs, tmp_path / "a.pem"), show_progress=False)  # the key read again
     assert (again.added, again.changed, again.removed) == ([], [], [])
     report = build(signed_config(make_config, tarballs, tmp_path / "b.pem"), show_progress=False)
-    assert {"a/index.json", "a/index.corgi", "@s/b/index.json", "a/1.0.0/index.json", "-/npm/v1/keys"} <= set(report.changed)
+    assert {"a/index.json", "a/index.corgi", "@s/b/index.json", "a/1.0.0.json", "-/npm/v1/keys"} <= set(report.changed)
     b = keyfiles.signer_from_file(tmp_path / "b.pem").keyid
     assert {s[0]["keyid"] for s in all_signatures(config.output_dir, "a").values()} == {b}
 

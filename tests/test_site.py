@@ -60,9 +60,9 @@ def test_pages_are_where_layout_says(built):
         layout.site_package_page("lib"),
         layout.site_package_page("@acme/util"),
         layout.site_package_page("@acme/index.html"),
-        layout.site_version_page("lib", "1.0.0"),
-        layout.site_version_page("lib", "2.0.0"),
-        layout.site_version_page("@acme/util", "1.0.0"),
+        layout.site_readme_page("lib", "1.0.0"),
+        layout.site_readme_page("lib", "2.0.0"),
+        layout.site_readme_page("@acme/util", "1.0.0"),
         layout.site_scope_page("@acme"),
         layout.site_asset("style.css"),
         layout.site_asset("site.js"),
@@ -78,7 +78,7 @@ def test_home_page_lists_every_package(built):
     assert "<title>Acme &lt;packages&gt;</title>" in home
     assert 'href="-/web/package/lib/"' in home and 'href="-/web/package/@acme/util/"' in home
     assert "A library" in home and "2.0.0" in home and "2020-09-14" in home
-    assert 'href="-/web/scope/@acme/"' in home
+    assert 'href="-/web/scope/@acme.html"' in home
     assert "Old lib" not in home  # the latest version's description
     assert 'data-search-index="-/web/search-index.json"' in home
 
@@ -100,14 +100,14 @@ def test_package_page(built):
     assert 'href="https://github.com/acme/lib"' in page and 'href="https://lib.test/"' in page
     assert 'href="https://github.com/acme/lib/issues"' in page and 'href="https://ann.test"' in page
     assert 'href="../../../../lib/-/lib-1.0.0.tgz"' in page and "sha512-" in page
-    assert 'href="../../../../-/web/package/lib/v/1.0.0/"' in page  # every version's own page
+    assert 'href="../../../../-/web/package/lib/1.0.0.html#v1.0.0"' in page  # the page with each version's README
     assert "use 2.x &lt;now&gt;" in page  # 1.0.0's deprecation
     assert "MIT" in page and 'href="../../../../?q=strings"' in page
     assert 'href="../../../../lib/index.json"' in page
 
 
 def test_older_version_has_its_own_readme(built):
-    page = read(built, layout.site_version_page("lib", "1.0.0"))
+    page = read(built, layout.site_readme_page("lib", "1.0.0"))
     assert "<h1>lib one</h1>" in page and "<table>" in page and "lib two" not in page
     assert "Deprecated:</strong> use 2.x &lt;now&gt;" in page
     assert "npm install lib@1.0.0" in page and "Old lib" in page
@@ -116,9 +116,41 @@ def test_older_version_has_its_own_readme(built):
 def test_scoped_package_page(built):
     page = read(built, layout.site_package_page("@acme/util"))
     assert "@acme:registry=http://registry.test/" in page
-    assert 'href="../../../../../-/web/scope/@acme/"' in page
+    assert 'href="../../../../../-/web/scope/@acme.html"' in page
     assert "<pre>plain &lt;b&gt;text&lt;/b&gt;</pre>" in page  # readme.txt is text, not Markdown
     assert "has no README" in read(built, layout.site_package_page("@acme/index.html"))
+
+
+def test_versions_that_share_a_readme_share_its_page(tarballs, make_config):
+    """A README page per README change in semver order; every version's details on it, at its anchor."""
+    same = {"README.md": "# same readme\n"}
+    for version, files in [("1.0.0", same), ("1.0.1", same), ("1.1.0-rc.1", {"README.md": "# new\n"}),
+                           ("1.1.0", {"README.md": "# new\n"}), ("1.2.0", same), ("1.3.0", {}), ("1.3.1", {})]:
+        make_tarball(tarballs, {"name": "run", "version": version, "description": f"run {version}",
+                                "dependencies": {"dep-" + version: "^1"}}, files)  # fmt: skip
+    config = make_config(tarballs, dist_tags=(Override(name="run", tag="next", version="1.1.0-rc.1", where="test"),))
+    build(config, show_progress=False)
+    out = config.output_dir
+    folder = out / layout.site_package_page("run").rpartition("/")[0]
+    pages = {"1.0.0": ["1.0.1", "1.0.0"], "1.1.0-rc.1": ["1.1.0", "1.1.0-rc.1"], "1.2.0": ["1.2.0"], "1.3.0": ["1.3.1", "1.3.0"]}
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{v}.html" for v in pages] + ["index.html"])
+    for first, versions in pages.items():
+        page = read(out, layout.site_readme_page("run", first))
+        for version in versions:  # each version's own details, in a section of its own, newest first
+            assert f'id="{layout.version_anchor(version)}"' in page and f"npm install run@{version}" in page
+            assert f"run-{version}.tgz" in page and f"dep-{version}" in page
+        assert [m for m in re.findall(r'id="v([^"]+)"', page) if not m.endswith("-title")] == versions
+        assert page.count('class="readme"') == 1
+    assert "<h1>same readme</h1>" in read(out, layout.site_readme_page("run", "1.2.0"))  # the same text again: a page of its own
+    assert "Each of these versions has no README." in read(out, layout.site_readme_page("run", "1.3.0"))
+    package = read(out, layout.site_package_page("run"))
+    for version, first in [("1.0.1", "1.0.0"), ("1.1.0", "1.1.0-rc.1"), ("1.3.1", "1.3.0")]:
+        assert f'href="../../../../-/web/package/run/{first}.html#v{version}"' in package
+    tags = package.split('id="tags-title"')[1].split("</section>")[0]
+    assert 'href="../../../../-/web/package/run/1.1.0-rc.1.html#v1.1.0-rc.1">1.1.0-rc.1' in tags
+    assert 'href="../../../../-/web/package/run/1.3.0.html#v1.3.1">1.3.1' in tags
+    # links from a README page to its own versions stay on the page
+    assert 'href="#v1.0.1"' in read(out, layout.site_readme_page("run", "1.0.0"))
 
 
 def test_not_found_page_links_from_the_base_path(tarballs, make_config):
@@ -148,10 +180,10 @@ def test_pagination_keeps_the_home_page_small(tarballs, make_config, monkeypatch
     out = config.output_dir
     home = read(out, layout.SITE_HOME)
     assert "p0" in home and "p1" in home and "p2" not in home
-    assert 'href="-/web/packages/2/"' in home and 'href="-/web/packages/3/"' in home
+    assert 'href="-/web/packages/2.html"' in home and 'href="-/web/packages/3.html"' in home
     last = read(out, layout.site_list_page(3))
-    assert 'href="../../../../-/web/package/p4/"' in last and "p0" not in last
-    assert 'aria-current="page" href="../../../../-/web/packages/3/"' in last
+    assert 'href="../../../-/web/package/p4/"' in last and "p0" not in last
+    assert 'aria-current="page" href="../../../-/web/packages/3.html"' in last
     assert not (out / layout.site_list_page(4)).exists()
 
 
@@ -179,7 +211,7 @@ def test_user_templates_override_ours_file_by_file(tarballs, make_config, tmp_pa
     page = read(out, layout.site_package_page("lib"))
     assert '<h1 class="mine">lib</h1>' in page and "<h1>lib two</h1>" in page
     assert 'class="site-header"' in page  # our base.html still wraps it
-    assert "Integrity" in read(out, layout.site_version_page("lib", "1.0.0"))  # ours
+    assert "Integrity" in read(out, layout.site_readme_page("lib", "1.0.0"))  # ours
     assert (out / layout.site_asset("style.css")).read_text() == "body { color: rebeccapurple }"
     assert (out / layout.site_asset("logo.png")).read_bytes() == b"\x89PNG"
     assert (out / layout.site_asset("site.js")).read_bytes() == (builtin_template_dir() / "assets/site.js").read_bytes()
@@ -234,7 +266,7 @@ def test_package_text_never_becomes_markup(tarballs, make_config):
     config = make_config(tarballs)
     build(config, show_progress=False)
     out = config.output_dir
-    pages = [layout.SITE_HOME, layout.site_package_page("evil"), layout.site_version_page("evil", "1.0.0")]
+    pages = [layout.SITE_HOME, layout.site_package_page("evil"), layout.site_readme_page("evil", "1.0.0")]
     for path in pages:
         html = read(out, path)
         assert html.count("<script") == 1, path  # ours, with src

@@ -5,6 +5,7 @@ fresh cache. Every host is a real server on 127.0.0.1 serving one build."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -88,10 +89,35 @@ def test_check_is_clean_on_every_configured_host(registry):
 @pytest.mark.parametrize("registry", [*CONFIGURED, "s3"], indirect=True)
 def test_site_pages_are_served_as_utf8_html_where_they_are_linked(registry):
     _, url = registry
-    for page in ("", "-/web/package/demo-utils/"):
+    for page in ("", "-/web/package/demo-utils/", "-/web/package/demo-utils/1.0.0.html", "-/web/scope/@demo.html"):
         status, headers, body = fetch(url + page)
         assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8"), page
         assert body.startswith(b"<!doctype html>") or body.lower().startswith(b"<!doctype html>"), page
+
+
+@pytest.mark.parametrize("registry", [*CONFIGURED, "s3"], indirect=True)
+def test_version_and_tag_documents_are_served_at_their_urls_as_documents(registry):
+    """Files beside the package document (NAME/VERSION.json), served at NAME/VERSION as ever."""
+    host, url = registry
+    files = [("demo-utils/1.0.0.json", "demo-utils@1.0.0")] if host != "s3" else []  # the file as it is (a store has its key)
+    for path, wanted in files + [("demo-utils/1.0.0", "demo-utils@1.0.0"), ("demo-utils/latest", "demo-utils@1.2.0"),
+                         ("@fixture%2fhello/1.0.0", "@fixture/hello@1.0.0"), ("@fixture%2Fhello/latest", "@fixture/hello@1.0.0"),
+                         ("@fixture/hello/1.0.0", "@fixture/hello@1.0.0")]:  # fmt: skip
+        status, headers, body = fetch(url + path)
+        assert (status, headers["content-type"]) == (200, "application/json"), path
+        assert headers["cache-control"] == "public, max-age=0, must-revalidate", path
+        assert json.loads(body)["_id"] == wanted, path
+    assert fetch(url + "demo-utils/9.9.9")[0] in (403, 404)
+
+
+@pytest.mark.parametrize("registry", ["http_server"], indirect=True)
+def test_a_zero_config_host_has_index_html_for_package_documents_only(registry):
+    """What clients ask for by a folder's URL is the package document; a version's document
+    is there as the file it is."""
+    _, url = registry
+    assert json.loads(fetch(url + "demo-utils")[2])["name"] == "demo-utils"  # after the redirect to demo-utils/
+    assert fetch(url + "demo-utils/1.0.0")[0] == 404
+    assert json.loads(fetch(url + "demo-utils/1.0.0.json")[2])["_id"] == "demo-utils@1.0.0"
 
 
 @pytest.mark.parametrize("registry", ["http_server"], indirect=True)

@@ -283,3 +283,32 @@ def test_a_folder_served_by_nginx_while_eight_publishers_write_and_a_reader_chec
         assert sorted(docs["@team/lib"]["versions"]) == ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
         install(scratch, "npm", url, {"@team/lib": "^1.3.0", "team-tool-2": "1.0.0"}, "folder")
         install(scratch, "pnpm", url, {"@team/lib": "^1.3.0", "team-tool-2": "1.0.0"}, "folder")
+
+
+def test_a_publish_brings_a_bucket_an_older_staticreg_filled_to_this_layout(scratch, moto, packed):
+    """Every package's pages where this layout puts them and the old ones gone: the bucket then
+    holds exactly the keys a build of the same tarballs has, and no page links to what is not there."""
+    import shutil
+
+    from tests.e2e.project import build, make_input
+    from tests.legacy_layout import to_generation_one
+
+    target = fresh_target()
+    url, prefix = url_of(moto, target), target.removeprefix(f"s3://{hosts.BUCKET}/") + "/"
+    input_dir = make_input(scratch / "gen1-input", scratch / "gen1-src")
+    registry = build(input_dir, scratch / "gen1-registry", url, scratch)
+    to_generation_one(registry)
+    deployed = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url",
+                               moto.url(), "-q"], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"{prefix}-/web/package/demo-utils/v/1.0.0/index.html" in hosts.bucket_keys(moto, prefix)
+    result = s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")))
+    assert result.returncode == 0, result.stderr
+    shutil.copy2(tarball(packed, "@team/lib", "1.0.0"), input_dir)
+    cold = build(input_dir, scratch / "gen1-cold", url, scratch)
+    keys = hosts.bucket_keys(moto, prefix)
+    assert keys == hosts.registry_keys(cold, prefix)
+    assert hosts.dead_links(url, keys, prefix) == []
+    state = json.loads(fetch(url + "-/staticreg/state.json")[2])
+    assert state["settings"]["layout"] == 2
+    install(scratch, "npm", url, {"@team/lib": "1.0.0", "demo-cli": "^1.0.0"}, "gen1")

@@ -218,7 +218,7 @@ def replace_a_tarball(root: Path) -> None:
     evil = pack(root.parent / "src/evil", root.parent / "evil", {"name": "sig-a", "version": "1.0.0",
                 "dependencies": {"@sig/b": "^1.0.0", "up-mirrored": "^1.0.0"}}, {"index.js": "module.exports = 'evil'\n"}).read_bytes()  # fmt: skip
     (root / "sig-a/-/sig-a-1.0.0.tgz").write_bytes(evil)
-    for document in ("sig-a/index.json", "sig-a/index.corgi", "sig-a/1.0.0/index.json", "sig-a/latest/index.json"):
+    for document in ("sig-a/index.json", "sig-a/index.corgi", "sig-a/1.0.0.json", "sig-a/latest.json"):
         path = root / document
         doc = json.loads(path.read_bytes())
         dist = (doc["versions"]["1.0.0"] if "versions" in doc else doc)["dist"]

@@ -41,16 +41,15 @@ def examples(tmp_path_factory):
     """The bundled examples, plus a package with every link a package page can show."""
     scratch = tmp_path_factory.mktemp("site-browser")
     input_dir = copy_examples(scratch / "input")
-    make_tarball(
-        input_dir,
-        {
-            "name": "@demo/format", "version": "1.0.0", "description": "Formats greetings for @demo/greet",
-            "keywords": ["greeting", "format"], "license": "Apache-2.0", "author": "Demo Team <team@demo.test>",
-            "repository": "github:demo/format", "homepage": "https://demo.test/format",
-            "dependencies": {"@demo/greet": "^1.0.0", "left-pad": "^1.3.0"},
-        },
-        {"README.md": "# @demo/format\n\nFormats greetings.\n\n```js\nformat('hi') // => 'Hi!'\n```\n"},
-    )  # fmt: skip
+    manifest = {
+        "name": "@demo/format", "description": "Formats greetings for @demo/greet",
+        "keywords": ["greeting", "format"], "license": "Apache-2.0", "author": "Demo Team <team@demo.test>",
+        "repository": "github:demo/format", "homepage": "https://demo.test/format",
+        "dependencies": {"@demo/greet": "^1.0.0", "left-pad": "^1.3.0"},
+    }  # fmt: skip
+    readme = {"README.md": "# @demo/format\n\nFormats greetings.\n\n```js\nformat('hi') // => 'Hi!'\n```\n"}
+    for version in ("1.0.0", "1.0.1", "1.0.2"):  # the same README: one page for the three versions
+        make_tarball(input_dir, {**manifest, "version": version}, readme)
     port = free_port()
     output = scratch / "registry"
     build(input_dir, output, f"http://127.0.0.1:{port}/", extra=(
@@ -106,8 +105,8 @@ def test_search_package_page_and_older_readme(browser, examples):
     b.screenshot("package-dark")
     b.color_scheme("light")
 
-    b.css('.versions a[href$="/v/1.0.0/"]').click()
-    b.wait(lambda d: d.current_url.endswith("/-/web/package/demo-utils/v/1.0.0/"))
+    b.css('.versions a[href$="/1.0.0.html#v1.0.0"]').click()
+    b.wait(lambda d: d.current_url.endswith("/-/web/package/demo-utils/1.0.0.html#v1.0.0"))
     assert b.css(".readme h1").text == "demo-utils 1.0.0"  # that version's own README
     assert "has a bug in shout()" in b.css(".notice").text
     assert "npm install demo-utils@1.0.0" in b.css(".secondary").text
@@ -133,8 +132,30 @@ def test_package_links_scope_and_keyboard(browser, examples):
     assert b.css("label[for=q]")
     b.css("#q").send_keys("format\n")  # the search form leads to the home page's search
     b.wait(lambda d: "?q=format" in d.current_url and b.texts("#search-list .package-name") == ["@demo/format"])
-    b.get(server.url("/-/web/scope/@demo/"))
+    b.get(server.url("/-/web/scope/@demo.html"))
     assert b.texts(".package-name") == ["@demo/format", "@demo/greet"]
+    assert b.console_errors() == []
+
+
+def test_versions_with_the_same_readme_share_its_page(browser, examples):
+    """@demo/format 1.0.0 to 1.0.2 have one README: one page shows it once, and each
+    version's own details in a section that the package page's links lead to."""
+    b, server = browser, examples
+    b.get(server.url("/-/web/package/@demo/format/"))
+    assert [r.text.split()[0] for r in b.all(".versions tbody th")] == ["1.0.2", "1.0.1", "1.0.0"]
+    b.css('.versions a[href$="/1.0.0.html#v1.0.1"]').click()
+    b.wait(lambda d: d.current_url.endswith("/-/web/package/@demo/format/1.0.0.html#v1.0.1"))
+    assert b.css("h1").text == "@demo/format 1.0.0 to 1.0.2"
+    assert len(b.all(".readme")) == 1 and b.css(".readme h1").text == "@demo/format"
+    assert [s.get_attribute("id") for s in b.all(".version-section")] == ["v1.0.2", "v1.0.1", "v1.0.0"]
+    section = b.js("return document.getElementById('v1.0.1').innerText")
+    assert "npm install @demo/format@1.0.1" in section and "format-1.0.1.tgz" in section and "sha512-" in section
+    assert b.js("return document.querySelector(':target').id") == "v1.0.1"
+    top = b.js("return document.getElementById('v1.0.1').getBoundingClientRect().top")
+    assert 0 <= top < 200  # scrolled to its section
+    b.screenshot("versions-light")
+    b.css('.version-links a[href="#v1.0.0"]').click()
+    b.wait(lambda d: d.current_url.endswith("#v1.0.0"))
     assert b.console_errors() == []
 
 
@@ -261,8 +282,8 @@ def test_hostile_package_runs_nothing(browser, hostile):
     assert b.driver.current_url.endswith("/-/web/package/evil-pkg/")
     check_inert(b, "package page, links clicked")
 
-    b.css('.versions a[href$="/v/1.0.0/"]').click()
-    b.wait(lambda d: d.current_url.endswith("/v/1.0.0/"))
+    b.css('.versions a[href$="/1.0.0.html#v1.0.0"]').click()
+    b.wait(lambda d: d.current_url.endswith("/1.0.0.html#v1.0.0"))
     assert b.css(".readme h1").text == "old evil"
     assert PAYLOAD in b.css(".notice").text
     check_inert(b, "version page")
