@@ -357,7 +357,7 @@ def _tree_stamp(folder: Path | None) -> list:
 def settings_key(config: Config) -> str:
     """Everything outside the packages themselves that shapes the files of every package."""
     shape = (
-        __version__, config.base_url, config.title, config.site, config.index_html,
+        __version__, config.base_url, config.title, config.site, config.index_html, config.precompress,
         _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),
         config.signing.settings() if config.signing else None,  # key ids: a new key signs every document again
     )  # fmt: skip

@@ -39,6 +39,8 @@ class Settings:
     index_html: bool = True
     templates: str = ""  # a digest of the user's template folder; "" for staticreg's own
     signing_key: str = ""  # the key id versions are signed with; "" when they are not
+    # Package documents have gzip copies beside them (in a folder: a store does without).
+    precompress: bool = True
 
 
 @dataclass
@@ -81,8 +83,8 @@ def registry_state_bytes(state: RegistryState) -> bytes:
     # JSON keeps it); sorting every row's keys took a third of writing the file.
     return dumps({
         "format": FORMAT,
-        "settings": {"base_url": s.base_url, "index_html": s.index_html, "signing_key": s.signing_key,
-                     "site": s.site, "templates": s.templates, "title": s.title},
+        "settings": {"base_url": s.base_url, "index_html": s.index_html, "precompress": s.precompress,
+                     "signing_key": s.signing_key, "site": s.site, "templates": s.templates, "title": s.title},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
         "depends_on": {name: state.depends_on[name] for name in sorted(state.depends_on)},
         "fingerprints": {name: state.fingerprints[name] for name in sorted(state.fingerprints)},
@@ -132,6 +134,7 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
             index_html=_flag(settings["index_html"]),
             templates=_text(settings["templates"]),
             signing_key=_text(settings["signing_key"]),
+            precompress=_flag(settings.get("precompress", False)),  # written by a staticreg without copies: none
         )
     except (KeyError, TypeError) as exc:
         raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None

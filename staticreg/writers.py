@@ -90,7 +90,7 @@ def upstream_of(entry: dict | None) -> upstream_meta.UpstreamMeta | None:
 def registry_settings(config: Config) -> registry_state.Settings:
     signer = config.signing.signer if config.signing is not None else None
     return registry_state.Settings(config.base_url, config.title, config.site, config.index_html,
-                                   template_digest(config), signer.keyid if signer else "")  # fmt: skip
+                                   template_digest(config), signer.keyid if signer else "", config.precompress)  # fmt: skip
 
 
 def depends_on(package: Package) -> list[str]:
