@@ -280,3 +280,48 @@ def test_a_registry_without_copies_gets_none_from_a_publish(tarballs, make_confi
     assert copies(fresh) == {}
     state = parse_registry_state((fresh / layout.REGISTRY_STATE).read_bytes(), "state")
     assert state.settings.precompress is False
+
+
+# -- the dev server --------------------------------------------------------------------
+
+
+def test_the_dev_server_sends_the_copy_to_clients_that_accept_gzip(tarballs, make_config):
+    import threading
+    import urllib.error
+    import urllib.request
+    from functools import partial
+    from http.server import ThreadingHTTPServer
+
+    from staticreg.serve import RegistryHandler
+
+    make_set(tarballs)
+    config = make_config(tarballs)
+    build(config, show_progress=False)
+    out = config.output_dir
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RegistryHandler, directory=str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str, **asked: str):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/{path}", headers=asked)
+        with opener.open(request, timeout=10) as response:
+            return response.headers, response.read()
+
+    try:
+        for encoding in ("gzip", "br, gzip;q=0.5", "*"):
+            got, body = get("@s%2fb", **{"Accept-Encoding": encoding})
+            assert (got["Content-Encoding"], body) == ("gzip", (out / "@s/b/index.json.gz").read_bytes()), encoding
+            assert got["Content-Type"] == "application/json" and got["Vary"] == "Accept, Accept-Encoding"
+        got, body = get("a", **{"Accept-Encoding": "gzip", "Accept": layout.ABBREVIATED_MEDIA_TYPE})
+        assert body == (out / "a/index.corgi.gz").read_bytes() and got["Content-Type"] == layout.ABBREVIATED_MEDIA_TYPE
+        with pytest.raises(urllib.error.HTTPError, match="304"):  # its own validator: not modified
+            get("a", **{"Accept-Encoding": "gzip", "Accept": layout.ABBREVIATED_MEDIA_TYPE, "If-None-Match": got["ETag"]})
+        assert got["ETag"] != get("a", Accept=layout.ABBREVIATED_MEDIA_TYPE)[0]["ETag"]  # each encoding its own
+        for encoding in ({}, {"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip;q=0"}):
+            got, body = get("a", **encoding)
+            assert got["Content-Encoding"] is None and body == (out / "a/index.json").read_bytes()
+        got, body = get("a/1.0.0", **{"Accept-Encoding": "gzip"})  # a version document has no copy
+        assert got["Content-Encoding"] is None and body == (out / "a/1.0.0/index.json").read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
