@@ -12,9 +12,9 @@ and folders the cold build wrote. For the
 the same tarballs into it, serves staticreg's output with nginx, and compares:
 the publish loop against the build, documents per second (wrk, which the peer
 comparison needs: apt-get install wrk; and the Node.js client), bytes, and cold
-pnpm and npm installs; then all of it again with every document gzipped beside
-itself (a bench-only step: the build does not write .gz files), and pnpm's own
-cost with no network. Everything listens on 127.0.0.1 on free ports. Ratios
+pnpm and npm installs; then all of it again with the build's gzip copies of the
+package documents (NAME.gz, which nginx's gzip_static sends) moved out of the
+served tree, and pnpm's own cost with no network. Everything listens on 127.0.0.1 on free ports. Ratios
 are printed, and written with the raw figures to bench/work/results-*.json.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gzip
 import hashlib
 import http.client
 import io
@@ -463,27 +462,30 @@ def fetch_documents(base_url: str, names_file: Path, mode: str, concurrency: int
     return got
 
 
-def precompress(root: Path) -> tuple[int, int, int]:
-    """Bench only (the build does not do this): NAME.gz beside every package and version
-    document (index.json, index.corgi), gzip level 9, with the document's mtime, as
-    nginx's gzip_static wants. Returns (files, bytes before, bytes after)."""
+def set_copies_aside(root: Path, aside: Path) -> tuple[int, int, int]:
+    """Move the build's gzip copies of package documents (layout.precompressed_copy) out of
+    the served tree into `aside`, to measure nginx without them (it compresses on the fly).
+    Returns (copies, bytes of their documents, bytes of the copies)."""
+    from staticreg import layout
+
     files = before = after = 0
-    for path in root.rglob("index.*"):
-        if path.suffix not in (".json", ".corgi") or not path.is_file():
+    for path in sorted(root.rglob(f"*{layout.PRECOMPRESSED_SUFFIX}")):
+        relative = path.relative_to(root).as_posix()
+        if layout.document_of_copy(relative) is None:
             continue
-        data = path.read_bytes()
-        packed = gzip.compress(data, 9, mtime=0)
-        target = path.with_name(path.name + ".gz")
-        target.write_bytes(packed)
-        stat = path.stat()
-        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        files, before, after = files + 1, before + len(data), after + len(packed)
+        target = aside / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        files, after = files + 1, after + path.stat().st_size
+        before += (root / layout.document_of_copy(relative)).stat().st_size
+        os.rename(path, target)
     return files, before, after
 
 
-def remove_precompressed(root: Path) -> None:
-    for path in root.rglob("index.*.gz"):
-        path.unlink()
+def put_copies_back(root: Path, aside: Path) -> None:
+    for path in sorted(aside.rglob("*")):
+        if path.is_file():
+            os.rename(path, root / path.relative_to(aside))
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def install(client: str, registry: str, project: dict, folder: Path, bin_dir: Path, *extra: str,
@@ -617,12 +619,12 @@ def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_second
         results["project_dependencies"] = len(layout["project"])
         common = (registries, servers, names_file, project, work, bin_dir, runs, fetch_seconds, count)
         results["as_built"] = compare(*common, "as built")
-        files, before, after = precompress(work / "out")
+        files, before, after = set_copies_aside(work / "out", work / "copies-aside")
         results["precompressed"] = {"files": files, "bytes": before, "gzip_bytes": after}
-        log(f"{count}: bench only: gzipped {files} documents beside themselves ({before} -> {after} bytes)")
-        results["gzip_beside"] = compare(*common, "documents gzipped beside")
+        log(f"{count}: the build's {files} gzip copies set aside ({before} -> {after} bytes)")
+        results["without_copies"] = compare(*common, "without gzip copies")
     finally:
-        remove_precompressed(work / "out")
+        put_copies_back(work / "out", work / "copies-aside")
         verdaccio.stop()
         nginx.stop()
     return results
@@ -668,7 +670,8 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
                 f"{peer['build_seconds']:.1f} s: {peer['publish_over_build']:.1f}x"
             ),
         ]
-        for key, label in (("as_built", "as built"), ("gzip_beside", "documents gzipped beside (bench only)")):
+        for key, label in (("as_built", "as built (with the build's gzip copies)"),
+                           ("without_copies", "without the gzip copies (set aside)")):  # fmt: skip
             r = peer[key]
             lines.append(f"-- staticreg {label}")
             for client, what in (("wrk", f"wrk, 8 connections, {peer['fetch_seconds']:g} s a round"),

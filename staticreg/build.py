@@ -226,7 +226,7 @@ def _build(
 ):  # fmt: skip
     timed = _Timings(report)
     # Discovery runs in a child process while this one takes the lock and loads the cache.
-    with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output) as staging:
+    with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output, config.precompress) as staging:
         settings = incremental.settings_key(config)
         readmes = ReadmeStore(incremental.readmes_path(output))
         found: list[_Inputs] = []

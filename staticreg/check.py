@@ -14,6 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -39,6 +40,7 @@ class Response:
     headers: dict[str, str]
     body: bytes
     redirects: list[str] = field(default_factory=list)
+    undecodable: bool = False  # said it was gzip, and was not: `body` is as it came
 
 
 @dataclass
@@ -97,11 +99,13 @@ def authorization(token: str | None = None, user: str | None = None) -> str | No
     return "Basic " + base64.b64encode(user.encode()).decode() if user else None
 
 
-def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5) -> Response:
-    """GET url as the clients do (gzip accepted), following up to `limit` redirects."""
+def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None = None, limit: int = 5,
+          encoding: str = "gzip") -> Response:  # fmt: skip
+    """GET url as the clients do (gzip accepted, unless `encoding` says otherwise), following
+    up to `limit` redirects. Response.headers["content-encoding"] says how it came."""
     redirects: list[str] = []
     for _ in range(limit + 1):
-        asked = {"Accept": accept or "*/*", "Accept-Encoding": "gzip", "User-Agent": "staticreg-check", **(conditions or {})}
+        asked = {"Accept": accept or "*/*", "Accept-Encoding": encoding, "User-Agent": "staticreg-check", **(conditions or {})}
         credential = _CREDENTIAL.get()
         if credential and _origin(url) == credential[0] and "Authorization" not in asked:
             asked["Authorization"] = credential[1]
@@ -113,7 +117,10 @@ def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None
                 got = _lower(answer.headers)
                 body = answer.read()
                 if got.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
+                    try:
+                        body = gzip.decompress(body)
+                    except (OSError, EOFError, zlib.error):
+                        return Response(url, answer.status, got, body, redirects, undecodable=True)
                 return Response(url, answer.status, got, body, redirects)
         except urllib.error.HTTPError as exc:
             if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
@@ -127,7 +134,18 @@ def fetch(url: str, accept: str | None = None, conditions: dict[str, str] | None
 
 
 def _lower(message) -> dict[str, str]:
-    return {k.lower(): v for k, v in message.items()}
+    """Header names in lower case; a header sent twice (nginx sends Vary: Accept-Encoding
+    and Vary: Accept) as one, its values joined as HTTP joins them."""
+    got: dict[str, str] = {}
+    for key, value in message.items():
+        key = key.lower()
+        got[key] = f"{got[key]}, {value}" if key in got else value
+    return got
+
+
+def _tokens(value: str) -> set[str]:
+    """The names in a list header such as Vary ("Accept, Accept-Encoding"), in lower case."""
+    return {token.strip().lower() for token in value.split(",") if token.strip()}
 
 
 def _media_type(response: Response) -> str:
@@ -222,10 +240,14 @@ def _document_urls(registry: str, name: str) -> list[str]:
 def check_document(registry: str, name: str, report: CheckReport) -> dict | None:
     """Every spelling clients use, with and without the abbreviated Accept header."""
     full = None
-    for url in _document_urls(registry, name):
+    for number, url in enumerate(_document_urls(registry, name)):
         who = "pnpm asks" if "%2F" in url else "npm, yarn and bun ask"
         for accept in (FULL_ACCEPT, ABBREVIATED_ACCEPT):
             response = fetch(url, accept)
+            if response.undecodable:
+                report.problem(url, "says Content-Encoding: gzip, and is not gzip (a damaged .gz copy beside the document?)",
+                               "copy the whole output of one build again, or delete the damaged .gz files")  # fmt: skip
+                break
             if response.status != 200:
                 fix = (
                     "the host must decode %2f and %2F in paths (Apache: AllowEncodedSlashes On; a CDN or worker: decode the path)"
@@ -241,6 +263,8 @@ def check_document(registry: str, name: str, report: CheckReport) -> dict | None
                 report.note(url, f"redirects ({codes}) before the document: clients follow, at one extra request per document")
             check_document_headers(response, accept, report)
             check_revalidation(response, accept, report)
+            if number == 0:
+                check_encodings(response, accept, report)
             if accept == FULL_ACCEPT:
                 full = full or data
                 check_document_body(url, name, data, report)
@@ -279,7 +303,7 @@ def check_document_headers(response: Response, accept: str, report: CheckReport)
         if accept == FULL_ACCEPT:
             report.problem(url, "answers a request for the full document with the abbreviated one",
                            "only send index.corgi when the Accept header asks for application/vnd.npm.install-v1+json")  # fmt: skip
-        if "accept" not in got.get("vary", "").lower():
+        if not _tokens(got.get("vary", "")) & {"accept", "*"}:
             report.problem(url, "negotiates on Accept without Vary: Accept, so a cache can give npm the abbreviated document",
                            "add Vary: Accept to package documents")  # fmt: skip
     elif media != headers.JSON:
@@ -296,6 +320,25 @@ def check_document_headers(response: Response, accept: str, report: CheckReport)
     if not got.get("etag") and not got.get("last-modified"):
         report.problem(url, "neither ETag nor Last-Modified: clients download the whole document every time",
                        "let the host send ETag or Last-Modified")  # fmt: skip
+
+
+def check_encodings(response: Response, accept: str, report: CheckReport) -> None:
+    """A gzip-encoded document must hold what the plain one does: a precompressed copy
+    (NAME.gz, which nginx's gzip_static sends as it is) older than its document is not."""
+    if response.headers.get("content-encoding") != "gzip":
+        return
+    for attempt in range(2):
+        plain = fetch(response.url, accept, encoding="identity")
+        if plain.status != 200 or plain.body == response.body:
+            return
+        if attempt == 0:  # a publish between the two requests: ask again once
+            response = fetch(response.url, accept)
+            if response.headers.get("content-encoding") != "gzip" or response.undecodable:
+                return
+    report.problem(response.url, "the gzip-encoded answer differs from the plain one: a .gz copy beside the document "
+                   "is not of it, so clients that accept gzip (all of them) get another document",
+                   "copy the whole output of one build (staticreg build and publish write each .gz with its document), "
+                   "or delete the .gz files written by anything else")  # fmt: skip
 
 
 def check_revalidation(response: Response, accept: str, report: CheckReport) -> None:

@@ -34,6 +34,7 @@ def cli() -> None:
 @click.option("--keep-going", is_flag=True, default=None, help="Build without the tarballs that have problems; list them in the report.")
 @click.option("--site/--no-site", default=None, help="Write the browsable HTML site (default: on).")
 @click.option("--index-html/--no-index-html", default=None, help="Also write package documents as index.html, for hosts with no configuration (default: on).")
+@click.option("--precompress/--no-precompress", default=None, help="Write a gzip copy (NAME.gz) beside each package document, which nginx, Caddy and Apache send as it is (default: on).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), help="Parallel readers (default: one per core).")
 @click.option("--report", "report_file", type=_PATH, help="Where to write the build report (default: OUTPUT.report.json).")
 @click.option("--signing-key", type=_PATH, help="Sign every version with this key (staticreg keygen); also $STATICREG_SIGNING_KEY.")
@@ -274,6 +275,7 @@ def _name_and_version(spec: str) -> tuple[str, str]:
 @click.option("--title", help="For a new registry: the site's title.")
 @click.option("--site/--no-site", default=None, help="For a new registry: write the browsable site (default: on).")
 @click.option("--index-html/--no-index-html", default=None, help="For a new folder registry: index.html copies of package documents (default: on).")
+@click.option("--precompress/--no-precompress", default=None, help="For a new folder registry: gzip copies of package documents (default: on).")
 @click.option("--tag", help="Point this dist-tag at the newest version published (latest follows the highest version anyway).")
 def publish_command(run, tarballs, tag, **flags) -> None:
     """Add TARBALLS to the registry at --to, reading and writing only what they change."""

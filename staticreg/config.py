@@ -52,6 +52,8 @@ class Config:
     title: str = "npm registry"
     site: bool = True
     index_html: bool = True
+    # A gzip copy (NAME.gz) beside each package document, for servers that send it as it is.
+    precompress: bool = True
     template_dir: Path | None = None
     times_file: Path | None = None
     report_file: Path | None = None
@@ -85,6 +87,7 @@ _KEYS = {
     "title": "text",
     "site": "true or false",
     "index_html": "true or false",
+    "precompress": "true or false",
     "template_dir": "folder",
     "times_file": "file",
     "report": "file",
@@ -296,6 +299,7 @@ def load_config(config_file: Path | None = None, require_base_url: bool = True, 
         title=title,
         site=bool_setting("site", True),
         index_html=bool_setting("index_html", True),
+        precompress=bool_setting("precompress", True),
         template_dir=path_setting("template_dir"),
         times_file=path_setting("times_file"),
         report_file=path_setting("report"),

@@ -46,6 +46,23 @@ def content_type(path: str) -> str:
     return _TYPES.get("." + name.rpartition(".")[2]) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether a request's Accept-Encoding takes gzip: gzip (or x-gzip, or else *) with a q above 0."""
+    weights: dict[str, float] = {}
+    for part in (accept_encoding or "").split(","):
+        coding, _, parameters = part.partition(";")
+        weight = 1.0
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[coding.strip().lower()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
+
+
 def for_object(path: str, kind: str, document_max_age: int = 0) -> tuple[str, str]:
     """(Content-Type, Cache-Control) for one file of the registry, by its kind."""
     if kind == layout.DOCUMENT:

@@ -21,7 +21,10 @@ with compare-and-swap (see `store`): a writer that lost a race reads again,
 applies its change again and retries. Files made from a committed document are
 written again until the document they were made from is still the latest, so the
 last writer's files are the ones left. A writer killed at any moment leaves a
-registry clients install from; the same command run again completes it.
+registry clients install from; the same command run again completes it. In a
+folder, the package and abbreviated documents take their gzip copies with them
+when the registry has them (its settings' `precompress`), in the order `store`
+gives: the old copy removed, the document replaced, the new copy written.
 """
 
 from __future__ import annotations
@@ -303,7 +306,8 @@ def _settings(store: Store, state: RegistryState | None, config: Config) -> Sett
 
 def _config_for(config: Config, settings: Settings) -> Config:
     return replace(config, base_url=settings.base_url, title=settings.title, site=settings.site,
-                   index_html=settings.index_html, dist_tags=(), deprecations=(), publish_times=())  # fmt: skip
+                   index_html=settings.index_html, precompress=settings.precompress,
+                   dist_tags=(), deprecations=(), publish_times=())  # fmt: skip
 
 
 def _label(store: Store, path: str) -> str:
@@ -376,7 +380,7 @@ def _update_package(
             store.write(layout.package_state_path(name), registry_state.package_state_bytes(state),
                         expect=state_blob.etag if state_blob else ABSENT)  # fmt: skip
             committed = store.write(layout.packument_path(name), files[layout.packument_path(name)],
-                                    expect=doc_blob.etag if doc_blob else ABSENT)  # fmt: skip
+                                    expect=doc_blob.etag if doc_blob else ABSENT, precompress=config.precompress)  # fmt: skip
         except Conflict:
             report.retries += 1
             _backoff(attempt)
@@ -517,7 +521,7 @@ def _refresh_package(
     for _ in range(ATTEMPTS):
         for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *touched):
             if path in made.files:
-                store.write(path, made.files[path])
+                store.write(path, made.files[path], precompress=config.precompress)
         if store.folder_host:
             for existing_path, twin in made.links:
                 store.link(existing_path, twin)

@@ -384,6 +384,7 @@ def settings_key(config: Config) -> str:
     """Everything outside the packages themselves that shapes the files of every package."""
     shape = (
         __version__, layout.GENERATION, config.base_url, config.title, config.site, config.index_html,
+        config.precompress,
         _tree_stamp(config.template_dir), _tree_stamp(builtin_template_dir()),
         config.signing.settings() if config.signing else None,  # key ids: a new key signs every document again
     )  # fmt: skip

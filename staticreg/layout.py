@@ -7,6 +7,7 @@ folder. Names, versions and tags reaching here have passed `names`, and
 
     <name>/index.json                   full package document   GET /<name>
     <name>/index.corgi                  abbreviated document    same URL, Accept: application/vnd.npm.install-v1+json
+    <name>/index.json.gz, index.corgi.gz  the same two, gzipped   same URL, Accept-Encoding: gzip (nginx gzip_static)
     <name>/index.html                   the full document again (index_html), for hosts that serve only index.html
     <name>/<version>.json               one version             GET /<name>/<version>
     <name>/<tag>.json                   the version a tag names GET /<name>/latest
@@ -96,6 +97,29 @@ def packument_path(name: str) -> str:
 
 def abbreviated_path(name: str) -> str:
     return f"{package_dir(name)}/{ABBREVIATED_DOCUMENT}"
+
+
+# Precompressed copies: the package documents every install fetches get a gzip copy
+# beside them (NAME.gz), which nginx (gzip_static), Caddy (precompressed) and Apache
+# (a rewrite) send as it is to clients that accept gzip. Version documents do not:
+# installs never ask for them, and they are small (see bench/RESULTS.md).
+PRECOMPRESSED_SUFFIX = ".gz"
+
+
+def precompressed_copy(path: str) -> str | None:
+    """Where the gzip copy of the file at `path` lives, or None for a file that has none."""
+    folder, _, filename = path.rpartition("/")
+    if filename in (FULL_DOCUMENT, ABBREVIATED_DOCUMENT) and _is_package_folder(folder):
+        return path + PRECOMPRESSED_SUFFIX
+    return None
+
+
+def document_of_copy(path: str) -> str | None:
+    """The document whose precompressed copy is at `path`, or None when `path` is no such copy."""
+    if not path.endswith(PRECOMPRESSED_SUFFIX):
+        return None
+    document = path[: -len(PRECOMPRESSED_SUFFIX)]
+    return document if precompressed_copy(document) == path else None
 
 
 def version_document_path(name: str, version_or_tag: str) -> str:
@@ -306,7 +330,9 @@ def is_version_document(path: str) -> bool:
 def kind_of(path: str) -> str:
     """What a file of a built registry is, by its path relative to the registry's root:
     a TARBALL, a DOCUMENT (package, version and dist-tags documents, full or abbreviated,
-    the ping and the keys), or a SITE_PAGE (anything else in a folder) or ROOT_PAGE."""
+    the ping and the keys), or a SITE_PAGE (anything else in a folder) or ROOT_PAGE.
+    A precompressed copy is of its document's kind."""
+    path = document_of_copy(path) or path
     folder, _, filename = path.rpartition("/")
     if filename.endswith(".tgz") and folder.endswith("/-"):
         return TARBALL
@@ -321,11 +347,12 @@ def kind_of(path: str) -> str:
 
 def object_key(path: str) -> str | None:
     """The key of one file of the registry in an object store (before the prefix), or None
-    for the files a store does without: abbreviated documents and .nojekyll. Index.html
-    twins of documents are never asked for: they are a folder host's, made by its store.
+    for the files a store does without: abbreviated documents, precompressed copies and
+    .nojekyll (a store chooses no file by Accept or Accept-Encoding). Index.html twins of
+    documents are never asked for: they are a folder host's, made by its store.
     A version document is at the key clients ask for, <name>/<version>, without ".json"."""
     folder, _, filename = path.rpartition("/")
-    if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
+    if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL or document_of_copy(path):
         return None
     if filename == FULL_DOCUMENT and kind_of(path) == DOCUMENT:
         return folder
@@ -340,8 +367,8 @@ def object_keys(paths: set[str]) -> dict[str, tuple[str, str]]:
     keys: dict[str, tuple[str, str]] = {}
     for path in paths:
         folder, _, filename = path.rpartition("/")
-        if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL:
-            continue  # a store cannot choose a document by the Accept header: the full one serves all
+        if filename == ABBREVIATED_DOCUMENT or path == NOJEKYLL or document_of_copy(path):
+            continue  # a store cannot choose a document by Accept or Accept-Encoding: the full plain one serves all
         if filename == ZERO_CONFIG_DOCUMENT and f"{folder}/{FULL_DOCUMENT}" in paths:
             continue
         kind = kind_of(path)
@@ -366,7 +393,5 @@ NETLIFY_REDIRECTS = "_redirects"
 def package_of_document(path: str) -> str | None:
     """The package whose full document is at `path`, or None (a version's, or none)."""
     folder, _, filename = path.rpartition("/")
-    if filename != FULL_DOCUMENT or not folder or folder.startswith("-"):
-        return None
-    depth = folder.count("/")
-    return folder if depth == (1 if folder.startswith("@") else 0) else None
+    return folder if filename == FULL_DOCUMENT and _is_package_folder(folder) else None
+

@@ -17,15 +17,17 @@ import filecmp
 import glob
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, TextIO
 
 from staticreg.errors import BuildError
-from staticreg.layout import PING, safe_join
+from staticreg.layout import PING, precompressed_copy, safe_join
 
 if sys.platform != "win32":  # Windows has no fcntl: a build there takes no lock
     import fcntl
@@ -94,6 +96,27 @@ def write_file_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
     _remove_stale_temporaries(path)
 
 
+def gzip_copy(data: bytes) -> bytes:
+    """The precompressed copy of a file's bytes: gzip at level 9 (zlib's), with no file
+    name and no time in its header, so that the same bytes always give the same copy."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return packer.compress(data) + packer.flush()
+
+
+def copy_holds(copy: Path, data: bytes) -> bool:
+    """Whether the gzip file at `copy` holds `data`, by its header and trailer (the CRC-32
+    and length of what it holds): a stale or damaged copy fails it, without inflating."""
+    try:
+        with open(copy, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return False
+            f.seek(-8, os.SEEK_END)
+            trailer = f.read(8)
+    except OSError:  # missing, or shorter than a trailer
+        return False
+    return struct.unpack("<II", trailer) == (zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
 STALE_TEMPORARY_SECONDS = 600
 
 
@@ -154,8 +177,10 @@ class FileSink(Protocol):
 class Staging:
     """A folder the build writes into, swapped in for the output by `commit`."""
 
-    def __init__(self, output: Path):
+    def __init__(self, output: Path, precompress: bool = False):
         self.output = output.absolute()
+        # Write a gzip copy beside each file layout.precompressed_copy names (see `write`).
+        self.precompress = precompress
         parent = self.output.parent
         stem = f".{self.output.name}.staticreg"
         self.lock_path = lock_path(self.output)
@@ -276,15 +301,37 @@ class Staging:
         return target
 
     def write(self, relative: str, data: bytes) -> None:
-        """Write a file; when the previous output has the same bytes, link that file instead."""
+        """Write a file; when the previous output has the same bytes, link that file instead.
+        With `precompress`, a file that layout gives a precompressed copy gets it too: the
+        previous output's when the file is unchanged and the copy holds it, else a new one."""
         target = self._target(relative)
         if target is None:
             return
-        if self._link_if_same(relative, target, len(data), lambda old: old.read_bytes() == data):
+        copy = precompressed_copy(relative) if self.precompress else None
+        unchanged = self._link_if_same(relative, target, len(data), lambda old: old.read_bytes() == data)
+        if unchanged:
             self.reused += 1
+        else:
+            with open(target, "wb") as f:
+                f.write(data)
+            self.written += 1
+            self._note(relative)
+        if copy is not None:
+            self._write_copy(copy, data, unchanged)
+
+    def _write_copy(self, relative: str, data: bytes, unchanged: bool) -> None:
+        target = self._target(relative)
+        if target is None:
             return
+        if unchanged and copy_holds(self.previous(relative), data):
+            try:
+                os.link(self.previous(relative), target)  # no level-9 compression again
+                self.reused += 1
+                return
+            except OSError:
+                pass
         with open(target, "wb") as f:
-            f.write(data)
+            f.write(gzip_copy(data))
         self.written += 1
         self._note(relative)
 

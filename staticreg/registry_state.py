@@ -43,6 +43,8 @@ class Settings:
     signing_key: str = ""  # the key id versions are signed with; "" when they are not
     # The layout its files follow (layout.GENERATION); a state without one is of generation 1.
     layout: int = GENERATION
+    # Package documents have gzip copies beside them (in a folder: a store does without).
+    precompress: bool = True
 
 
 @dataclass
@@ -103,6 +105,7 @@ def registry_state_bytes(state: RegistryState) -> bytes:
     return dumps({
         "format": FORMAT,
         "settings": {"base_url": s.base_url, "index_html": s.index_html, "layout": s.layout,
+                     "precompress": s.precompress,
                      "signing_key": s.signing_key, "site": s.site, "templates": s.templates, "title": s.title},
         "packages": {name: state.rows[name] for name in sorted(state.rows)},
         "depends_on": {name: state.depends_on[name] for name in sorted(state.depends_on)},
@@ -154,6 +157,7 @@ def parse_registry_state(data: bytes, label: str) -> RegistryState:
             templates=_text(settings["templates"]),
             signing_key=_text(settings["signing_key"]),
             layout=_number(settings.get("layout", 1)),
+            precompress=_flag(settings.get("precompress", False)),  # written by a staticreg without copies: none
         )
     except (KeyError, TypeError) as exc:
         raise StateError(f"{label}: a setting is missing or of the wrong type ({exc}); {_REPAIR}") from None

@@ -9,7 +9,8 @@ and shows it on top of every HTML page.
 
 The handler answers exactly as the generated nginx configuration does: decoded
 paths (%2f and %2F), the abbreviated document for the abbreviated Accept
-header, the same Content-Type, Cache-Control, ETag and Last-Modified. It also
+header, a package document's gzip copy for clients that accept gzip, the same
+Content-Type, Cache-Control, ETag and Last-Modified. It also
 takes npm publish, dist-tag and deprecate from this machine (see publish.py).
 """
 
@@ -110,6 +111,12 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         relative = file.relative_to(self.directory).as_posix()
         if error and _is_site_page(relative):
             return self._with_banner(file, error)
+        copy = layout.precompressed_copy(relative)
+        encoded = copy is not None and http_headers.accepts_gzip(self.headers.get("Accept-Encoding"))
+        if encoded and copy is not None:  # the build's gzip copy of the document, as nginx's gzip_static sends it
+            packed = layout.safe_join(Path(self.directory), copy)
+            encoded = packed.is_file()
+            file = packed if encoded else file
         stat = file.stat()
         etag = f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
         last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
@@ -119,8 +126,10 @@ class RegistryHandler(SimpleHTTPRequestHandler):
             "ETag": etag,
             "Last-Modified": last_modified,
         }
-        if file.name in (layout.FULL_DOCUMENT, layout.ABBREVIATED_DOCUMENT):
-            headers["Vary"] = "Accept"
+        if relative.rpartition("/")[2] in (layout.FULL_DOCUMENT, layout.ABBREVIATED_DOCUMENT):
+            headers["Vary"] = "Accept, Accept-Encoding" if copy else "Accept"
+        if encoded:
+            headers["Content-Encoding"] = "gzip"
         inm = self.headers.get("If-None-Match")
         ims = self.headers.get("If-Modified-Since")
         not_modified = inm == etag if inm else False

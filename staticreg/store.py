@@ -12,6 +12,16 @@ still the one read (`expect=ABSENT`: only while there is none), and raises
   under a temporary name and renamed into place.
 - In S3, the store's own conditional writes do it: `If-Match` with the ETag read,
   `If-None-Match: *` for a new key. 412 and 409 mean "changed meanwhile".
+
+A document that layout gives a precompressed copy (NAME.gz, which nginx's
+gzip_static sends as it is to clients that accept gzip) is changed in a folder in
+this order: the old copy is removed, the document replaced, then the new copy
+written, each file atomically. A reader meanwhile gets the old document, or the
+new one (compressed by the server on the fly while there is no copy), never a
+copy that is not of the document beside it; a writer killed in between leaves no
+copy, which the next write of the same document makes. Deleting a document
+removes its copy first. A bucket has no copies (layout.object_key): it cannot
+choose a file by Accept-Encoding.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from urllib.parse import urlsplit
 
 from staticreg import headers, layout
 from staticreg.errors import StaticregError
-from staticreg.output import lock_path, not_a_registry
+from staticreg.output import copy_holds, gzip_copy, lock_path, not_a_registry
 
 if sys.platform != "win32":  # Windows has no fcntl: an update there takes no lock
     import fcntl
@@ -62,8 +72,9 @@ class Store(Protocol):
 
     def read(self, path: str) -> Blob | None: ...
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
-        """Write; returns the new file's etag (None when the store does without the file)."""
+    def write(self, path: str, data: bytes, expect: str = ANY, precompress: bool = False) -> str | None:
+        """Write; returns the new file's etag (None when the store does without the file).
+        `precompress`: with the precompressed copy layout names for it, where the store keeps copies."""
 
     def create(self, path: str, source: Path) -> bool: ...
 
@@ -147,14 +158,33 @@ class FolderStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
+    def write(self, path: str, data: bytes, expect: str = ANY, precompress: bool = False) -> str | None:
         target = self._path(path)
         now = self.read(path)
         if expect != ANY and (now.etag if now else ABSENT) != expect:
             raise Conflict(path)
+        copy = layout.precompressed_copy(path)
+        copy_target = self._path(copy) if copy else None
         if now is not None and now.data == data:
             _remove_temporaries_of(target)
+            if copy_target is not None and not copy_holds(copy_target, data):
+                if precompress:
+                    self._replace(copy_target, gzip_copy(data))  # one a killed writer did not make
+                else:
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        copy_target.unlink()
             return now.etag  # unchanged: it keeps its mtime, and web servers their ETag and 304s
+        if copy_target is not None:  # see the module's docstring for the order
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                copy_target.unlink()
+        self._replace(target, data)
+        if copy_target is not None and precompress:
+            self._replace(copy_target, gzip_copy(data))
+        return _stat_etag(os.stat(target))
+
+    @staticmethod
+    def _replace(target: Path, data: bytes) -> None:
+        """Put `data` at `target` atomically: a temporary file renamed over it."""
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
@@ -166,7 +196,6 @@ class FolderStore:
                 os.unlink(tmp)
             raise
         _remove_temporaries_of(target)
-        return _stat_etag(os.stat(target))
 
     def create(self, path: str, source: Path) -> bool:
         """Put the file at `source` at `path` unless there is a file there; True if it was put."""
@@ -201,9 +230,12 @@ class FolderStore:
         _remove_temporaries_of(target)
 
     def delete(self, path: str) -> None:
+        """Remove a file (its precompressed copy first), and the folders it leaves empty."""
+        copy = layout.precompressed_copy(path)
+        for gone in ([self._path(copy)] if copy else []) + [self._path(path)]:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                gone.unlink()
         target = self._path(path)
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
         parent = target.parent
         while parent != self.root:  # folders left empty by the last of their files
             try:
@@ -262,8 +294,8 @@ class S3Store:
             raise Conflict(path)
         return answer["ETag"].strip('"')
 
-    def write(self, path: str, data: bytes, expect: str = ANY) -> str | None:
-        key = self._key(path)
+    def write(self, path: str, data: bytes, expect: str = ANY, precompress: bool = False) -> str | None:
+        key = self._key(path)  # (no precompressed copies: layout.object_key)
         if key is None:
             return None
         etag = self._put(path, key, data, expect)

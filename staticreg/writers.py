@@ -83,8 +83,10 @@ def upstream_of(entry: dict | None) -> upstream_meta.UpstreamMeta | None:
 
 def registry_settings(config: Config) -> registry_state.Settings:
     signer = config.signing.signer if config.signing is not None else None
-    return registry_state.Settings(config.base_url, config.title, config.site, config.index_html,
-                                   template_digest(config), signer.keyid if signer else "")  # fmt: skip
+    return registry_state.Settings(
+        base_url=config.base_url, title=config.title, site=config.site, index_html=config.index_html,
+        templates=template_digest(config), signing_key=signer.keyid if signer else "", precompress=config.precompress,
+    )
 
 
 def depends_on(package: Package) -> list[str]:

@@ -46,18 +46,34 @@ def test_publish_document_is_what_npm_publish_sends(tmp_path):
     assert doc["versions"][version]["dist"]["tarball"].startswith("http://127.0.0.1:4873/")
 
 
-def test_precompress_writes_what_gzip_static_serves_and_removes_it(tmp_path):
-    (tmp_path / "demo" / "1.0.0").mkdir(parents=True)
-    documents = [tmp_path / "demo" / name for name in ("index.json", "index.corgi", "1.0.0/index.json")]
-    for i, path in enumerate(documents):
-        path.write_text(json.dumps({"name": "demo", "n": i}))
-    (tmp_path / "demo" / "index.html").write_text("<p>site</p>")
-    files, before, after = bench_run.precompress(tmp_path)
-    assert files == 3 and before == sum(p.stat().st_size for p in documents) and after > 0
-    for path in documents:
-        packed = path.with_name(path.name + ".gz")
-        assert gzip.decompress(packed.read_bytes()) == path.read_bytes()
-        assert packed.stat().st_mtime_ns == path.stat().st_mtime_ns
-    assert not (tmp_path / "demo" / "index.html.gz").exists()
-    bench_run.remove_precompressed(tmp_path)
-    assert sorted(p.name for p in tmp_path.rglob("*.gz")) == []
+def test_the_build_s_gzip_copies_are_set_aside_and_put_back(tmp_path):
+    """The peer comparison measures nginx without the copies the build writes, then puts them back."""
+    folder = bench_corpus.generate(5, tmp_path / "corpus", big=0)
+    out = tmp_path / "out"
+    from staticreg.build import build
+    from staticreg.config import Config
+
+    build(Config(input_dir=folder / "tarballs", output_dir=out, base_url="http://127.0.0.1:9/"), show_progress=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.gz")}
+    assert before and all(gzip.decompress(data) == (out / path.with_suffix("")).read_bytes() for path, data in before.items())
+    files, plain, packed = bench_run.set_copies_aside(out, tmp_path / "aside")
+    assert files == len(before) and packed == sum(map(len, before.values())) and plain > packed
+    assert list(out.rglob("*.gz")) == []
+    bench_run.put_copies_back(out, tmp_path / "aside")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.gz")} == before
+
+
+def test_the_precompress_benchmark_finds_the_install_closure_and_what_would_pay(tmp_path):
+    from bench import bench_precompress
+    from staticreg.build import build
+    from staticreg.config import Config
+
+    folder = bench_corpus.generate(20, tmp_path / "corpus", big=0)
+    out = tmp_path / "out"
+    build(Config(input_dir=folder / "tarballs", output_dir=out, base_url="http://127.0.0.1:9/"), show_progress=False)
+    project = json.loads((folder / "corpus.json").read_text())["project"]
+    names = bench_precompress.closure(out, project)
+    assert set(project) <= set(names) and all((out / name / "index.json").is_file() for name in names)
+    kinds = bench_precompress.candidates(out)
+    assert kinds["package documents (full)"]["files"] == len(list(out.rglob("index.json.gz")))
+    assert kinds["version and tag documents"]["files"] > 0 and "the site's pages" in kinds

@@ -18,6 +18,18 @@ def test_max_age():
     assert check._max_age("no-cache") is None
 
 
+def test_a_header_sent_twice_is_read_as_one_list_and_vary_by_its_names():
+    from email.message import Message
+
+    message = Message()
+    for key, value in (("Vary", "Accept-Encoding"), ("vary", "Accept"), ("Content-Type", "application/json")):
+        message[key] = value
+    got = check._lower(message)
+    assert got == {"vary": "Accept-Encoding, Accept", "content-type": "application/json"}
+    assert check._tokens(got["vary"]) == {"accept-encoding", "accept"}
+    assert "accept" not in check._tokens("Accept-Encoding")  # not Vary: Accept, though its name starts so
+
+
 def test_the_same_problem_on_many_urls_is_one_line():
     report = check.CheckReport()
     for url in ("http://h/a", "http://h/b", "http://h/c"):

@@ -34,6 +34,8 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
     assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE
     assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.STATE
     assert not [k for k in by_key if k.endswith(("/index.json", "/index.corgi"))]
+    assert (config.output_dir / "demo/index.json.gz").is_file()
+    assert not [u for u in plan if u.path.endswith(".gz")]  # a bucket cannot choose by Accept-Encoding
     assert by_key["npm/"].file == by_key["npm/index.html"].file == config.output_dir / "index.html"
     assert by_key["npm/-/web/package/demo/"].file.name == "index.html"
     assert "" not in {u.key for u in deploy.plan(config.output_dir, "")}  # no prefix: no empty key

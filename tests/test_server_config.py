@@ -65,11 +65,12 @@ def test_snippet_mentions_every_rule(tmp_path):
 def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
     apache = server_config.apache(tmp_path, document_max_age=60)
     for needle in ["AllowEncodedSlashes On", "index.corgi", "max-age=60, must-revalidate", "immutable",
-                   "AddType application/vnd.npm.install-v1+json .corgi", "Header merge Vary Accept", "ForceType application/json"]:  # fmt: skip
+                   "AddType application/vnd.npm.install-v1+json .corgi", "Header merge Vary Accept", "ForceType application/json",
+                   "AddEncoding gzip .gz", "index.json.gz", "index.corgi.gz", "Header merge Vary Accept-Encoding"]:  # fmt: skip
         assert needle in apache
     assert "Listen" not in apache and "LoadModule" not in apache
     caddy = server_config.caddy(tmp_path, address="npm.example.com", prefix="/npm/")
-    for needle in ["npm.example.com {", "handle_path /npm/*", "index.corgi", "Vary Accept", "immutable", "respond 404"]:
+    for needle in ["npm.example.com {", "handle_path /npm/*", "index.corgi", 'Vary "Accept, Accept-Encoding"', "precompressed gzip", "immutable", "respond 404"]:
         assert needle in caddy
     assert "admin off" not in caddy
     with pytest.raises(ConfigError, match="cannot hold"):

@@ -441,7 +441,7 @@ def test_the_keys_document_is_served_as_a_revalidated_json_document_everywhere(t
     assert '"~/-/npm/v1/keys$" "public, max-age=0, must-revalidate";' in server_config.nginx(tmp_path)
     apache = server_config.apache(tmp_path)
     assert '<FilesMatch "^(ping|dist-tags|keys)$">\n    ForceType application/json' in apache
-    assert '<FilesMatch "^(index\\.json|index\\.corgi|ping|dist-tags|keys)$">' in apache
+    assert '<FilesMatch "^(index\\.json|index\\.corgi|ping|dist-tags|keys)(\\.gz)?$">' in apache
     caddy = server_config.caddy(tmp_path)
     assert "@document path */index.json */index.corgi */ping */dist-tags */-/npm/v1/keys" in caddy
     assert "@extensionless path */ping */dist-tags */-/npm/v1/keys" in caddy

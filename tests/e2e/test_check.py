@@ -45,6 +45,21 @@ def corrupt_tarball(root: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def stale_copy(root: Path) -> None:
+    """A gzip copy older than its document (the document as it was without its last version)."""
+    import gzip
+    import json
+
+    document = json.loads((root / "demo-utils/index.json").read_bytes())
+    document["versions"].pop(document["dist-tags"]["latest"])
+    (root / "demo-utils/index.json.gz").write_bytes(gzip.compress(json.dumps(document).encode(), mtime=0))
+
+
+def damaged_copy(root: Path) -> None:
+    path = root / "@demo/greet/index.corgi.gz"
+    path.write_bytes(path.read_bytes()[:-20])
+
+
 BROKEN = {
     "no JSON content type": (no_json_type, None, "Content-Type is application/octet-stream, not application/json"),
     "no %2f decoding": (no_slash_decoding, None, "answers 404 (npm, yarn and bun ask for this URL). Fix: the host must decode %2f and %2F"),
@@ -53,6 +68,8 @@ BROKEN = {
     "no Vary": (no_vary, None, "negotiates on Accept without Vary: Accept"),
     "a tarball missing": (None, remove_tarball, "demo-utils-1.2.0.tgz: answers 404: every install of demo-utils@1.2.0 fails"),
     "a corrupted tarball": (None, corrupt_tarball, "greet-1.0.0.tgz: the bytes served do not match @demo/greet@1.0.0's integrity"),
+    "a stale gzip copy": (None, stale_copy, "demo-utils: the gzip-encoded answer differs from the plain one"),
+    "a damaged gzip copy": (None, damaged_copy, "@demo%2fgreet (and 1 more): says Content-Encoding: gzip, and is not gzip"),
 }
 
 
@@ -97,7 +114,8 @@ def test_check_names_an_unreachable_registry_without_a_traceback():
 
 
 def test_check_catches_apache_answering_revalidations_in_full(input_dir):
-    """mod_deflate's default ETag ("...-gzip") never matches If-None-Match."""
+    """mod_deflate's default ETag ("...-gzip") never matches If-None-Match. (A registry built
+    without gzip copies: Apache sends the copies as they are, and mod_deflate never sees them.)"""
     def default_etag(conf: str) -> str:
         return conf.replace("DeflateAlterETag Remove", "")
 
@@ -105,7 +123,8 @@ def test_check_catches_apache_answering_revalidations_in_full(input_dir):
         port = free_port()
         root = scratch / "registry"
         built = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(root), "-q",
-                                "--base-url", f"http://127.0.0.1:{port}/"], capture_output=True, text=True)  # fmt: skip
+                                "--base-url", f"http://127.0.0.1:{port}/", "--no-precompress"],
+                               capture_output=True, text=True)  # fmt: skip
         assert built.returncode == 0, built.stderr
         with hosts.running(hosts.apache(root, scratch / "apache", port, edit=default_etag)) as server:
             broken = run_check(server.url())

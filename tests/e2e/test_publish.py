@@ -5,6 +5,7 @@ injected 409) is retried, and a publish killed at any moment is completed by run
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -75,6 +76,31 @@ def in_process_store(server, target: str) -> S3Store:
         os.environ.update(saved)
 
 
+def gzip_keys(server, target: str) -> list[str]:
+    """Keys of precompressed copies in the bucket: a store has none (it cannot choose by Accept-Encoding)."""
+    store = in_process_store(server, target)
+    listed = store.s3.list_objects_v2(Bucket=store.bucket, Prefix=store.prefix)
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    assert keys, target
+    return [key for key in keys if key.endswith(".gz")]
+
+
+def get_gzip(url: str) -> tuple[int, dict[str, str], bytes]:
+    """GET as clients do, with Accept-Encoding: gzip; the body inflated when it came gzipped."""
+    import gzip
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request(url, headers={"Accept-Encoding": "gzip"}), timeout=10) as response:
+            got = {k.lower(): v for k, v in response.headers.items()}
+            body = response.read()
+            return response.status, got, gzip.decompress(body) if got.get("content-encoding") == "gzip" else body
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}, b""
+
+
 def config_for(url: str) -> Config:
     return Config(input_dir=Path("."), output_dir=Path("."), base_url=url)
 
@@ -122,6 +148,7 @@ def test_publish_into_an_empty_bucket_then_npm_and_pnpm_install(scratch, moto, p
     status, _, index = fetch(url + "-/web/search-index.json")
     assert status == 200 and [p[0] for p in json.loads(index)["packages"]] == ["@team/lib", "team-tool-0"]
     assert fetch(url + "-/web/package/@team/lib/")[0] == 200
+    assert gzip_keys(moto, target) == []
 
 
 def test_publish_into_a_bucket_a_build_filled(scratch, moto, packed):
@@ -135,8 +162,10 @@ def test_publish_into_a_bucket_a_build_filled(scratch, moto, packed):
     deployed = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url",
                                moto.url(), "-q"], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
     assert deployed.returncode == 0, deployed.stderr
+    assert list(registry.rglob("*.gz")) and gzip_keys(moto, target) == []  # the build's copies stay behind
     result = s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")))
     assert result.returncode == 0, result.stderr
+    assert gzip_keys(moto, target) == []
     docs = assert_consistent(url, ["@team/lib", "demo-utils", "demo-cli", "@demo/greet"])
     assert docs["demo-utils"]["dist-tags"]["next"] == "2.0.0-beta.1"  # the build's settings stand
     install(scratch, "npm", url, {"@team/lib": "1.0.0", "demo-cli": "^1.0.0"}, "filled")
@@ -258,6 +287,12 @@ def test_a_folder_served_by_nginx_while_eight_publishers_write_and_a_reader_chec
                     if status == 404:
                         continue
                     try:
+                        # publishes here only add versions: what gzip clients get (the document's
+                        # gzip copy) is never older than the plain document read just before it
+                        plain = set(json.loads(body)["versions"])
+                        status, _, packed_body = get_gzip(url + name.replace("/", "%2f"))
+                        if status == 200 and not plain <= set(json.loads(packed_body)["versions"]):
+                            problems.append(f"{name}: the gzip answer is older than the plain one")
                         for version, manifest in json.loads(body)["versions"].items():
                             status, _, data = fetch(manifest["dist"]["tarball"])
                             if status != 200 or sri(hashlib.sha512(data)) != manifest["dist"]["integrity"]:
@@ -281,6 +316,10 @@ def test_a_folder_served_by_nginx_while_eight_publishers_write_and_a_reader_chec
         assert problems == []
         docs = assert_consistent(url, ["@team/lib"] + [f"team-tool-{i}" for i in (0, 1, 2, 3, 7)])
         assert sorted(docs["@team/lib"]["versions"]) == ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
+        for name in docs:  # each copy is of its document, and is what gzip clients get
+            _, got, body = get_gzip(url + name.replace("/", "%2f"))
+            assert got.get("content-encoding") == "gzip" and body == (root / name / "index.json").read_bytes(), name
+            assert gzip.decompress((root / name / "index.json.gz").read_bytes()) == body
         install(scratch, "npm", url, {"@team/lib": "^1.3.0", "team-tool-2": "1.0.0"}, "folder")
         install(scratch, "pnpm", url, {"@team/lib": "^1.3.0", "team-tool-2": "1.0.0"}, "folder")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -201,6 +202,14 @@ def test_pnpm_and_npm_verify_every_version_own_and_mirrored(scratch, input_dir, 
     assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
 
 
+def write_served(path: Path, text: str) -> None:
+    """A document changed on the host, with the gzip copy beside it that nginx sends clients."""
+    path.write_text(text)
+    copy = path.with_name(path.name + ".gz")
+    if copy.exists():
+        copy.write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
 def alter_a_signature(root: Path) -> None:
     """One byte of @sig/b@1.1.0's signature changed in its full document, where both clients read it."""
     path = root / "@sig/b/index.json"
@@ -209,7 +218,7 @@ def alter_a_signature(root: Path) -> None:
     raw = bytearray(base64.b64decode(signature["sig"]))
     raw[-1] ^= 1
     signature["sig"] = base64.b64encode(bytes(raw)).decode()
-    path.write_text(json.dumps(doc))
+    write_served(path, json.dumps(doc))
 
 
 def replace_a_tarball(root: Path) -> None:
@@ -224,7 +233,7 @@ def replace_a_tarball(root: Path) -> None:
         dist = (doc["versions"]["1.0.0"] if "versions" in doc else doc)["dist"]
         dist["integrity"], dist["shasum"] = integrity_of(evil), hashlib.sha1(evil).hexdigest()
         path.unlink()  # index.html is a hard link to index.json: both are replaced
-        path.write_text(json.dumps(doc))
+        write_served(path, json.dumps(doc))
 
 
 @pytest.mark.parametrize("label, mutate, package", [("sig", alter_a_signature, "@sig/b@1.1.0"), ("tarball", replace_a_tarball, "sig-a@1.0.0")])
