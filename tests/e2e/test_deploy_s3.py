@@ -129,7 +129,7 @@ def test_two_pipelines_deploying_never_drop_a_version(scratch, moto):
     assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"] and fetch(url + "demo-cli")[0] == 200
 
 
-def test_a_deploy_over_a_bucket_an_older_staticreg_filled_leaves_none_of_its_pages(scratch, store):
+def test_a_deploy_over_a_bucket_an_older_staticreg_filled_leaves_none_of_its_pages(scratch, moto):
     """A page per version (-/web/package/NAME/v/VERSION/), list and scope pages as folders:
     stale pages, removed without --delete (no page is anyone's version); the documents keep
     their keys. The bucket then holds exactly the keys of the registry, and no page links to
@@ -137,22 +137,22 @@ def test_a_deploy_over_a_bucket_an_older_staticreg_filled_leaves_none_of_its_pag
     from tests.legacy_layout import to_generation_one
 
     target, prefix = f"s3://{hosts.BUCKET}/gen1", "gen1/"
-    url = hosts.s3_registry_url(store).replace(f"/{hosts.S3_PREFIX}/", "/gen1/")
+    url = hosts.s3_registry_url(moto).replace(f"/{hosts.S3_PREFIX}/", "/gen1/")
     input_dir = make_input(scratch / "input-gen1", scratch / "src-gen1")
     old = build(input_dir, scratch / "registry-gen1-old", url, scratch)
     to_generation_one(old)
 
     def deploy(registry):
         return subprocess.run([sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target,
-                               "--endpoint-url", store.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+                               "--endpoint-url", moto.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
 
     assert deploy(old).returncode == 0
-    before = hosts.bucket_keys(store, prefix)
+    before = hosts.bucket_keys(moto, prefix)
     assert {"gen1/-/web/package/demo-utils/v/1.0.0/", "gen1/-/web/scope/@demo/index.html", "gen1/demo-utils/1.0.0"} <= before
     new = build(input_dir, scratch / "registry-gen1-new", url, scratch)
     done = deploy(new)
     assert done.returncode == 0, done.stderr
-    keys = hosts.bucket_keys(store, prefix)
+    keys = hosts.bucket_keys(moto, prefix)
     assert keys == hosts.registry_keys(new, prefix)
     assert hosts.dead_links(url, keys, prefix) == []
     assert json.loads(fetch(url + "demo-utils/1.0.0")[2])["_id"] == "demo-utils@1.0.0"

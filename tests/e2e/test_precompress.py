@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from staticreg import layout
 from tests.e2e import hosts
 from tests.e2e.clients import client
-from tests.e2e.project import build, check_installed, make_input, new_project
+from tests.e2e.project import build, check_installed, new_project
 from tests.e2e.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -23,22 +22,11 @@ ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0
 STARTS = {"nginx": hosts.nginx, "apache": hosts.apache, "caddy": hosts.caddy}
 
 
-@pytest.fixture(scope="module")
-def scratch():
-    with hosts.readable_scratch() as folder:  # Apache's workers do not run as root
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def input_dir(scratch) -> Path:
-    return make_input(scratch / "input", scratch / "src")
-
-
 @pytest.fixture(scope="module", params=list(STARTS))
-def served(request, scratch, input_dir):
+def served(request, scratch, matrix_input):
     """(host, its URL, the registry folder it serves, its server)."""
     host, port = request.param, free_port()
-    output = build(input_dir, scratch / f"registry-{host}", f"http://127.0.0.1:{port}/", scratch)
+    output = build(matrix_input, scratch / f"registry-{host}", f"http://127.0.0.1:{port}/", scratch)
     with hosts.running(STARTS[host](output, scratch / f"state-{host}", port)) as server:
         yield host, server.url(), output, server
 
@@ -74,10 +62,10 @@ def test_the_copy_goes_to_clients_that_accept_gzip_and_the_document_to_the_other
                 assert "accept-encoding" in re.split(r"[,\s]+", got.get("vary", "").lower()), (host, got.get("vary"))
 
 
-def test_npm_and_pnpm_install_through_nginx_and_are_sent_the_copies(scratch, input_dir):
+def test_npm_and_pnpm_install_through_nginx_and_are_sent_the_copies(scratch, matrix_input):
     """nginx's access log: every package document a client fetched went out as its copy's bytes."""
     port = free_port()
-    output = build(input_dir, scratch / "registry-install", f"http://127.0.0.1:{port}/", scratch)
+    output = build(matrix_input, scratch / "registry-install", f"http://127.0.0.1:{port}/", scratch)
     sizes = {p.stat().st_size for p in output.rglob(f"*{layout.PRECOMPRESSED_SUFFIX}")}
     with hosts.running(hosts.nginx(output, scratch / "state-install", port)) as server:
         for name in ("npm", "pnpm"):
