@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import corpus  # noqa: E402
-from staticreg import layout  # noqa: E402
-from staticreg.build import build  # noqa: E402
+from staticreg.build.pipeline import build  # noqa: E402
 from staticreg.config import Config  # noqa: E402
-from staticreg.mirror import MirrorOptions, mirror  # noqa: E402
+from staticreg.mirror.mirror import MirrorOptions, mirror  # noqa: E402
+from staticreg.npm import layout  # noqa: E402
 from tests.e2e.servers import free_port, start_nginx  # noqa: E402
 
 
@@ -46,7 +46,11 @@ def lockfile(registry: Path, base_url: str) -> tuple[dict, list[str]]:
             continue
         for i, (version, manifest) in enumerate(sorted(doc["versions"].items())):
             key = f"node_modules/{doc['name']}" + (f"/node_modules/v{i}" if i else "")
-            entry = {"version": version, "resolved": manifest["dist"]["tarball"], "integrity": manifest["dist"]["integrity"]}
+            entry = {
+                "version": version,
+                "resolved": manifest["dist"]["tarball"],
+                "integrity": manifest["dist"]["integrity"],
+            }
             if i:
                 entry["name"] = doc["name"]  # an alias entry: every version pinned once
             packages[key] = entry
@@ -82,7 +86,9 @@ def main() -> None:
     parser.add_argument("--tarballs", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=16)
-    parser.add_argument("--limit-rate", default="", help="nginx limit_rate per connection (e.g. 2m), for a network slower than loopback")
+    parser.add_argument(
+        "--limit-rate", default="", help="nginx limit_rate per connection (e.g. 2m), for a network slower than loopback"
+    )
     parser.add_argument("--big", type=int, default=0, help="tarballs with a 5-20 MB binary in them (default: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="staticreg-bench-mirror-") as scratch_name:
@@ -95,9 +101,17 @@ def main() -> None:
         lock, urls = lockfile(registry, upstream)
         lock_path = scratch / "package-lock.json"
         lock_path.write_text(json.dumps(lock, indent=2))
-        size = sum((registry / layout.tarball_path(*key)).stat().st_size for key in
-                   ((p.get("name") or k.split("node_modules/")[1], p["version"]) for k, p in lock["packages"].items() if k))  # fmt: skip
-        edit = (lambda text: text.replace("autoindex off;", f"autoindex off;\n    limit_rate {args.limit_rate};")) if args.limit_rate else None
+        size = sum(
+            (registry / layout.tarball_path(*key)).stat().st_size
+            for key in (
+                (p.get("name") or k.split("node_modules/")[1], p["version"]) for k, p in lock["packages"].items() if k
+            )
+        )
+        edit = (
+            (lambda text: text.replace("autoindex off;", f"autoindex off;\n    limit_rate {args.limit_rate};"))
+            if args.limit_rate
+            else None
+        )
         server = start_nginx(registry, scratch / "nginx", port, edit=edit)
         try:
             bare_times, saved_times, mirror_times = [], [], []
@@ -110,7 +124,9 @@ def main() -> None:
                 saved_times.append(bare(urls, args.jobs, saved))
                 into = scratch / "mirror"
                 shutil.rmtree(into, ignore_errors=True)
-                options = MirrorOptions(lockfiles=(lock_path,), upstream=upstream, into=into, jobs=args.jobs, show_progress=False)
+                options = MirrorOptions(
+                    lockfiles=(lock_path,), upstream=upstream, into=into, jobs=args.jobs, show_progress=False
+                )
                 started = time.monotonic()
                 report = mirror(options)
                 mirror_times.append(time.monotonic() - started)
@@ -123,7 +139,9 @@ def main() -> None:
             server.stop()
     b, f, m = statistics.median(bare_times), statistics.median(saved_times), statistics.median(mirror_times)
     rate = f", limit_rate {args.limit_rate}" if args.limit_rate else ""
-    print(f"{len(urls)} tarballs ({size / 1e6:.1f} MB), {args.jobs} threads, median of {args.runs}, upstream on nginx at 127.0.0.1{rate}")
+    print(
+        f"{len(urls)} tarballs ({size / 1e6:.1f} MB), {args.jobs} threads, median of {args.runs}, upstream on nginx at 127.0.0.1{rate}"
+    )
     print(f"  bare downloads:   {b:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in bare_times)})")
     print(f"  staticreg mirror: {m:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in mirror_times)})")
     print(f"  bare downloads, each saved to a file: {f:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in saved_times)})")

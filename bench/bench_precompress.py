@@ -33,8 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.corpus import DEFAULT_ROOT, flat, generate  # noqa: E402
 from bench.run import WORK, clean_output, log, run_staticreg, write_config, wrk_binary, wrk_documents  # noqa: E402
-from staticreg import layout  # noqa: E402
-from staticreg.output import gzip_copy  # noqa: E402
+from staticreg.build.output import gzip_copy  # noqa: E402
+from staticreg.npm import layout  # noqa: E402
 from tests.e2e.servers import free_port, start_nginx  # noqa: E402
 
 FULL = "application/json"
@@ -103,7 +103,9 @@ def closure(root: Path, project: dict[str, str]) -> list[str]:
         seen.add(name)
         document = json.loads((root / layout.packument_path(name)).read_bytes())
         spec = semantic_version.NpmSpec(wanted)
-        version = max((v for v in document["versions"] if semantic_version.Version(v) in spec), key=semantic_version.Version)
+        version = max(
+            (v for v in document["versions"] if semantic_version.Version(v) in spec), key=semantic_version.Version
+        )
         todo += list((document["versions"][version].get("dependencies") or {}).items())
     return sorted(seen)
 
@@ -146,8 +148,12 @@ def main() -> None:
         if setting == "without":
             with configs[setting].open("a") as f:
                 f.write("precompress: false\n")
-    results: dict = {"count": args.count, "runs": args.runs, "cold": {s: [] for s in SETTINGS},
-                     "add_one": {s: [] for s in SETTINGS}}  # fmt: skip
+    results: dict = {
+        "count": args.count,
+        "runs": args.runs,
+        "cold": {s: [] for s in SETTINGS},
+        "add_one": {s: [] for s in SETTINGS},
+    }
 
     log(f"{args.count}: warming the page cache")
     clean_output(works["with"])
@@ -182,15 +188,19 @@ def main() -> None:
     try:
         results["install_documents"] = len(installed)
         results["bytes"] = {
-            s: {f"{client} {encoding or 'plain'}": wire_bytes(ports[s], installed, accept, encoding)
-                for client, accept in (("npm", FULL), ("pnpm", ABBREVIATED)) for encoding in ("gzip", None)}
+            s: {
+                f"{client} {encoding or 'plain'}": wire_bytes(ports[s], installed, accept, encoding)
+                for client, accept in (("npm", FULL), ("pnpm", ABBREVIATED))
+                for encoding in ("gzip", None)
+            }
             for s in SETTINGS
-        }  # fmt: skip
+        }
         rounds: dict[str, list] = {s: [] for s in SETTINGS}
         for run in range(args.runs):
             for setting in SETTINGS if run % 2 == 0 else SETTINGS[::-1]:
-                got = wrk_documents(f"http://127.0.0.1:{ports[setting]}/", names_file, args.seconds,
-                                    [servers[setting].process.pid])  # fmt: skip
+                got = wrk_documents(
+                    f"http://127.0.0.1:{ports[setting]}/", names_file, args.seconds, [servers[setting].process.pid]
+                )
                 if got["failures"]:
                     raise RuntimeError(f"wrk against the registry {setting} copies: {got}")
                 rounds[setting].append(got)
@@ -207,28 +217,38 @@ def main() -> None:
 
 def summary(r: dict) -> str:
     median = statistics.median
-    lines = [(f"{r['count']} tarballs, medians of {r['runs']} (every run in precompress-{r['count']}.json); "
-             f"{r['copies']} copies")]  # fmt: skip
+    lines = [
+        (
+            f"{r['count']} tarballs, medians of {r['runs']} (every run in precompress-{r['count']}.json); "
+            f"{r['copies']} copies"
+        )
+    ]
     for step, label in (("cold", "cold build"), ("add_one", "add-one rebuild")):
         for key, what in (("seconds", "wall"), ("cpu_seconds", "CPU"), ("write_seconds", "write stage")):
             got = {s: [run[key] for run in r[step][s]] for s in SETTINGS}
             w, o = median(got["with"]), median(got["without"])
-            lines.append(f"{label}, {what} s: with copies {w:.2f}, without {o:.2f}: {w / o:.3f}x "
-                         f"(runs: {[round(x, 2) for x in got['with']]} / {[round(x, 2) for x in got['without']]})")  # fmt: skip
+            lines.append(
+                f"{label}, {what} s: with copies {w:.2f}, without {o:.2f}: {w / o:.3f}x "
+                f"(runs: {[round(x, 2) for x in got['with']]} / {[round(x, 2) for x in got['without']]})"
+            )
     lines.append("what a copy would pay for, by kind (gzip level 9, one core):")
     for what, c in sorted(r["candidates"].items()):
-        lines.append(f"  {what:34} {c['files']:6} files {c['bytes'] / 1e6:8.2f} MB -> {c['gzip_bytes'] / 1e6:7.2f} MB "
-                     f"({c['gzip_bytes'] / c['bytes']:.2f}) in {c['seconds']:.2f} s; {c['under_512']} under 512 B")  # fmt: skip
+        lines.append(
+            f"  {what:34} {c['files']:6} files {c['bytes'] / 1e6:8.2f} MB -> {c['gzip_bytes'] / 1e6:7.2f} MB "
+            f"({c['gzip_bytes'] / c['bytes']:.2f}) in {c['seconds']:.2f} s; {c['under_512']} under 512 B"
+        )
     lines.append(f"bytes on the wire, the {r['install_documents']} package documents of the install project's closure:")
     for key in r["bytes"]["with"]:
         w, o = r["bytes"]["with"][key], r["bytes"]["without"][key]
         lines.append(f"  {key:12} with copies {w:>10,} B, without {o:>10,} B: {w / o:.3f}x")
     rate = {s: median(x["rate"] for x in r["wrk"][s]) for s in SETTINGS}
     cpu = {s: median(x["server_cpu_seconds"] / x["seconds"] for x in r["wrk"][s]) for s in SETTINGS}
-    lines.append(f"documents/s with wrk: with copies {rate['with']:.0f}, without {rate['without']:.0f}: "
-                 f"{rate['with'] / rate['without']:.2f}x (nginx's cores busy: {cpu['with']:.2f} vs {cpu['without']:.2f}); "
-                 f"rounds with {[round(x['rate']) for x in r['wrk']['with']]}, "
-                 f"without {[round(x['rate']) for x in r['wrk']['without']]}")  # fmt: skip
+    lines.append(
+        f"documents/s with wrk: with copies {rate['with']:.0f}, without {rate['without']:.0f}: "
+        f"{rate['with'] / rate['without']:.2f}x (nginx's cores busy: {cpu['with']:.2f} vs {cpu['without']:.2f}); "
+        f"rounds with {[round(x['rate']) for x in r['wrk']['with']]}, "
+        f"without {[round(x['rate']) for x in r['wrk']['without']]}"
+    )
     per = {s: median(x["server_cpu_seconds"] / x["requests"] * 1e6 for x in r["wrk"][s]) for s in SETTINGS}
     lines.append(f"nginx CPU per document: with copies {per['with']:.0f} us, without {per['without']:.0f} us")
     return "\n".join(lines)

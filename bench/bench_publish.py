@@ -40,7 +40,9 @@ BASE_URL = "http://127.0.0.1:9/"
 
 def run(*args: str, env: dict | None = None) -> float:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "staticreg", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "staticreg", *args], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     if result.returncode != 0:
         raise SystemExit(f"staticreg {' '.join(args)} failed:\n{result.stderr}")
     return time.monotonic() - started
@@ -51,7 +53,7 @@ def extra_tarball(corpus: Path) -> Path:
 
 
 def spec_of(tarball: Path) -> str:
-    from staticreg.reader import read_tarball
+    from staticreg.build.reader import read_tarball
 
     manifest = read_tarball(tarball, tarball.name).manifest
     return f"{manifest['name']}@{manifest['version']}"
@@ -77,8 +79,14 @@ def folder_round(size: int, work: Path, runs: int) -> dict:
     for _ in range(runs):  # a publish forgets the build cache: these come after the builds
         publishes.append(run("publish", str(extra), "--to", str(registry)))
         run("unpublish", spec, "--to", str(registry))
-    return {"size": size, "cold_build_s": cold, "add_one_build_s": statistics.median(builds),
-            "publish_s": statistics.median(publishes), "builds": builds, "publishes": publishes}  # fmt: skip
+    return {
+        "size": size,
+        "cold_build_s": cold,
+        "add_one_build_s": statistics.median(builds),
+        "publish_s": statistics.median(publishes),
+        "builds": builds,
+        "publishes": publishes,
+    }
 
 
 class LatencyProxy:
@@ -138,10 +146,10 @@ class LatencyProxy:
 def s3_round(size: int, work: Path, runs: int, latency_ms: float = 0) -> dict:
     import boto3
 
-    from staticreg import hosted
     from staticreg.config import Config
-    from staticreg.deploy import _Bucket, plan
-    from staticreg.store import S3Store
+    from staticreg.hosting import hosted
+    from staticreg.hosting.deploy import _Bucket, plan
+    from staticreg.hosting.store import S3Store
     from tests.e2e.hosts import moto, s3_env
     from tests.e2e.servers import free_port
 
@@ -190,7 +198,7 @@ def s3_round(size: int, work: Path, runs: int, latency_ms: float = 0) -> dict:
         hosted.unpublish(S3Store("s3://bench/npm", server.url()), *spec.rsplit("@", 1), config)
 
         sync, sync_requests, old, old_requests = [], [], [], []
-        from staticreg.deploy import deploy
+        from staticreg.hosting.deploy import deploy
 
         for _ in range(runs):
             os.link(extra, tarballs / extra.name)
@@ -215,12 +223,18 @@ def s3_round(size: int, work: Path, runs: int, latency_ms: float = 0) -> dict:
             run("build", str(tarballs), "-o", str(registry), "--base-url", url, "-q")
             deploy(registry, "s3://bench/npm", server.url(), delete=True)
         return {
-            "size": size, "objects": objects, "first_deploy_s": first_deploy,
-            "objects_per_s_one_at_a_time": one_rate, "objects_per_s_16": many_rate,
-            "publish_s": statistics.median(publishes), "publish_requests": requests[0],
-            "build_and_deploy_s": statistics.median(sync), "build_and_deploy_requests": statistics.median(sync_requests),
-            "stateless_deploy_s": statistics.median(old), "stateless_deploy_requests": statistics.median(old_requests),
-        }  # fmt: skip
+            "size": size,
+            "objects": objects,
+            "first_deploy_s": first_deploy,
+            "objects_per_s_one_at_a_time": one_rate,
+            "objects_per_s_16": many_rate,
+            "publish_s": statistics.median(publishes),
+            "publish_requests": requests[0],
+            "build_and_deploy_s": statistics.median(sync),
+            "build_and_deploy_requests": statistics.median(sync_requests),
+            "stateless_deploy_s": statistics.median(old),
+            "stateless_deploy_requests": statistics.median(old_requests),
+        }
     finally:
         server.stop()
 
@@ -230,25 +244,38 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--s3", action="store_true", help="also the S3 round (moto), at the first size only")
-    parser.add_argument("--latency-ms", type=float, default=0, help="a round trip added to each S3 answer in the upload-rate part")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0, help="a round trip added to each S3 answer in the upload-rate part"
+    )
     args = parser.parse_args()
     results = []
     for i, size in enumerate(int(s) for s in args.sizes.split(",")):
-        work = Path(tempfile.mkdtemp(prefix=f"bench-publish-{size}-", dir=HERE / "work" if (HERE / "work").is_dir() else None))
+        work = Path(
+            tempfile.mkdtemp(prefix=f"bench-publish-{size}-", dir=HERE / "work" if (HERE / "work").is_dir() else None)
+        )
         try:
             folder = folder_round(size, work, args.runs)
-            print(f"{size:>7} folder: cold build {folder['cold_build_s']:.2f} s; add one: build {folder['add_one_build_s']:.2f} s, "
-                  f"publish {folder['publish_s']:.2f} s ({folder['add_one_build_s'] / folder['publish_s']:.1f}x faster)", flush=True)  # fmt: skip
+            print(
+                f"{size:>7} folder: cold build {folder['cold_build_s']:.2f} s; add one: build {folder['add_one_build_s']:.2f} s, "
+                f"publish {folder['publish_s']:.2f} s ({folder['add_one_build_s'] / folder['publish_s']:.1f}x faster)",
+                flush=True,
+            )
             results.append({"folder": folder})
             if args.s3 and i == 0:
                 s3 = s3_round(size, work, args.runs, args.latency_ms)
-                print(f"{size:>7} S3: first deploy of {s3['objects']} objects {s3['first_deploy_s']:.1f} s; "
-                      f"with {args.latency_ms:g} ms added to each answer, "
-                      f"{s3['objects_per_s_16']:.0f} objects/s at 16 at once against {s3['objects_per_s_one_at_a_time']:.0f} "
-                      f"one at a time ({s3['objects_per_s_16'] / s3['objects_per_s_one_at_a_time']:.1f}x)", flush=True)  # fmt: skip
-                print(f"{size:>7} S3 add one: publish {s3['publish_s']:.2f} s, {s3['publish_requests']} requests; "
-                      f"build + deploy {s3['build_and_deploy_s']:.2f} s, {s3['build_and_deploy_requests']:.0f} requests; "
-                      f"deploy without a state {s3['stateless_deploy_s']:.2f} s, {s3['stateless_deploy_requests']:.0f} requests", flush=True)  # fmt: skip
+                print(
+                    f"{size:>7} S3: first deploy of {s3['objects']} objects {s3['first_deploy_s']:.1f} s; "
+                    f"with {args.latency_ms:g} ms added to each answer, "
+                    f"{s3['objects_per_s_16']:.0f} objects/s at 16 at once against {s3['objects_per_s_one_at_a_time']:.0f} "
+                    f"one at a time ({s3['objects_per_s_16'] / s3['objects_per_s_one_at_a_time']:.1f}x)",
+                    flush=True,
+                )
+                print(
+                    f"{size:>7} S3 add one: publish {s3['publish_s']:.2f} s, {s3['publish_requests']} requests; "
+                    f"build + deploy {s3['build_and_deploy_s']:.2f} s, {s3['build_and_deploy_requests']:.0f} requests; "
+                    f"deploy without a state {s3['stateless_deploy_s']:.2f} s, {s3['stateless_deploy_requests']:.0f} requests",
+                    flush=True,
+                )
                 results[-1]["s3"] = s3
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -34,17 +34,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from staticreg.build import build  # noqa: E402
+from staticreg.build.pipeline import build  # noqa: E402
 from staticreg.config import Config  # noqa: E402
 
 OLD = 1_600_000_000
 
 
 def tarball(name: str, version: str) -> bytes:
-    manifest = json.dumps({"name": name, "version": version, "description": f"bench package {name}",
-                           "main": "index.js", "dependencies": {"left": "^1.0.0"}}).encode()  # fmt: skip
-    files = {"package/package.json": manifest, "package/index.js": b"module.exports = 1\n" * 50,
-             "package/README.md": f"# {name}\n".encode() * 20}  # fmt: skip
+    manifest = json.dumps(
+        {
+            "name": name,
+            "version": version,
+            "description": f"bench package {name}",
+            "main": "index.js",
+            "dependencies": {"left": "^1.0.0"},
+        }
+    ).encode()
+    files = {
+        "package/package.json": manifest,
+        "package/index.js": b"module.exports = 1\n" * 50,
+        "package/README.md": f"# {name}\n".encode() * 20,
+    }
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for member, data in files.items():
@@ -122,8 +132,11 @@ def main() -> None:
         log = work / "serve.err"
         process = subprocess.Popen(
             [sys.executable, "-m", "staticreg", "serve", str(serve_dir), "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True, cwd=work,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+            cwd=work,
+        )
         try:
             first = process.stdout.readline()  # "Serving ...": the first build is done
             if not first.startswith("Serving"):

@@ -23,12 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_site import records
-from staticreg import documents
+from staticreg.build.readmes import ReadmeStore
 from staticreg.config import Config
 from staticreg.keyfiles import generate
-from staticreg.model import build_registry
-from staticreg.readmes import ReadmeStore
-from staticreg.signatures import Keyring
+from staticreg.npm import documents
+from staticreg.npm.model import build_registry
+from staticreg.npm.signatures import Keyring
 
 
 def make_documents(registry, keyring) -> int:
@@ -64,10 +64,14 @@ def main() -> None:
     unsigned, signed = statistics.median(seconds["unsigned"]), statistics.median(seconds["signed"])
     versions = registry.version_count
     print(f"packages, versions       {len(registry.packages):,}, {versions:,}")
-    print(f"documents, unsigned      {unsigned:.2f} CPU s   (runs: {', '.join(f'{s:.2f}' for s in seconds['unsigned'])})")
+    print(
+        f"documents, unsigned      {unsigned:.2f} CPU s   (runs: {', '.join(f'{s:.2f}' for s in seconds['unsigned'])})"
+    )
     print(f"documents, signed        {signed:.2f} CPU s   (runs: {', '.join(f'{s:.2f}' for s in seconds['signed'])})")
     print(f"signed / unsigned        {signed / unsigned:.2f}x")
-    print(f"per signed version       {(signed - unsigned) / versions * 1e6:.0f} us ({(signed - unsigned) / versions * 1e5:.1f} s per 100,000 versions)")
+    print(
+        f"per signed version       {(signed - unsigned) / versions * 1e6:.0f} us ({(signed - unsigned) / versions * 1e5:.1f} s per 100,000 versions)"
+    )
 
 
 if __name__ == "__main__":

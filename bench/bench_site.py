@@ -29,14 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from staticreg import layout, untrusted
+from staticreg.build.output import Staging
+from staticreg.build.readmes import ReadmeStore
+from staticreg.build.writers import write_documents
 from staticreg.config import Config
-from staticreg.model import build_registry
-from staticreg.output import Staging
-from staticreg.reader import TarballRecord, pack_manifest
-from staticreg.readmes import ReadmeStore
-from staticreg.site import write_site
-from staticreg.writers import write_documents
+from staticreg.npm import layout
+from staticreg.npm.model import build_registry
+from staticreg.npm.records import TarballRecord, pack_manifest
+from staticreg.site import untrusted
+from staticreg.site.pages import write_site
 
 WORDS = (
     "fast small tiny safe async stream parser json http client server cache config logger color "
@@ -48,11 +49,16 @@ WORDS = (
 def readme(rng: random.Random, name: str, version: str) -> str:
     words = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
     sections = [f"# {name}\n\n{words(40).capitalize()}.\n", f"## Install\n\n```sh\nnpm install {name}@{version}\n```\n"]
-    sections.append(f"## Usage\n\n```js\nconst x = require('{name}');\nx.{rng.choice(WORDS)}({{ {rng.choice(WORDS)}: true }});\n```\n")
-    sections.append("## Options\n\n| option | default | what |\n| --- | --- | --- |\n" + "".join(
-        f"| `{rng.choice(WORDS)}` | `{rng.randint(0, 100)}` | {words(8)} |\n" for _ in range(6)
-    ))
-    sections.append("## Notes\n\n" + "".join(f"- {words(12)} ~~{rng.choice(WORDS)}~~ **{rng.choice(WORDS)}**\n" for _ in range(8)))
+    sections.append(
+        f"## Usage\n\n```js\nconst x = require('{name}');\nx.{rng.choice(WORDS)}({{ {rng.choice(WORDS)}: true }});\n```\n"
+    )
+    sections.append(
+        "## Options\n\n| option | default | what |\n| --- | --- | --- |\n"
+        + "".join(f"| `{rng.choice(WORDS)}` | `{rng.randint(0, 100)}` | {words(8)} |\n" for _ in range(6))
+    )
+    sections.append(
+        "## Notes\n\n" + "".join(f"- {words(12)} ~~{rng.choice(WORDS)}~~ **{rng.choice(WORDS)}**\n" for _ in range(8))
+    )
     sections.append(f"\n{words(60).capitalize()}. See [the docs](https://example.com/{name}).\n")
     return "\n".join(sections)
 
@@ -82,12 +88,22 @@ def records(packages: int, versions: int, readmes: ReadmeStore, seed: int = 1) -
                 "dependencies": deps,
             }
             digest = hashlib.sha512(f"{name}@{version}".encode()).digest()
-            out.append(TarballRecord(
-                source=f"{name.replace('/', '-')}-{version}.tgz", size=1000, mtime=mtime + minor * 86400,
-                shasum=hashlib.sha1(digest).hexdigest(), integrity="sha512-" + digest.hex()[:86] + "==",
-                manifest_packed=pack_manifest(manifest), file_count=3, unpacked_size=4000, has_binding_gyp=False, has_shrinkwrap=False,
-                readme=readmes.put(readme(rng, name, version)), readme_filename="README.md",
-            ))  # fmt: skip
+            out.append(
+                TarballRecord(
+                    source=f"{name.replace('/', '-')}-{version}.tgz",
+                    size=1000,
+                    mtime=mtime + minor * 86400,
+                    shasum=hashlib.sha1(digest).hexdigest(),
+                    integrity="sha512-" + digest.hex()[:86] + "==",
+                    manifest_packed=pack_manifest(manifest),
+                    file_count=3,
+                    unpacked_size=4000,
+                    has_binding_gyp=False,
+                    has_shrinkwrap=False,
+                    readme=readmes.put(readme(rng, name, version)),
+                    readme_filename="README.md",
+                )
+            )
     return out
 
 
@@ -153,10 +169,14 @@ def main() -> None:
         started = time.perf_counter()
         recs = records(args.packages, args.versions, store)
         made = time.perf_counter() - started
-        config = Config(input_dir=work / "in", output_dir=work / "out", base_url="https://npm.example.com/", jobs=args.jobs)
+        config = Config(
+            input_dir=work / "in", output_dir=work / "out", base_url="https://npm.example.com/", jobs=args.jobs
+        )
         registry = build_registry(recs, config, {}, datetime.now(timezone.utc))
         assert not registry.problems, registry.problems[:3]
-        readmes = {(e.record.readme, e.record.readme_filename) for p in registry.packages.values() for e in p.versions.values()}
+        readmes = {
+            (e.record.readme, e.record.readme_filename) for p in registry.packages.values() for e in p.versions.values()
+        }
         if args.corpus:
             texts, source = sorted(set(corpus_readmes(args.corpus))), f"of {args.corpus}"
         else:
@@ -186,8 +206,10 @@ def main() -> None:
     gz = lambda data: len(gzip.compress(data, 6))  # noqa: E731
     print(f"packages                 {len(registry.packages):>10,}")
     print(f"versions                 {registry.version_count:>10,}   (records made in {made:.1f} s)")
-    print(f"site build               {site_seconds:>10.2f} s  (output: {files:,} files, {total / 1e6:.1f} MB with the documents; "
-          f"{site_cpu:.1f} CPU s, {config.workers} worker{'s' if config.workers != 1 else ''})")
+    print(
+        f"site build               {site_seconds:>10.2f} s  (output: {files:,} files, {total / 1e6:.1f} MB with the documents; "
+        f"{site_cpu:.1f} CPU s, {config.workers} worker{'s' if config.workers != 1 else ''})"
+    )
     print(f"site build, unchanged    {again_seconds:>10.2f} s")
     print(f"distinct READMEs         {len(readmes):>10,}   (each rendered once; most of the site's time)")
     print(f"documents step           {documents_seconds:>10.2f} s  (the same model's JSON documents, for scale)")
@@ -197,8 +219,10 @@ def main() -> None:
     print(f"a package page           {len(package_page):>10,} B")
     render = compare_renderers(texts)
     ratio = render["markdown-it-py"] / render["cmark-gfm"]
-    print(f"READMEs, side by side    {len(texts):>10,}   distinct READMEs {source}, {sum(map(len, texts)) / 1e6:.1f} MB; "
-          "medians of 3, one process")
+    print(
+        f"READMEs, side by side    {len(texts):>10,}   distinct READMEs {source}, {sum(map(len, texts)) / 1e6:.1f} MB; "
+        "medians of 3, one process"
+    )
     print(f"  cmark-gfm (the site's) {render['cmark-gfm']:>10.3f} s")
     print(f"  markdown-it-py         {render['markdown-it-py']:>10.3f} s  ({ratio:.1f}x cmark-gfm's time)")
     print(f"  nh3 on cmark-gfm's     {render['nh3']:>10.3f} s")

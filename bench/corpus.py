@@ -122,8 +122,10 @@ def _manifest(seed: int, index: int, name: str, version: str, popular: list[str]
     line = random.Random(f"line-{seed}-{name}-{major}")
     pool = popular[:index] if index < len(popular) else popular
     deps = dict.fromkeys(line.sample(pool, min(len(pool), line.choice((0, 0, 1, 2, 3, 4, 6)))), "^1.0.0")
-    dev = {f"{line.choice(WORDS)}-{line.choice(WORDS)}": f"^{line.randint(1, 9)}.{line.randint(0, 20)}.0"
-           for _ in range(line.randint(3, 14))}  # fmt: skip
+    dev = {
+        f"{line.choice(WORDS)}-{line.choice(WORDS)}": f"^{line.randint(1, 9)}.{line.randint(0, 20)}.0"
+        for _ in range(line.randint(3, 14))
+    }
     short = flat(name)
     manifest = {
         "name": name,
@@ -135,8 +137,10 @@ def _manifest(seed: int, index: int, name: str, version: str, popular: list[str]
         "scripts": {"test": "node test.js", "build": "tsc -p .", "lint": "eslint lib/ --fix --ext .js,.ts"},
         "repository": {"type": "git", "url": f"git+https://git.example.com/{short}/{short}.git"},
         "keywords": stable.sample(WORDS, stable.randint(2, 9)),
-        "author": {"name": f"{stable.choice(WORDS).title()} {stable.choice(WORDS).title()}",
-                   "email": f"{short}@example.com"},
+        "author": {
+            "name": f"{stable.choice(WORDS).title()} {stable.choice(WORDS).title()}",
+            "email": f"{short}@example.com",
+        },
         "license": stable.choice(LICENSES),
         "bugs": {"url": f"https://git.example.com/{short}/{short}/issues"},
         "homepage": f"https://git.example.com/{short}/{short}#readme",
@@ -174,7 +178,9 @@ def make_tarball(seed: int, index: int, name: str, version: str, popular: list[s
     pool = _POOL[seed]
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        _add(tar, "package.json", (json.dumps(_manifest(seed, index, name, version, popular), indent=2) + "\n").encode())
+        _add(
+            tar, "package.json", (json.dumps(_manifest(seed, index, name, version, popular), indent=2) + "\n").encode()
+        )
         # The README changes with the minor version.
         minor = ".".join(version.split(".")[:2])
         _add(tar, "README.md", _readme(random.Random(f"readme-{seed}-{name}-{minor}"), name, pool).encode())
@@ -215,8 +221,9 @@ def extra_version(package: dict) -> str:
     return f"{package['versions'][0].split('.')[0]}999.0.0"
 
 
-def generate(count: int, root: Path = DEFAULT_ROOT, seed: int = 1, workers: int | None = None,
-             big: int | None = None) -> Path:
+def generate(
+    count: int, root: Path = DEFAULT_ROOT, seed: int = 1, workers: int | None = None, big: int | None = None
+) -> Path:
     """Write the corpus of `count` tarballs (once; an existing complete corpus is reused).
     `big`: how many tarballs carry a 5-20 MB binary (default: 3 to 10 by size)."""
     dest = root / str(count)

@@ -47,8 +47,12 @@ def draw(builds: dict[int, dict], peer: dict | None, target: Path) -> None:
     ax.plot(tarballs, [2 * builds[n]["floor"] for n in sizes], ":", color="grey", label="2x the read floor")
     with_noop = [n for n in sizes if "noop_seconds" in builds[n]]
     if with_noop:
-        ax.plot([builds[n]["tarballs"] for n in with_noop], [builds[n]["noop_seconds"] for n in with_noop],
-                "^-", label="no-op rebuild")  # fmt: skip
+        ax.plot(
+            [builds[n]["tarballs"] for n in with_noop],
+            [builds[n]["noop_seconds"] for n in with_noop],
+            "^-",
+            label="no-op rebuild",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("tarballs")

@@ -45,7 +45,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DEFAULT_ROOT, flat, generate  # noqa: E402
-from staticreg import reader  # noqa: E402
+from staticreg.build import reader  # noqa: E402
 from tests.e2e.npm import Npm  # noqa: E402
 from tests.e2e.servers import Server, free_port, start_nginx, wait_for  # noqa: E402
 
@@ -217,8 +217,10 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         floors.append(read_floor(files, workers))
         clean_output(work)
         colds.append(run_staticreg(config))
-        log(f"{count}: floor {floors[-1]:.2f} s, cold build {colds[-1]['seconds']:.2f} s "
-            f"({colds[-1]['seconds'] / floors[-1]:.2f}x), peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB")  # fmt: skip
+        log(
+            f"{count}: floor {floors[-1]:.2f} s, cold build {colds[-1]['seconds']:.2f} s "
+            f"({colds[-1]['seconds'] / floors[-1]:.2f}x), peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB"
+        )
     report = json.loads((work / "report.json").read_text())
     files_written, folders_written = tree_counts(work / "out")
     log(f"{count}: the output holds {files_written} files in {folders_written} folders")
@@ -263,8 +265,10 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
             shutil.rmtree(added.parent)
         run_staticreg(config)  # back to the corpus as it was
     first, add_ones = add_ones[0], add_ones[1:]
-    log(f"{count}: add-one rebuild {statistics.median(r['seconds'] for r in add_ones):.2f} s "
-        f"(the first after the cold build: {first['seconds']:.2f} s)")  # fmt: skip
+    log(
+        f"{count}: add-one rebuild {statistics.median(r['seconds'] for r in add_ones):.2f} s "
+        f"(the first after the cold build: {first['seconds']:.2f} s)"
+    )
 
     everything = colds + noops + add_ones + [first]
     result.update(
@@ -326,14 +330,19 @@ class Verdaccio(Server):
         self.output = open(folder / "verdaccio.log", "wb")  # noqa: SIM115 - the server's log while it runs: stop() closes it
         process = subprocess.Popen(
             [str(bin_dir / "verdaccio"), "-c", str(folder / "config.yaml"), "-l", f"127.0.0.1:{port}"],
-            cwd=folder, stdout=self.output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=folder,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
         super().__init__(process, port, folder / "verdaccio.log")
         wait_for(port, process, timeout=60)
         if reuse:
             return  # nothing to publish, no user needed
-        status, body = self.request("PUT", "/-/user/org.couchdb.user:bench",
-                                    {"name": "bench", "password": "bench-password", "type": "user", "roles": []})  # fmt: skip
+        status, body = self.request(
+            "PUT",
+            "/-/user/org.couchdb.user:bench",
+            {"name": "bench", "password": "bench-password", "type": "user", "roles": []},
+        )
         if status != 201:
             raise RuntimeError(f"cannot add a Verdaccio user: {status} {body[:300]!r}")
         self.token = json.loads(body)["token"]
@@ -408,8 +417,12 @@ def publish_all(verdaccio: Verdaccio, corpus: Path, connections: int) -> float:
             for version in package["versions"]:
                 name, doc = publish_document(folder / f"{flat(package['name'])}-{version}.tgz", verdaccio.port)
                 body = json.dumps(doc).encode()
-                conn.request("PUT", "/" + name.replace("/", "%2f"), body,
-                             {"content-type": "application/json", "authorization": f"Bearer {verdaccio.token}"})  # fmt: skip
+                conn.request(
+                    "PUT",
+                    "/" + name.replace("/", "%2f"),
+                    body,
+                    {"content-type": "application/json", "authorization": f"Bearer {verdaccio.token}"},
+                )
                 response = conn.getresponse()
                 answer = response.read()
                 if response.status not in (200, 201):
@@ -435,8 +448,22 @@ def wrk_documents(base_url: str, names_file: Path, seconds: float, servers: list
     """wrk, one thread, `connections` keep-alive connections, for `seconds`: every package
     document in turn with pnpm's Accept header and gzip (bench/fetch_documents.lua).
     With the CPU seconds wrk and the server processes (`servers`, with their children) used."""
-    command = [wrk_binary(), "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "30s",
-               "-s", str(HERE / "fetch_documents.lua"), base_url.rstrip("/"), "--", str(names_file)]  # fmt: skip
+    command = [
+        wrk_binary(),
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(HERE / "fetch_documents.lua"),
+        base_url.rstrip("/"),
+        "--",
+        str(names_file),
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before = sum(tree_cpu_seconds(pid) for pid in servers)
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -455,8 +482,10 @@ def fetch_documents(base_url: str, names_file: Path, mode: str, concurrency: int
     """One pass over every document with the Node.js client: body bytes as sent, and its rate."""
     result = subprocess.run(
         ["node", str(HERE / "fetch_documents.mjs"), base_url, str(names_file), mode, str(concurrency)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     got = json.loads(result.stdout)
     got["rate"] = got["requests"] / got["seconds"]
     return got
@@ -466,7 +495,7 @@ def set_copies_aside(root: Path, aside: Path) -> tuple[int, int, int]:
     """Move the build's gzip copies of package documents (layout.precompressed_copy) out of
     the served tree into `aside`, to measure nginx without them (it compresses on the fly).
     Returns (copies, bytes of their documents, bytes of the copies)."""
-    from staticreg import layout
+    from staticreg.npm import layout
 
     files = before = after = 0
     for path in sorted(root.rglob(f"*{layout.PRECOMPRESSED_SUFFIX}")):
@@ -488,8 +517,9 @@ def put_copies_back(root: Path, aside: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def install(client: str, registry: str, project: dict, folder: Path, bin_dir: Path, *extra: str,
-            keep: bool = False) -> float:  # fmt: skip
+def install(
+    client: str, registry: str, project: dict, folder: Path, bin_dir: Path, *extra: str, keep: bool = False
+) -> float:
     """A cold install: empty cache and store, no lockfile, nothing but `registry` reachable.
     With keep=True the cache and store are kept for the next call (and its `extra` flags)."""
     if folder.exists() and not keep:
@@ -507,8 +537,14 @@ def install(client: str, registry: str, project: dict, folder: Path, bin_dir: Pa
         (npm.home / ".npmrc").write_text(
             npm.npmrc() + f"store-dir={folder / 'store'}\ncache-dir={folder / 'pnpm-cache'}\n"
         )
-        result = subprocess.run([str(bin_dir / "pnpm"), "install", "--reporter=silent", *extra], cwd=project_dir,
-                                env=npm.env(), capture_output=True, text=True, timeout=900)  # fmt: skip
+        result = subprocess.run(
+            [str(bin_dir / "pnpm"), "install", "--reporter=silent", *extra],
+            cwd=project_dir,
+            env=npm.env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"pnpm install failed:\n{result.stdout}\n{result.stderr}")
     seconds = time.monotonic() - started
@@ -534,8 +570,18 @@ def pnpm_floor(registry: str, project: dict, folder: Path, bin_dir: Path) -> dic
     return {"version": version, "empty_project": empty, "offline_warm": offline}
 
 
-def compare(registries: dict[str, str], servers: dict[str, int], names_file: Path, project: dict, work: Path,
-            bin_dir: Path, runs: int, fetch_seconds: float, count: int, label: str) -> dict:  # fmt: skip
+def compare(
+    registries: dict[str, str],
+    servers: dict[str, int],
+    names_file: Path,
+    project: dict,
+    work: Path,
+    bin_dir: Path,
+    runs: int,
+    fetch_seconds: float,
+    count: int,
+    label: str,
+) -> dict:
     """Documents per second (wrk, then the Node.js client) and cold installs, staticreg and
     Verdaccio alternating, medians and every run."""
     names = list(registries)
@@ -552,7 +598,11 @@ def compare(registries: dict[str, str], servers: dict[str, int], names_file: Pat
             if any(r["failures"] for r in rounds):
                 raise RuntimeError(f"document fetches failed on {name}: {rounds}")
         rate = {n: statistics.median(r["rate"] for r in rounds) for n, rounds in got.items()}
-        results[f"documents_{client_name}"] = {"runs": got, "median": rate, "ratio": rate["staticreg"] / rate["verdaccio"]}
+        results[f"documents_{client_name}"] = {
+            "runs": got,
+            "median": rate,
+            "ratio": rate["staticreg"] / rate["verdaccio"],
+        }
         log(f"{count} {label}: documents/s with {client_name}: {rate}")
 
     full = {n: fetch_documents(registries[n], names_file, "full") for n in names}
@@ -581,8 +631,11 @@ def compare(registries: dict[str, str], servers: dict[str, int], names_file: Pat
         installs[client] = {"runs": times, "median": median, "ratio": median["staticreg"] / median["verdaccio"]}
         if floors:
             offline = statistics.median(f["offline_warm"] for f in floors)
-            installs[client].update(floor=floors, offline_over_verdaccio=offline / median["verdaccio"],
-                                    cold_over_offline=median["staticreg"] / offline)
+            installs[client].update(
+                floor=floors,
+                offline_over_verdaccio=offline / median["verdaccio"],
+                cold_over_offline=median["staticreg"] / offline,
+            )
     results["installs"] = installs
     return results
 
@@ -613,7 +666,10 @@ def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_second
 
         names_file = work / "names.txt"
         names_file.write_text("\n".join(p["name"] for p in layout["packages"]) + "\n")
-        registries = {"staticreg": f"http://127.0.0.1:{nginx_port}/", "verdaccio": f"http://127.0.0.1:{verdaccio.port}/"}
+        registries = {
+            "staticreg": f"http://127.0.0.1:{nginx_port}/",
+            "verdaccio": f"http://127.0.0.1:{verdaccio.port}/",
+        }
         servers = {"staticreg": nginx.process.pid, "verdaccio": verdaccio.process.pid}
         project = {"name": "bench-project", "version": "1.0.0", "private": True, "dependencies": layout["project"]}
         results["project_dependencies"] = len(layout["project"])
@@ -632,21 +688,36 @@ def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_second
 
 # -- report ---------------------------------------------------------------------
 def machine() -> str:
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1]
-    os_name = next((line.split("=", 1)[1].strip().strip('"') for line in Path("/etc/os-release").read_text().splitlines()
-                    if line.startswith("PRETTY_NAME=")), sys.platform)  # fmt: skip
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[
+        1
+    ]
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip().strip('"')
+            for line in Path("/etc/os-release").read_text().splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        sys.platform,
+    )
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    return (f"{os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB RAM, {os_name}, "
-            f"Python {sys.version.split()[0]}, Node.js {node}")  # fmt: skip
+    return (
+        f"{os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB RAM, {os_name}, "
+        f"Python {sys.version.split()[0]}, Node.js {node}"
+    )
 
 
 def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
-    lines.append("tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one) | files/folders written")
+    lines.append(
+        "tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one) | files/folders written"
+    )
     for _, b in sorted(builds.items()):
-        noop = (f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
-                f"{b['add_one_seconds']:.2f} ({b['first_add_one_seconds']:.2f})"
-                if "noop_seconds" in b else "- | - | -")  # fmt: skip
+        noop = (
+            f"{b['noop_seconds']:.2f} | {b['noop_seconds'] / b['cold_seconds']:.1%} | "
+            f"{b['add_one_seconds']:.2f} ({b['first_add_one_seconds']:.2f})"
+            if "noop_seconds" in b
+            else "- | - | -"
+        )
         lines.append(
             f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['cold_seconds']:.2f} | "
             f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f} | "
@@ -658,9 +729,11 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
         per_a = a["cold_seconds"] / a["tarballs"] * 1000
         per_b = b["cold_seconds"] / b["tarballs"] * 1000
         exponent = (b["cold_seconds"] / a["cold_seconds"]) and __import__("math").log(
-            b["cold_seconds"] / a["cold_seconds"]) / __import__("math").log(b["tarballs"] / a["tarballs"])  # fmt: skip
-        lines.append(f"slope {small} -> {large}: {per_a:.2f} -> {per_b:.2f} s per 1000 tarballs; "
-                     f"time grows as n^{exponent:.2f}")  # fmt: skip
+            b["cold_seconds"] / a["cold_seconds"]
+        ) / __import__("math").log(b["tarballs"] / a["tarballs"])
+        lines.append(
+            f"slope {small} -> {large}: {per_a:.2f} -> {per_b:.2f} s per 1000 tarballs; time grows as n^{exponent:.2f}"
+        )
     if peer:
         lines += [
             "",
@@ -670,23 +743,35 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
                 f"{peer['build_seconds']:.1f} s: {peer['publish_over_build']:.1f}x"
             ),
         ]
-        for key, label in (("as_built", "as built (with the build's gzip copies)"),
-                           ("without_copies", "without the gzip copies (set aside)")):  # fmt: skip
+        for key, label in (
+            ("as_built", "as built (with the build's gzip copies)"),
+            ("without_copies", "without the gzip copies (set aside)"),
+        ):
             r = peer[key]
             lines.append(f"-- staticreg {label}")
-            for client, what in (("wrk", f"wrk, 8 connections, {peer['fetch_seconds']:g} s a round"),
-                                 ("node", "bench/fetch_documents.mjs, 8 at a time, one pass a round")):  # fmt: skip
+            for client, what in (
+                ("wrk", f"wrk, 8 connections, {peer['fetch_seconds']:g} s a round"),
+                ("node", "bench/fetch_documents.mjs, 8 at a time, one pass a round"),
+            ):
                 d = r[f"documents_{client}"]
                 rounds = len(d["runs"]["staticreg"])
-                line = (f"package documents/s ({what}, median of {rounds}): staticreg+nginx "
-                        f"{d['median']['staticreg']:.0f}, Verdaccio {d['median']['verdaccio']:.0f}: {d['ratio']:.1f}x")
+                line = (
+                    f"package documents/s ({what}, median of {rounds}): staticreg+nginx "
+                    f"{d['median']['staticreg']:.0f}, Verdaccio {d['median']['verdaccio']:.0f}: {d['ratio']:.1f}x"
+                )
                 if client == "wrk":
-                    cpu = {n: statistics.median(x["server_cpu_seconds"] / x["seconds"] for x in runs)
-                           for n, runs in d["runs"].items()}  # fmt: skip
-                    wrk_cpu = {n: statistics.median(x["client_cpu_seconds"] / x["seconds"] for x in runs)
-                               for n, runs in d["runs"].items()}  # fmt: skip
-                    line += (f" (cores busy, server/wrk: nginx {cpu['staticreg']:.2f}/{wrk_cpu['staticreg']:.2f}, "
-                             f"Verdaccio {cpu['verdaccio']:.2f}/{wrk_cpu['verdaccio']:.2f})")
+                    cpu = {
+                        n: statistics.median(x["server_cpu_seconds"] / x["seconds"] for x in runs)
+                        for n, runs in d["runs"].items()
+                    }
+                    wrk_cpu = {
+                        n: statistics.median(x["client_cpu_seconds"] / x["seconds"] for x in runs)
+                        for n, runs in d["runs"].items()
+                    }
+                    line += (
+                        f" (cores busy, server/wrk: nginx {cpu['staticreg']:.2f}/{wrk_cpu['staticreg']:.2f}, "
+                        f"Verdaccio {cpu['verdaccio']:.2f}/{wrk_cpu['verdaccio']:.2f})"
+                    )
                 lines.append(line)
             b = r["bytes"]
             lines.append(
@@ -718,9 +803,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed step (medians are reported)")
     parser.add_argument("--peer", type=int, default=0, help="the size to compare with Verdaccio at (0: none)")
     parser.add_argument("--cold-only", action="store_true", help="no no-op and add-one rebuilds (for 100,000)")
-    parser.add_argument("--reuse-verdaccio", action="store_true",
-                        help="serve what an earlier --peer run of the same size published (skips the publish loop)")  # fmt: skip
-    parser.add_argument("--fetch-seconds", type=float, default=10, help="length of each wrk round of the peer comparison")
+    parser.add_argument(
+        "--reuse-verdaccio",
+        action="store_true",
+        help="serve what an earlier --peer run of the same size published (skips the publish loop)",
+    )
+    parser.add_argument(
+        "--fetch-seconds", type=float, default=10, help="length of each wrk round of the peer comparison"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.peer and args.peer not in sizes:
@@ -731,12 +821,16 @@ def main() -> None:
     for count in sorted(sizes):
         port = free_port()
         corpus = generate(count, DEFAULT_ROOT)
-        builds[count] = bench_build(corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/",
-                                    rebuilds=not args.cold_only)  # fmt: skip
+        builds[count] = bench_build(
+            corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/", rebuilds=not args.cold_only
+        )
         if count == args.peer:
             peer = bench_peer(count, args.runs, port, builds[count], args.fetch_seconds, args.reuse_verdaccio)
-            peer.update(build_seconds=builds[count]["cold_seconds"], fetch_seconds=args.fetch_seconds,
-                        tarballs=builds[count]["tarballs"])
+            peer.update(
+                build_seconds=builds[count]["cold_seconds"],
+                fetch_seconds=args.fetch_seconds,
+                tarballs=builds[count]["tarballs"],
+            )
     text = summary(builds, peer)
     print(text)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from staticreg import names
 from staticreg.errors import ConfigError
+from staticreg.npm import names
 
 if TYPE_CHECKING:
-    from staticreg.signatures import Keyring
+    from staticreg.npm.signatures import Keyring
 
 DEFAULT_CONFIG_NAME = "staticreg.yml"
 TIMES_FILE_NAME = "staticreg-times.json"
@@ -121,8 +121,7 @@ def _yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
         bad_line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
         if "@" in bad_line[mark.column : mark.column + 1] or bad_line.lstrip().startswith("@"):
             message += (
-                "\n  An npm scope starts with '@', which YAML reserves: quote the name, "
-                'e.g. "@acme/widgets": ...'
+                "\n  An npm scope starts with '@', which YAML reserves: quote the name, e.g. \"@acme/widgets\": ..."
             )
     return ConfigError(message)
 
@@ -335,9 +334,7 @@ def _read_dist_tags(node, problems: _Problems, label: str) -> tuple[Override, ..
             try:
                 tag = names.check_tag(tag)
                 if not isinstance(version, str):
-                    raise names.NameProblem(
-                        f"expected a version in quotes, e.g. \"1.10.0\" (YAML read {version!r})"
-                    )
+                    raise names.NameProblem(f'expected a version in quotes, e.g. "1.10.0" (YAML read {version!r})')
                 clean = names.clean_version(version)
             except names.NameProblem as exc:
                 problems.add(tag_line, f"{key}.{tag}", str(exc))
@@ -348,7 +345,7 @@ def _read_dist_tags(node, problems: _Problems, label: str) -> tuple[Override, ..
 
 
 def _read_deprecations(node, problems: _Problems, label: str) -> tuple[Override, ...]:
-    from staticreg.semver import RangeProblem, parse_range
+    from staticreg.npm.semver import RangeProblem, parse_range
 
     out = []
     for spec, message_node, line in _entries(node, problems, "deprecations"):
@@ -359,7 +356,7 @@ def _read_deprecations(node, problems: _Problems, label: str) -> tuple[Override,
             names.check_name(name)
             parse_range(rng)
         except (names.NameProblem, RangeProblem) as exc:
-            problems.add(line, key, f"{exc} (write name@range, e.g. \"@acme/widgets@<2.0.0\")")
+            problems.add(line, key, f'{exc} (write name@range, e.g. "@acme/widgets@<2.0.0")')
             continue
         if not isinstance(message, str) or not message.strip():
             problems.add(line, key, "expected the deprecation message as text")
@@ -387,7 +384,9 @@ def _read_publish_times(node, problems: _Problems, label: str) -> tuple[Override
     return tuple(out)
 
 
-def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Problems, input_dir: Path | None) -> Keyring | None:
+def _read_signing(
+    flag, path_setting, base: Path, nodes, lines, problems: _Problems, input_dir: Path | None
+) -> Keyring | None:
     """The keyring: the signing key from --signing-key, else $STATICREG_SIGNING_KEY (the PEM
     itself), else signing_key; retired_keys; the upstreams' keys file. None when there is
     nothing to sign with or list (and `cryptography` is not even loaded)."""
@@ -404,7 +403,7 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
     if not wanted and not (default_upstream and default_upstream.is_file()):
         return None
     from staticreg import keyfiles
-    from staticreg.signatures import KeyProblem, Keyring, PublicKey
+    from staticreg.npm.signatures import KeyProblem, Keyring, PublicKey
 
     signer = None
     try:
@@ -434,7 +433,8 @@ def _read_signing(flag, path_setting, base: Path, nodes, lines, problems: _Probl
 def _read_retired_keys(node, problems: _Problems, base: Path) -> tuple:
     """retired_keys: a list of {file: PEM key file, or key: base64 SPKI as in a keys document;
     expires: the time from which its signatures no longer count}."""
-    from staticreg import keyfiles, signatures
+    from staticreg import keyfiles
+    from staticreg.npm import signatures
 
     if node is None:
         return ()
@@ -445,8 +445,14 @@ def _read_retired_keys(node, problems: _Problems, base: Path) -> tuple:
     for index, item in enumerate(node.value):
         line, key = item.start_mark.line + 1, f"retired_keys[{index}]"
         value = _scalar(item)
-        if not isinstance(value, dict) or set(value) - {"file", "key", "expires"} or len({"file", "key"} & set(value)) != 1:
-            problems.add(line, key, "expected {file: a PEM key file, expires: time} or {key: base64 public key, expires: time}")
+        if (
+            not isinstance(value, dict)
+            or set(value) - {"file", "key", "expires"}
+            or len({"file", "key"} & set(value)) != 1
+        ):
+            problems.add(
+                line, key, "expected {file: a PEM key file, expires: time} or {key: base64 public key, expires: time}"
+            )
             continue
         when = _parse_time(value.get("expires"))
         if when is None:

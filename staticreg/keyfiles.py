@@ -16,10 +16,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from staticreg import layout
-from staticreg.config import SIGNING_KEY_ENV as ENV_SIGNING_KEY  # noqa: F401 - the variable's name, for callers
 from staticreg.errors import ConfigError
-from staticreg.signatures import KeyProblem, PublicKey, Signer, key_id, keys_from_document, spki_base64
+from staticreg.npm import layout
+from staticreg.npm.signatures import KeyProblem, PublicKey, Signer, key_id, keys_from_document, spki_base64
 
 SIDECAR_SUFFIX = ".upstream.json"
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -33,7 +32,9 @@ def generate(path: Path) -> Signer:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ConfigError(f"{path}: already exists; staticreg keygen never overwrites a key, give a new file name") from None
+        raise ConfigError(
+            f"{path}: already exists; staticreg keygen never overwrites a key, give a new file name"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create the key file ({exc.strerror or exc})") from None
     try:
@@ -64,7 +65,9 @@ def signer_from_pem(data: bytes, label: str) -> Signer:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise KeyProblem(f"{label}: the private key is encrypted; staticreg needs it unencrypted (keep the file itself secret, mode 0600, or in a CI secret)") from None
+        raise KeyProblem(
+            f"{label}: the private key is encrypted; staticreg needs it unencrypted (keep the file itself secret, mode 0600, or in a CI secret)"
+        ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise KeyProblem(f"{label}: not a PEM private key; make one with staticreg keygen FILE") from None
     try:
@@ -117,10 +120,9 @@ def previous_signatures(output: Path, name: str) -> dict[str, list]:
         doc = json.loads(layout.safe_join(output, layout.packument_path(name)).read_bytes())
         versions = doc["versions"]
         return {
-            v: m["dist"]["signatures"] for v, m in versions.items()
+            v: m["dist"]["signatures"]
+            for v, m in versions.items()
             if isinstance(m, dict) and isinstance(m.get("dist"), dict) and isinstance(m["dist"].get("signatures"), list)
-        }  # fmt: skip
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError, layout.UnsafePath):
         return {}
-
-

@@ -26,9 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
+from staticreg.build.reader import read_tarball
 from staticreg.config import Config
-from staticreg.model import build_registry
-from staticreg.reader import TarballRecord, pack_manifest, read_tarball
+from staticreg.npm.model import build_registry
+from staticreg.npm.records import TarballRecord, pack_manifest
 
 OLD_MTIME = 1_600_000_000  # 2020-09-13: past yarn berry's one-day age gate
 BASE_URL = "http://registry.test/"  # the base URL of the tests' builds (make_config's default)
@@ -154,11 +155,19 @@ def record(manifest, source=None, integrity=None, mtime=1_600_000_000.0, **kw) -
     """What reading a tarball with this manifest gives, without a tarball."""
     name = str(manifest.get("name", "x")).lstrip("@").replace("/", "-")
     fields = dict(
-        source=source or f"{name}-{manifest.get('version')}.tgz", size=10, mtime=mtime, shasum="ab" * 20,
+        source=source or f"{name}-{manifest.get('version')}.tgz",
+        size=10,
+        mtime=mtime,
+        shasum="ab" * 20,
         integrity=integrity or f"sha512-{manifest.get('name')}{manifest.get('version')}",
         manifest_packed=pack_manifest(manifest),
-        file_count=1, unpacked_size=5, has_binding_gyp=False, has_shrinkwrap=False, readme=None, readme_filename=None,
-    )  # fmt: skip
+        file_count=1,
+        unpacked_size=5,
+        has_binding_gyp=False,
+        has_shrinkwrap=False,
+        readme=None,
+        readme_filename=None,
+    )
     fields.update(kw)
     return TarballRecord(**fields)
 
@@ -186,7 +195,9 @@ def make_inputs(root: Path) -> tuple[Path, Path]:
     a, b = root / "a", root / "b"
     b.mkdir()
     for i in range(12):
-        path = make_tarball(a, {"name": f"pkg{i}", "version": "1.0.0", "description": "x" * 2000}, {"README.md": f"# {i}"})
+        path = make_tarball(
+            a, {"name": f"pkg{i}", "version": "1.0.0", "description": "x" * 2000}, {"README.md": f"# {i}"}
+        )
         if i % 2 == 0:
             shutil.copy2(path, b / path.name)
         else:

@@ -17,7 +17,8 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from staticreg import incremental, layout, registry_state
+from staticreg.build import incremental
+from staticreg.npm import layout, registry_state
 
 
 def to_generation_one(out: Path) -> None:
@@ -51,7 +52,9 @@ def to_generation_one(out: Path) -> None:
     state_path = out / layout.REGISTRY_STATE
     state = json.loads(state_path.read_bytes())
     del state["settings"]["layout"]
-    state["fingerprints"] = {n: hashlib.sha256(f"generation 1 {f}".encode()).hexdigest() for n, f in state["fingerprints"].items()}
+    state["fingerprints"] = {
+        n: hashlib.sha256(f"generation 1 {f}".encode()).hexdigest() for n, f in state["fingerprints"].items()
+    }
     data = registry_state.dumps(state, sort_keys=False)
     state_path.write_bytes(data)
     marker = out / layout.SHARED_PAGES_STATE
@@ -70,10 +73,14 @@ def generation_one_files(out: Path) -> list[str]:
     found = []
     for path in out.rglob("*"):
         rel = path.relative_to(out).as_posix()
-        if path.is_file() and (re.search(r"/v/[^/]+/index\.html$", rel) or re.fullmatch(r"-/web/(packages|scope)/[^/]+/index\.html", rel)):
+        if path.is_file() and (
+            re.search(r"/v/[^/]+/index\.html$", rel) or re.fullmatch(r"-/web/(packages|scope)/[^/]+/index\.html", rel)
+        ):
             found.append(rel)
         elif (
-            path.is_file() and path.name in (layout.FULL_DOCUMENT, layout.ZERO_CONFIG_DOCUMENT) and "/" in rel
+            path.is_file()
+            and path.name in (layout.FULL_DOCUMENT, layout.ZERO_CONFIG_DOCUMENT)
+            and "/" in rel
             and not rel.startswith("-/")
             and layout.package_of_document(rel.rpartition("/")[0] + "/" + layout.FULL_DOCUMENT) is None
         ):
@@ -87,8 +94,9 @@ def dead_links(out: Path) -> list[str]:
     dead = []
     for page in sorted(out.rglob("*.html")):
         rel = page.relative_to(out).as_posix()
-        if rel == layout.SITE_NOT_FOUND or (rel.endswith("/index.html") and layout.package_of_document(
-                rel[: -len("index.html")] + layout.FULL_DOCUMENT)):  # fmt: skip
+        if rel == layout.SITE_NOT_FOUND or (
+            rel.endswith("/index.html") and layout.package_of_document(rel[: -len("index.html")] + layout.FULL_DOCUMENT)
+        ):
             continue  # links from the base URL's path; a document's twin
         html = page.read_text(encoding="utf-8")
         for href in re.findall(r'href="([^"]*)"', html):
@@ -107,5 +115,7 @@ def dead_links(out: Path) -> list[str]:
 
 
 def _package_folders(out: Path) -> list[Path]:
-    found = [p.parent for p in out.glob(f"*/{layout.FULL_DOCUMENT}")] + [p.parent for p in out.glob(f"@*/*/{layout.FULL_DOCUMENT}")]
+    found = [p.parent for p in out.glob(f"*/{layout.FULL_DOCUMENT}")] + [
+        p.parent for p in out.glob(f"@*/*/{layout.FULL_DOCUMENT}")
+    ]
     return sorted(p for p in found if not p.relative_to(out).as_posix().startswith("-"))

@@ -39,9 +39,12 @@ class Run:
 
 def start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        prefix() + CLI + [str(a) for a in args], cwd=cwd, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        prefix() + CLI + [str(a) for a in args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # Linux keeps a process's peak RSS across exec, so a command started straight from

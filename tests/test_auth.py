@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from staticreg import auth, cloudfront, server_config
 from staticreg.errors import ConfigError
+from staticreg.hosting import auth, cloudfront, server_config
 from tests.process import run_cli
 
 TOKEN = "tok-0123456789abcdef"
@@ -28,7 +28,10 @@ def write(tmp_path, name, text):
 def test_a_tokens_file_with_comments_blank_lines_and_crlf(tmp_path):
     path = write(tmp_path, "tokens", f"# CI\n\nci: {TOKEN}\r\n  alice :  {'a' * 16}==  \n")
     tokens = auth.read_tokens(path)
-    assert [(t.name, t.token, t.where) for t in tokens] == [("ci", TOKEN, f"{path}:3"), ("alice", "a" * 16 + "==", f"{path}:4")]
+    assert [(t.name, t.token, t.where) for t in tokens] == [
+        ("ci", TOKEN, f"{path}:3"),
+        ("alice", "a" * 16 + "==", f"{path}:4"),
+    ]
     assert tokens[0].bearer == f"Bearer {TOKEN}"
     assert base64.b64decode(tokens[0].basic.split()[1]).decode() == f"ci:{TOKEN}"
 
@@ -120,8 +123,18 @@ def test_credentials_allow_exactly_the_listed_values():
     assert credentials.allows(f"Bearer {TOKEN}")
     assert credentials.allows(basic(f"ci:{TOKEN}"))
     assert credentials.allows(basic("bob:pa ss:wörd"))
-    for refused in (None, "", f"bearer {TOKEN}", f"Bearer {TOKEN.upper()}", f"Bearer {TOKEN}x", f"Bearer  {TOKEN}",
-                    basic("bob:wrong"), basic(f"alice:{TOKEN}"), "Basic !!!", basic("nobody")):  # fmt: skip
+    for refused in (
+        None,
+        "",
+        f"bearer {TOKEN}",
+        f"Bearer {TOKEN.upper()}",
+        f"Bearer {TOKEN}x",
+        f"Bearer  {TOKEN}",
+        basic("bob:wrong"),
+        basic(f"alice:{TOKEN}"),
+        "Basic !!!",
+        basic("nobody"),
+    ):
         assert not credentials.allows(refused), refused
 
 
@@ -129,15 +142,22 @@ def test_apr1_matches_openssl():
     if not shutil.which("openssl"):
         pytest.skip("openssl is not installed")
     for password, salt in (("pa ss:wörd", "abcdefgh"), ("x", "a"), ("a" * 40, "12345678")):
-        made = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, password], capture_output=True, text=True, check=True)
+        made = subprocess.run(
+            ["openssl", "passwd", "-apr1", "-salt", salt, password], capture_output=True, text=True, check=True
+        )
         assert auth.apr1(password, salt) == made.stdout.strip()
 
 
 def test_server_config_cli_refuses_a_hostile_tokens_file_without_traceback(tmp_path):
     path = write(tmp_path, "tokens.txt", f"ci: {TOKEN}\nevil: abcdefghijklmnop;}} location / {{\n")
     for command in (["nginx"], ["apache"], ["caddy"], ["cloudfront-function"]):
-        result = run_cli("server-config", *command, *(["--root", str(tmp_path)] if command != ["cloudfront-function"] else []),
-                         "--tokens", str(path))  # fmt: skip
+        result = run_cli(
+            "server-config",
+            *command,
+            *(["--root", str(tmp_path)] if command != ["cloudfront-function"] else []),
+            "--tokens",
+            str(path),
+        )
         assert result.returncode == 1, result.stderr
         assert result.stderr.strip() == f"Error: {path}:2: evil's token holds ';'; {auth._TOKEN_RULE}"
         assert "Traceback" not in result.stderr and result.stdout == ""
@@ -180,17 +200,49 @@ def test_private_configurations_pass_the_servers_own_check(tmp_path, server, whi
     env = None
     if server == "nginx":
         (tmp_path / "tmp").mkdir()
-        conf = write(tmp_path, "nginx.conf", server_config.nginx(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
-                     state_dir=tmp_path, user="root", daemon=False, credentials=credentials))  # fmt: skip
+        conf = write(
+            tmp_path,
+            "nginx.conf",
+            server_config.nginx(
+                tmp_path,
+                listen="127.0.0.1:1",
+                prefix=prefix,
+                standalone=True,
+                state_dir=tmp_path,
+                user="root",
+                daemon=False,
+                credentials=credentials,
+            ),
+        )
         command = [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)]
     elif server == "apache":
-        conf = write(tmp_path, "httpd.conf", server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
-                     state_dir=tmp_path, user="nobody", group="nogroup", credentials=credentials))  # fmt: skip
+        conf = write(
+            tmp_path,
+            "httpd.conf",
+            server_config.apache(
+                tmp_path,
+                listen="127.0.0.1:1",
+                prefix=prefix,
+                standalone=True,
+                state_dir=tmp_path,
+                user="nobody",
+                group="nogroup",
+                credentials=credentials,
+            ),
+        )
         command = [APACHE, "-t", "-f", str(conf)]
     else:
-        conf = write(tmp_path, "Caddyfile", server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path,
-                                                                credentials=credentials))  # fmt: skip
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+        conf = write(
+            tmp_path,
+            "Caddyfile",
+            server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path, credentials=credentials),
+        )
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "XDG_DATA_HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path),
+        }
         command = ["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
@@ -198,7 +250,7 @@ def test_private_configurations_pass_the_servers_own_check(tmp_path, server, whi
 
 
 def test_netlify_headers_carry_basic_auth_and_private_caches(tmp_path):
-    from staticreg.host_files import netlify_files
+    from staticreg.hosting.host_files import netlify_files
 
     root = tmp_path / "public"
     (root / "-").mkdir(parents=True)

@@ -50,12 +50,14 @@ def test_the_build_s_gzip_copies_are_set_aside_and_put_back(tmp_path):
     """The peer comparison measures nginx without the copies the build writes, then puts them back."""
     folder = bench_corpus.generate(5, tmp_path / "corpus", big=0)
     out = tmp_path / "out"
-    from staticreg.build import build
+    from staticreg.build.pipeline import build
     from staticreg.config import Config
 
     build(Config(input_dir=folder / "tarballs", output_dir=out, base_url="http://127.0.0.1:9/"), show_progress=False)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.gz")}
-    assert before and all(gzip.decompress(data) == (out / path.with_suffix("")).read_bytes() for path, data in before.items())
+    assert before and all(
+        gzip.decompress(data) == (out / path.with_suffix("")).read_bytes() for path, data in before.items()
+    )
     files, plain, packed = bench_run.set_copies_aside(out, tmp_path / "aside")
     assert files == len(before) and packed == sum(map(len, before.values())) and plain > packed
     assert list(out.rglob("*.gz")) == []
@@ -65,7 +67,7 @@ def test_the_build_s_gzip_copies_are_set_aside_and_put_back(tmp_path):
 
 def test_the_precompress_benchmark_finds_the_install_closure_and_what_would_pay(tmp_path):
     from bench import bench_precompress
-    from staticreg.build import build
+    from staticreg.build.pipeline import build
     from staticreg.config import Config
 
     folder = bench_corpus.generate(20, tmp_path / "corpus", big=0)

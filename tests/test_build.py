@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from staticreg import times
-from staticreg.build import build
+from staticreg.build import times
+from staticreg.build.output import Staging
+from staticreg.build.pipeline import build
 from staticreg.errors import BuildError
-from staticreg.output import Staging
 from tests.helpers import contents, make_set, make_tarball, snapshot
 
 
@@ -17,27 +17,86 @@ def test_build_writes_the_whole_tree(tarballs, make_config):
     report = build(config, show_progress=False)
     out = config.output_dir
     assert (report.packages, report.versions, report.tarballs) == (2, 3, 3)
-    for rel in ["a/index.json", "a/index.corgi", "a/index.html", "a/1.0.0.json", "a/latest.json",
-                "@s/b/index.json", "@s/b/-/b-1.0.0.tgz", "a/-/a-1.1.0.tgz", "-/ping", "-/package/@s/b/dist-tags",
-                "index.html", "-/web/package/@s/b/index.html", ".nojekyll"]:  # fmt: skip
+    for rel in [
+        "a/index.json",
+        "a/index.corgi",
+        "a/index.html",
+        "a/1.0.0.json",
+        "a/latest.json",
+        "@s/b/index.json",
+        "@s/b/-/b-1.0.0.tgz",
+        "a/-/a-1.1.0.tgz",
+        "-/ping",
+        "-/package/@s/b/dist-tags",
+        "index.html",
+        "-/web/package/@s/b/index.html",
+        ".nojekyll",
+    ]:
         assert (out / rel).is_file(), rel
     # Every file and folder: an index.html twin and gzip copies for package documents only, version documents
     # and README pages as files, a page only where a version's README differs from the one before.
     assert sorted(p.relative_to(out).as_posix() + ("/" if p.is_dir() else "") for p in out.rglob("*")) == [
-        "-/", "-/package/", "-/package/@s/", "-/package/@s/b/", "-/package/@s/b/dist-tags",
-        "-/package/@s/b/staticreg.json", "-/package/a/", "-/package/a/dist-tags", "-/package/a/staticreg.json",
-        "-/ping", "-/staticreg/", "-/staticreg/pages.json", "-/staticreg/state.json",
-        "-/web/", "-/web/assets/", "-/web/assets/favicon.svg", "-/web/assets/site.js", "-/web/assets/style.css",
-        "-/web/package/", "-/web/package/@s/", "-/web/package/@s/b/", "-/web/package/@s/b/1.0.0.html",
-        "-/web/package/@s/b/index.html", "-/web/package/a/", "-/web/package/a/1.0.0.html",
-        "-/web/package/a/1.1.0.html", "-/web/package/a/index.html", "-/web/scope/", "-/web/scope/@s.html",
-        "-/web/search-index.json", ".nojekyll", "404.html",
-        "@s/", "@s/b/", "@s/b/-/", "@s/b/-/b-1.0.0.tgz", "@s/b/1.0.0.json", "@s/b/index.corgi", "@s/b/index.corgi.gz",
-        "@s/b/index.html", "@s/b/index.json", "@s/b/index.json.gz", "@s/b/latest.json",
-        "a/", "a/-/", "a/-/a-1.0.0.tgz", "a/-/a-1.1.0.tgz", "a/1.0.0.json", "a/1.1.0.json", "a/index.corgi",
-        "a/index.corgi.gz", "a/index.html", "a/index.json", "a/index.json.gz", "a/latest.json", "index.html",
-    ]  # fmt: skip
-    assert json.loads((out / "a/1.0.0.json").read_bytes()) == json.loads((out / "a/index.json").read_bytes())["versions"]["1.0.0"]
+        "-/",
+        "-/package/",
+        "-/package/@s/",
+        "-/package/@s/b/",
+        "-/package/@s/b/dist-tags",
+        "-/package/@s/b/staticreg.json",
+        "-/package/a/",
+        "-/package/a/dist-tags",
+        "-/package/a/staticreg.json",
+        "-/ping",
+        "-/staticreg/",
+        "-/staticreg/pages.json",
+        "-/staticreg/state.json",
+        "-/web/",
+        "-/web/assets/",
+        "-/web/assets/favicon.svg",
+        "-/web/assets/site.js",
+        "-/web/assets/style.css",
+        "-/web/package/",
+        "-/web/package/@s/",
+        "-/web/package/@s/b/",
+        "-/web/package/@s/b/1.0.0.html",
+        "-/web/package/@s/b/index.html",
+        "-/web/package/a/",
+        "-/web/package/a/1.0.0.html",
+        "-/web/package/a/1.1.0.html",
+        "-/web/package/a/index.html",
+        "-/web/scope/",
+        "-/web/scope/@s.html",
+        "-/web/search-index.json",
+        ".nojekyll",
+        "404.html",
+        "@s/",
+        "@s/b/",
+        "@s/b/-/",
+        "@s/b/-/b-1.0.0.tgz",
+        "@s/b/1.0.0.json",
+        "@s/b/index.corgi",
+        "@s/b/index.corgi.gz",
+        "@s/b/index.html",
+        "@s/b/index.json",
+        "@s/b/index.json.gz",
+        "@s/b/latest.json",
+        "a/",
+        "a/-/",
+        "a/-/a-1.0.0.tgz",
+        "a/-/a-1.1.0.tgz",
+        "a/1.0.0.json",
+        "a/1.1.0.json",
+        "a/index.corgi",
+        "a/index.corgi.gz",
+        "a/index.html",
+        "a/index.json",
+        "a/index.json.gz",
+        "a/latest.json",
+        "index.html",
+    ]
+    assert (
+        json.loads((out / "a/1.0.0.json").read_bytes())
+        == json.loads((out / "a/index.json").read_bytes())["versions"]["1.0.0"]
+    )
     assert (out / "a/-/a-1.0.0.tgz").read_bytes() == (tarballs / "a-1.0.0.tgz").read_bytes()
     doc = json.loads((out / "a/index.json").read_bytes())
     tarball = (tarballs / "a-1.1.0.tgz").read_bytes()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from staticreg import check
+from staticreg.hosting import check
 
 
 def test_scoped_names_are_asked_for_in_both_spellings():
-    assert check._document_urls("http://h/npm/", "@acme/widgets") == ["http://h/npm/@acme%2fwidgets", "http://h/npm/@acme%2Fwidgets"]
+    assert check._document_urls("http://h/npm/", "@acme/widgets") == [
+        "http://h/npm/@acme%2fwidgets",
+        "http://h/npm/@acme%2Fwidgets",
+    ]
     assert check._document_urls("http://h/", "left-pad") == ["http://h/left-pad"]
 
 
@@ -35,14 +38,22 @@ def test_the_same_problem_on_many_urls_is_one_line():
     for url in ("http://h/a", "http://h/b", "http://h/c"):
         report.problem(url, "no Cache-Control", "send one")
     report.problem("http://h/t.tgz", "answers 404", "deploy it")
-    assert report.problems == ["http://h/a (and 2 more): no Cache-Control. Fix: send one", "http://h/t.tgz: answers 404. Fix: deploy it"]
+    assert report.problems == [
+        "http://h/a (and 2 more): no Cache-Control. Fix: send one",
+        "http://h/t.tgz: answers 404. Fix: deploy it",
+    ]
 
 
 def test_document_body_problems():
     report = check.CheckReport()
-    check.check_document_body("u", "x", {"name": "x", "versions": {"1.0.0": {}}, "dist-tags": {"latest": "1.0.0"}, "time": {}}, report)
+    check.check_document_body(
+        "u", "x", {"name": "x", "versions": {"1.0.0": {}}, "dist-tags": {"latest": "1.0.0"}, "time": {}}, report
+    )
     check.check_document_body("v", "y", {"name": "y", "versions": {"1.0.0": {}}, "dist-tags": {}}, report)
-    assert [p.split(": ", 1)[1].split(" (")[0] for p in report.problems] == ["time has no entry for 1.0.0", "dist-tags.latest is missing or names no version"]
+    assert [p.split(": ", 1)[1].split(" (")[0] for p in report.problems] == [
+        "time has no entry for 1.0.0",
+        "dist-tags.latest is missing or names no version",
+    ]
 
 
 @pytest.mark.parametrize("url", ["npm.example.com", "file:///etc/", "ftp://host/"])

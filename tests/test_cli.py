@@ -16,7 +16,10 @@ def test_build_prints_a_summary(tarballs, tmp_path):
     result = run("build", str(tarballs), "-o", str(out), "--base-url", "http://r.test")
     assert result.exit_code == 0, result.output
     assert "Built 1 package (1 version) from 1 tarball" in result.stdout
-    assert json.loads((out / "a/index.json").read_bytes())["versions"]["1.0.0"]["dist"]["tarball"] == "http://r.test/a/-/a-1.0.0.tgz"
+    assert (
+        json.loads((out / "a/index.json").read_bytes())["versions"]["1.0.0"]["dist"]["tarball"]
+        == "http://r.test/a/-/a-1.0.0.tgz"
+    )
 
 
 def test_bad_tarballs_exit_1_naming_each_file_without_traceback(tarballs, tmp_path):

@@ -14,7 +14,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_full_config_is_read_relative_to_its_file(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 input: pkgs
 output: site/out
 base_url: https://npm.example.com/npm
@@ -28,7 +30,8 @@ deprecations:
 publish_times:
   "left-pad@1.0.0": 2020-01-02T03:04:05Z
   "left-pad@1.1.0": "2021-01-01"
-""")
+""",
+    )
     c = load_config(path)
     assert c.input_dir == tmp_path / "pkgs" and c.output_dir == tmp_path / "site/out"
     assert c.base_url == "https://npm.example.com/npm/"
@@ -36,7 +39,9 @@ publish_times:
     assert [(o.name, o.tag, o.version) for o in c.dist_tags] == [("@acme/widgets", "next", "2.0.0-beta.1")]
     assert [(o.name, o.range, o.message) for o in c.deprecations] == [("@acme/widgets", "<1.2", "upgrade")]
     assert [o.time for o in c.publish_times] == [
-        datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc), datetime(2021, 1, 1, tzinfo=timezone.utc)]
+        datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        datetime(2021, 1, 1, tzinfo=timezone.utc),
+    ]
     assert c.dist_tags[0].where == f"{path}:9"
     assert c.times_path == tmp_path / "pkgs" / "staticreg-times.json"
     assert c.report_path == tmp_path / "site" / "out.report.json"
@@ -50,7 +55,9 @@ def test_flags_override_the_file(tmp_path):
 
 
 def test_every_problem_is_reported_at_once_with_key_and_line(tmp_path):
-    path = write(tmp_path, """input: a
+    path = write(
+        tmp_path,
+        """input: a
 output: b
 base_url: ftp://nope
 keep_going: maybe
@@ -65,13 +72,23 @@ deprecations:
 publish_times:
   "x@1.0.0": "yesterday"
 input: c
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = info.value.message
-    for fragment in [":3: base_url", ":4: keep_going", ":5: colour: unknown setting", ":8: dist_tags.@acme/widgets.next",
-                     "1.1", ":9: dist_tags.@acme/widgets.1.0.0", ":11: deprecations.bad name@1", ":12: deprecations.ok@^1",
-                     ":14: publish_times.x@1.0.0", ":15: input: given twice"]:  # fmt: skip
+    for fragment in [
+        ":3: base_url",
+        ":4: keep_going",
+        ":5: colour: unknown setting",
+        ":8: dist_tags.@acme/widgets.next",
+        "1.1",
+        ":9: dist_tags.@acme/widgets.1.0.0",
+        ":11: deprecations.bad name@1",
+        ":12: deprecations.ok@^1",
+        ":14: publish_times.x@1.0.0",
+        ":15: input: given twice",
+    ]:
         assert fragment in message, fragment
     assert message.startswith("9 configuration problems")
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from staticreg import config_edit
 from staticreg.config import load_config
+from staticreg.dev import config_edit
 
 USER_FILE = """# my registry
 input: packages   # the tarballs
@@ -27,7 +27,10 @@ def test_only_the_changed_key_is_rewritten(tmp_path: Path):
     assert text.startswith("# my registry\ninput: packages   # the tarballs\ntitle: Acme\n")
     assert "# deprecations follow\n" in text and text.endswith("site: true\n")
     config = load_config(path, require_base_url=False, output_dir=tmp_path / "out")
-    assert {(o.name, o.tag, o.version) for o in config.dist_tags} == {("demo", "next", "2.0.0"), ("@s/b", "beta", "1.10.0")}
+    assert {(o.name, o.tag, o.version) for o in config.dist_tags} == {
+        ("demo", "next", "2.0.0"),
+        ("@s/b", "beta", "1.10.0"),
+    }
     assert [(o.name, o.range, o.message) for o in config.deprecations] == [("demo", "2.0.0", "use 3")]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from staticreg import deploy, headers, layout
-from staticreg.build import build
+from staticreg.build.pipeline import build
+from staticreg.hosting import deploy
+from staticreg.npm import headers, layout
 from tests.helpers import make_tarball
 
 
@@ -30,7 +31,10 @@ def test_plan_orders_tarballs_documents_site_root_with_their_headers(tarballs, m
     states = [i for i, u in enumerate(plan) if u.path.endswith("/" + layout.PACKAGE_STATE)]
     assert max(states) < min(documents)  # a publish reading a document finds the package's state
     by_key = {u.key: u for u in plan}
-    assert (by_key["npm/@s/n"].content_type, by_key["npm/@s/n"].cache_control) == ("application/json", "public, max-age=30, must-revalidate")
+    assert (by_key["npm/@s/n"].content_type, by_key["npm/@s/n"].cache_control) == (
+        "application/json",
+        "public, max-age=30, must-revalidate",
+    )
     assert by_key["npm/demo/-/demo-1.0.0.tgz"].cache_control == headers.TARBALL_CACHE
     assert by_key["npm/index.html"].content_type.startswith("text/html") and plan[-1].kind == layout.STATE
     assert not [k for k in by_key if k.endswith(("/index.json", "/index.corgi"))]
@@ -51,5 +55,7 @@ def test_an_unusable_endpoint_is_a_user_error(tmp_path):
 
     from staticreg.cli import cli
 
-    result = CliRunner().invoke(cli, ["deploy", str(tmp_path), "s3://bucket", "--endpoint-url", "foo"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["deploy", str(tmp_path), "s3://bucket", "--endpoint-url", "foo"], catch_exceptions=False
+    )
     assert result.exit_code == 1 and "--endpoint-url 'foo' is not usable" in result.stderr

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from staticreg import discovery
-from staticreg.discovery import Discovery, discover
+from staticreg.build import discovery
+from staticreg.build.discovery import Discovery, discover
 from staticreg.errors import BuildError
 
 
@@ -92,7 +92,10 @@ def test_the_digest_changes_with_a_stat_key_and_with_a_path(tmp_path):
     paths, stats, _ = discover(tmp_path, [])
     digest = discovery.digest_of(paths, stats)
     assert discovery.digest_of(paths, dict(stats, **{"b.tgz": (2, 0, 0)})) != digest
-    assert discovery.digest_of(["a/x-1.0.0.tgz", "c.tgz", "dangling.tgz"], dict(stats, **{"c.tgz": stats["b.tgz"]})) != digest
+    assert (
+        discovery.digest_of(["a/x-1.0.0.tgz", "c.tgz", "dangling.tgz"], dict(stats, **{"c.tgz": stats["b.tgz"]}))
+        != digest
+    )
 
 
 def test_the_shares_of_the_walkers_make_the_whole(tmp_path):
@@ -113,6 +116,7 @@ def test_the_shares_of_the_walkers_make_the_whole(tmp_path):
 
 def test_an_unreadable_input_folder_is_said_once(tmp_path, monkeypatch):
     real = os.scandir
+
     def scandir(path):
         if os.fspath(path) == os.fspath(tmp_path):
             raise PermissionError(13, "Permission denied")

@@ -2,17 +2,28 @@ import json
 import subprocess
 import sys
 
-from staticreg import documents, registry_state
+from staticreg.npm import documents, registry_state
 from tests.helpers import record, registry
 
 
 def package(**kw):
     recs = [
         record({"name": "x", "version": "1.0.0", "description": "old", "scripts": {"test": "t"}}),
-        record({"name": "x", "version": "1.1.0", "description": "new <b>", "keywords": ["k"], "license": "MIT",
-                "repository": "git+https://e.test/x.git", "os": ["linux"], "bin": {"x": "x.js"}},
-               readme="0" * 40, readme_filename="README.md"),
-    ]  # fmt: skip
+        record(
+            {
+                "name": "x",
+                "version": "1.1.0",
+                "description": "new <b>",
+                "keywords": ["k"],
+                "license": "MIT",
+                "repository": "git+https://e.test/x.git",
+                "os": ["linux"],
+                "bin": {"x": "x.js"},
+            },
+            readme="0" * 40,
+            readme_filename="README.md",
+        ),
+    ]
     return registry(*recs, **kw).packages["x"]
 
 
@@ -60,8 +71,12 @@ def _json_module_dumps(doc) -> bytes:
 def test_dumps_bytes_are_the_json_modules_but_for_floats():
     """msgspec writes the documents: the json module's bytes, but exponents without "+"."""
     made = documents.version_manifests(package())
-    docs = [documents.packument(package(), made, "# x <b>&amp;</b>\u2028"), documents.abbreviated(package(), made),
-            *made.values(), {"big": 2**70, "neg": -(2**64), "é\u2029": ["\x00\x1f\x7f\"\\/", None, True, False, {}]}]
+    docs = [
+        documents.packument(package(), made, "# x <b>&amp;</b>\u2028"),
+        documents.abbreviated(package(), made),
+        *made.values(),
+        {"big": 2**70, "neg": -(2**64), "é\u2029": ['\x00\x1f\x7f"\\/', None, True, False, {}]},
+    ]
     for doc in docs:
         assert documents.dumps(doc) == _json_module_dumps(doc)
     assert documents.dumps({"a": 1e16, "b": 0.1, "c": -0.0, "d": 1e-7}) == b'{"a":1e16,"b":0.1,"c":-0.0,"d":1e-7}'
@@ -71,17 +86,28 @@ def test_dumps_bytes_are_the_json_modules_but_for_floats():
 
 def test_dumps_gives_the_same_bytes_in_every_process():
     """Same input, same bytes (etags and incremental builds depend on it), in any process."""
-    code = ("import sys; from staticreg import documents; "
-            "sys.stdout.write(documents.dumps({'z': 1, 'a': {'y': [1.5, 2**70, 'x\\u00e9<']}, 'm': None}).hex())")
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-               for _ in range(3)}  # fmt: skip
+    code = (
+        "import sys; from staticreg.npm import documents; "
+        "sys.stdout.write(documents.dumps({'z': 1, 'a': {'y': [1.5, 2**70, 'x\\u00e9<']}, 'm': None}).hex())"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(3)
+    }
     assert outputs == {documents.dumps({"z": 1, "a": {"y": [1.5, 2**70, "x\u00e9<"]}, "m": None}).hex()}
 
 
 def test_state_files_bytes_are_the_json_modules():
     """registry_state.dumps: keys sorted as the json module sorts them (code points), or kept in order."""
-    doc = {"b": 1, "a": {"\U00010000": 1, "\uffff": 2, "é": 3, "Z": 4, "": [{"y": 1, "x": 2}]}, "\u2028<": "&", "n": 2**70}
-    expected = {s: json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=s).encode() for s in (True, False)}
+    doc = {
+        "b": 1,
+        "a": {"\U00010000": 1, "\uffff": 2, "é": 3, "Z": 4, "": [{"y": 1, "x": 2}]},
+        "\u2028<": "&",
+        "n": 2**70,
+    }
+    expected = {
+        s: json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=s).encode() for s in (True, False)
+    }
     assert {s: registry_state.dumps(doc, sort_keys=s) for s in (True, False)} == expected
 
 
@@ -95,5 +121,7 @@ def test_without_msgspec_the_json_module_writes_documents_and_state_files():
         "sys.stdout.write(documents.dumps(doc).hex() + ' ' + registry_state.dumps(doc).hex())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == [_json_module_dumps(doc).hex(),
-                   json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode().hex()]
+    assert out == [
+        _json_module_dumps(doc).hex(),
+        json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode().hex(),
+    ]

@@ -24,17 +24,21 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from staticreg import documents, layout, names, reader
+from staticreg.build import reader
 from staticreg.config import Config
 from staticreg.errors import TarballError
-from staticreg.model import build_registry, normalize_manifest
-from staticreg.reader import TarballRecord, pack_manifest
+from staticreg.npm import documents, layout, names
+from staticreg.npm.model import build_registry, normalize_manifest
+from staticreg.npm.records import TarballRecord, pack_manifest
 
 settings.register_profile("ci", max_examples=150, deadline=None, database=None, derandomize=False)
 settings.register_profile(
-    "fuzz", max_examples=int(os.environ.get("STATICREG_FUZZ_EXAMPLES", "20000")), deadline=None, database=None,
+    "fuzz",
+    max_examples=int(os.environ.get("STATICREG_FUZZ_EXAMPLES", "20000")),
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
-)  # fmt: skip
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path("/nonexistent/output-root")  # safe_join never touches the disk
@@ -45,14 +49,51 @@ atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 # -- strategies -------------------------------------------------------------------------
 
 HOSTILE_NAMES = [
-    "../x", "@a/../../x", "a/b", "%2e%2e", ".x", "_x", "-", "-x", "index.html", "INDEX.HTML", "node_modules",
-    "@a/b", "@A/B", "@a/-", "@-/x", "x" * 214, "x" * 215, "@s/" + "n" * 210, "a\\b", "a\x00b", "JSONStream",
-    "favicon.ico", "@/x", "@x/", "it's", "~x", "()", "*",
-]  # fmt: skip
+    "../x",
+    "@a/../../x",
+    "a/b",
+    "%2e%2e",
+    ".x",
+    "_x",
+    "-",
+    "-x",
+    "index.html",
+    "INDEX.HTML",
+    "node_modules",
+    "@a/b",
+    "@A/B",
+    "@a/-",
+    "@-/x",
+    "x" * 214,
+    "x" * 215,
+    "@s/" + "n" * 210,
+    "a\\b",
+    "a\x00b",
+    "JSONStream",
+    "favicon.ico",
+    "@/x",
+    "@x/",
+    "it's",
+    "~x",
+    "()",
+    "*",
+]
 HOSTILE_VERSIONS = [
-    "1.0.0", "v1.0.0", "=1.0.0", " 1.0.0 ", "1.0.0/../../x", "1.0", "01.0.0", "1.0.0-" + "a" * 250,
-    "1.0.0-" + "a" * 300, "1.0.0+build", "1.0.0-rc.1", "9007199254740992.0.0", "1.0.0-x/y", "1.0.0-..",
-]  # fmt: skip
+    "1.0.0",
+    "v1.0.0",
+    "=1.0.0",
+    " 1.0.0 ",
+    "1.0.0/../../x",
+    "1.0",
+    "01.0.0",
+    "1.0.0-" + "a" * 250,
+    "1.0.0-" + "a" * 300,
+    "1.0.0+build",
+    "1.0.0-rc.1",
+    "9007199254740992.0.0",
+    "1.0.0-x/y",
+    "1.0.0-..",
+]
 package_names = st.one_of(
     st.sampled_from(HOSTILE_NAMES),
     st.from_regex(r"(@[A-Za-z0-9._~!'()*-]{1,8}/)?[A-Za-z0-9._~!'()*-]{1,12}", fullmatch=True),
@@ -60,17 +101,39 @@ package_names = st.one_of(
 )
 versions = st.one_of(
     st.sampled_from(HOSTILE_VERSIONS),
-    st.from_regex(r"[v=]?(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]?)\.(0|[1-9])(-[0-9A-Za-z.-]{1,12})?(\+[0-9A-Za-z.-]{1,6})?", fullmatch=True),
+    st.from_regex(
+        r"[v=]?(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]?)\.(0|[1-9])(-[0-9A-Za-z.-]{1,12})?(\+[0-9A-Za-z.-]{1,6})?",
+        fullmatch=True,
+    ),
     st.text(max_size=30),
 )
 KEYS = [
-    "name", "version", "dependencies", "devDependencies", "optionalDependencies", "peerDependencies",
-    "bundleDependencies", "bundledDependencies", "scripts", "deprecated", "_id", "_npmUser", "dist", "readme",
-    "readmeFilename", "description", "bin", "gypfile", "__proto__", "constructor",
-]  # fmt: skip
+    "name",
+    "version",
+    "dependencies",
+    "devDependencies",
+    "optionalDependencies",
+    "peerDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "scripts",
+    "deprecated",
+    "_id",
+    "_npmUser",
+    "dist",
+    "readme",
+    "readmeFilename",
+    "description",
+    "bin",
+    "gypfile",
+    "__proto__",
+    "constructor",
+]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 manifests = st.builds(
@@ -80,21 +143,54 @@ manifests = st.builds(
     st.one_of(st.just({}), versions.map(lambda v: {"version": v}), json_values.map(lambda v: {"version": v})),
 )
 
-PATH_PARTS = ["package", "package", "package.json", "..", ".", "", "a", "b\\..", "C:", "\u00e9", "README.md", "binding.gyp"]
+PATH_PARTS = [
+    "package",
+    "package",
+    "package.json",
+    "..",
+    ".",
+    "",
+    "a",
+    "b\\..",
+    "C:",
+    "\u00e9",
+    "README.md",
+    "binding.gyp",
+]
 member_paths = st.one_of(
     st.lists(st.sampled_from(PATH_PARTS), min_size=1, max_size=5).map("/".join),
     st.lists(st.sampled_from(PATH_PARTS), min_size=0, max_size=4).map(lambda p: "/" + "/".join(p)),
     st.text(max_size=40),
 )
 PAX_KEYS = [
-    "path", "linkpath", "size", "mtime", "uid", "x", "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.map",
-    "GNU.sparse.size", "GNU.sparse.realsize", "GNU.sparse.name", "hdrcharset",
-]  # fmt: skip
+    "path",
+    "linkpath",
+    "size",
+    "mtime",
+    "uid",
+    "x",
+    "GNU.sparse.major",
+    "GNU.sparse.minor",
+    "GNU.sparse.map",
+    "GNU.sparse.size",
+    "GNU.sparse.realsize",
+    "GNU.sparse.name",
+    "hdrcharset",
+]
 PAX_VALUES = ["1", "0", "-1", "x", "0,1", "0,x,1", "99999999999999999999", "BINARY", "../../x"]
 MEMBER_TYPES = [
-    tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,
-    tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE, b"Z",
-]  # fmt: skip
+    tarfile.REGTYPE,
+    tarfile.REGTYPE,
+    tarfile.DIRTYPE,
+    tarfile.SYMTYPE,
+    tarfile.LNKTYPE,
+    tarfile.CHRTYPE,
+    tarfile.BLKTYPE,
+    tarfile.FIFOTYPE,
+    tarfile.CONTTYPE,
+    tarfile.GNUTYPE_SPARSE,
+    b"Z",
+]
 members = st.lists(
     st.tuples(
         member_paths,
@@ -173,18 +269,31 @@ def read_bytes(data: bytes) -> None:
 
 def record_for(manifest: dict) -> TarballRecord:
     return TarballRecord(
-        source="fuzz.tgz", size=1, mtime=1_600_000_000, shasum="0" * 40, integrity="sha512-AAAA",
-        manifest_packed=pack_manifest(manifest), file_count=1, unpacked_size=1, has_binding_gyp=False, has_shrinkwrap=False,
-        readme=None, readme_filename=None,
-    )  # fmt: skip
+        source="fuzz.tgz",
+        size=1,
+        mtime=1_600_000_000,
+        shasum="0" * 40,
+        integrity="sha512-AAAA",
+        manifest_packed=pack_manifest(manifest),
+        file_count=1,
+        unpacked_size=1,
+        has_binding_gyp=False,
+        has_shrinkwrap=False,
+        readme=None,
+        readme_filename=None,
+    )
 
 
 def check_paths(name: str, version: str) -> None:
     paths = [
-        layout.packument_path(name), layout.abbreviated_path(name), layout.version_document_path(name, version),
-        layout.tarball_path(name, version), layout.dist_tags_path(name), layout.site_package_page(name),
+        layout.packument_path(name),
+        layout.abbreviated_path(name),
+        layout.version_document_path(name, version),
+        layout.tarball_path(name, version),
+        layout.dist_tags_path(name),
+        layout.site_package_page(name),
         layout.zero_config_copy(layout.packument_path(name)),
-    ]  # fmt: skip
+    ]
     for path in paths:
         joined = layout.safe_join(ROOT, path)  # raises UnsafePath for anything outside
         assert os.path.commonpath([ROOT, joined]) == str(ROOT)
@@ -255,8 +364,12 @@ def test_dist_tags(tag):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2, max_value=2**80)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),  # text: lone surrogates too
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),  # text: lone surrogates too
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=20,
 )

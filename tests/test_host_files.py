@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from staticreg.build import build
+from staticreg.build.pipeline import build
 from staticreg.errors import ConfigError
-from staticreg.host_files import netlify_files, write_netlify_files
+from staticreg.hosting.host_files import netlify_files, write_netlify_files
 from tests.helpers import make_tarball
 
 
@@ -43,6 +43,8 @@ def test_more_header_rules_than_cloudflare_applies_are_warned_about(tarballs, ma
         make_tarball(tarballs, {"name": f"p{i}", "version": "1.0.0"})
     config = make_config(tarballs, jobs=1, site=False)
     build(config, show_progress=False)
-    result = CliRunner().invoke(cli, ["server-config", "netlify", "--root", str(config.output_dir)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["server-config", "netlify", "--root", str(config.output_dir)], catch_exceptions=False
+    )
     assert result.exit_code == 0
     assert ("Cloudflare Pages applies only the first 100" in result.stderr) is warned

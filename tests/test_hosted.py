@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import hosted, layout
-from staticreg.build import build
+from staticreg.build.pipeline import build
 from staticreg.config import Override
-from staticreg.store import FolderStore
+from staticreg.hosting import hosted
+from staticreg.hosting.store import FolderStore
+from staticreg.npm import layout
 from tests.helpers import contents, make_tarball, snapshot
 from tests.process import run_cli as run_staticreg
 
@@ -24,13 +25,16 @@ from tests.process import run_cli as run_staticreg
 def pool(folder: Path) -> dict[str, Path]:
     """Tarballs of three packages, one scoped, with READMEs, a dependency and a prerelease."""
     made = {
-        "a@1.0.0": make_tarball(folder, {"name": "a", "version": "1.0.0", "description": "first"}, {"README.md": "# a one"}),
-        "a@1.1.0": make_tarball(folder, {"name": "a", "version": "1.1.0", "dependencies": {"@s/b": "^1"}},
-                                {"README.md": "# a *one-one*"}),
+        "a@1.0.0": make_tarball(
+            folder, {"name": "a", "version": "1.0.0", "description": "first"}, {"README.md": "# a one"}
+        ),
+        "a@1.1.0": make_tarball(
+            folder, {"name": "a", "version": "1.1.0", "dependencies": {"@s/b": "^1"}}, {"README.md": "# a *one-one*"}
+        ),
         "a@2.0.0-rc.1": make_tarball(folder, {"name": "a", "version": "2.0.0-rc.1"}, {"README.md": "# a two"}),
         "@s/b@1.0.0": make_tarball(folder, {"name": "@s/b", "version": "1.0.0", "keywords": ["b"]}, {"README.md": "b"}),
         "c@0.1.0": make_tarball(folder, {"name": "c", "version": "0.1.0"}),
-    }  # fmt: skip
+    }
     return made
 
 
@@ -185,7 +189,7 @@ def test_the_command_line_speaks_in_one_line(tmp_path, made):
 
 def test_shared_pages_are_made_whole_again_when_their_marker_names_no_rows(tmp_path, make_config, made):
     """A writer killed while writing the shared pages leaves the marker empty: the next one makes them all."""
-    from staticreg import registry_state
+    from staticreg.npm import registry_state
 
     config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
     store = FolderStore(tmp_path / "reg")
@@ -193,14 +197,16 @@ def test_shared_pages_are_made_whole_again_when_their_marker_names_no_rows(tmp_p
     (tmp_path / "reg" / "index.html").write_text("half written")
     store.write(layout.SHARED_PAGES_STATE, registry_state.shared_pages_bytes(None))
     hosted.publish(store, [made["@s/b@1.0.0"]], config)
-    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [made["a@1.0.0"], made["c@0.1.0"], made["@s/b@1.0.0"]])
+    assert contents(tmp_path / "reg") == cold(
+        tmp_path, make_config, [made["a@1.0.0"], made["c@0.1.0"], made["@s/b@1.0.0"]]
+    )
 
 
 def _consistent(root: Path) -> None:
     """Every package document names only tarballs that are there, with the integrity it states."""
     import hashlib
 
-    from staticreg.reader import sri
+    from staticreg.build.reader import sri
 
     for doc_path in root.rglob(layout.FULL_DOCUMENT):
         rel = doc_path.relative_to(root).as_posix()
@@ -209,7 +215,9 @@ def _consistent(root: Path) -> None:
         doc = json.loads(doc_path.read_bytes())  # never half a document
         for version, manifest in doc["versions"].items():
             tarball = root / layout.tarball_path(doc["name"], version)
-            assert sri(hashlib.sha512(tarball.read_bytes())) == manifest["dist"]["integrity"], f"{doc['name']}@{version}"
+            assert sri(hashlib.sha512(tarball.read_bytes())) == manifest["dist"]["integrity"], (
+                f"{doc['name']}@{version}"
+            )
 
 
 def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(tmp_path, make_config, made):
@@ -224,8 +232,11 @@ def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(tmp_pat
     change = [str(made[k]) for k in ("a@1.1.0", "@s/b@1.0.0", "c@0.1.0")]
     rng = random.Random(3)
     for _ in range(8):
-        p = subprocess.Popen([sys.executable, "-m", "staticreg", "publish", *change, "--to", str(tmp_path / "reg")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        p = subprocess.Popen(
+            [sys.executable, "-m", "staticreg", "publish", *change, "--to", str(tmp_path / "reg")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.2, 1.2))
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -233,12 +244,14 @@ def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(tmp_pat
     done = run_staticreg("publish", *change, "--to", str(tmp_path / "reg"))
     assert done.returncode == 0, done.stderr
     # what killed writers left half written (hidden temporaries) is gone once the file is written again
-    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")])
+    assert contents(tmp_path / "reg") == cold(
+        tmp_path, make_config, [made[k] for k in ("a@1.0.0", "a@1.1.0", "@s/b@1.0.0", "c@0.1.0")]
+    )
 
 
 def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(tmp_path, make_config, made):
     from staticreg import keyfiles
-    from staticreg.signatures import Keyring
+    from staticreg.npm.signatures import Keyring
 
     keyfiles.generate(tmp_path / "key.pem")
     keyring = Keyring(keyfiles.signer_from_file(tmp_path / "key.pem"))
@@ -255,25 +268,38 @@ def test_a_signed_registry_stays_signed_and_refuses_a_publisher_without_its_key(
     doc = json.loads((config.output_dir / "a/index.json").read_bytes())
     assert all(m["dist"]["signatures"][0]["keyid"] == keyring.signer.keyid for m in doc["versions"].values())
     assert (config.output_dir / layout.KEYS).is_file()
-    assert contents(config.output_dir) == cold(tmp_path, make_config, [made["a@1.0.0"], made["a@1.1.0"], made["c@0.1.0"]],
-                                               signing=keyring)  # fmt: skip
+    assert contents(config.output_dir) == cold(
+        tmp_path, make_config, [made["a@1.0.0"], made["a@1.1.0"], made["c@0.1.0"]], signing=keyring
+    )
 
 
 def test_a_mirrored_tarball_published_with_its_sidecar_equals_a_build_of_both(tmp_path, make_config, made):
     """What upstream said of a mirrored version (its sidecar beside the tarball) is served, and
     kept through later publishes of the same package."""
-    from staticreg import upstream_meta
+    from staticreg.npm import upstream_meta
 
     mirrored = make_tarball(tmp_path / "mirror", {"name": "a", "version": "0.9.0"})
-    from staticreg.reader import read_tarball
+    from staticreg.build.reader import read_tarball
 
     integrity = read_tarball(mirrored, mirrored.name).integrity
     meta = upstream_meta.from_upstream(
-        "a", "0.9.0", integrity,
-        {"deprecated": "use 1.x", "_npmUser": {"name": "someone"}, "os": ["linux"],
-         "dist": {"attestations": {"url": "https://up.test/-/npm/v1/attestations/a@0.9.0", "provenance": {"predicateType": "x"}}}},
-        "2020-01-02T03:04:05.000Z", {"attestations": [{"predicateType": "x"}]},
-    )  # fmt: skip
+        "a",
+        "0.9.0",
+        integrity,
+        {
+            "deprecated": "use 1.x",
+            "_npmUser": {"name": "someone"},
+            "os": ["linux"],
+            "dist": {
+                "attestations": {
+                    "url": "https://up.test/-/npm/v1/attestations/a@0.9.0",
+                    "provenance": {"predicateType": "x"},
+                }
+            },
+        },
+        "2020-01-02T03:04:05.000Z",
+        {"attestations": [{"predicateType": "x"}]},
+    )
     Path(f"{mirrored}{upstream_meta.SUFFIX}").write_bytes(upstream_meta.dumps(meta))
     config = make_config(tmp_path / "unused", output_dir=tmp_path / "reg")
     store = FolderStore(tmp_path / "reg")
@@ -286,7 +312,10 @@ def test_a_mirrored_tarball_published_with_its_sidecar_equals_a_build_of_both(tm
     out = tmp_path / "cold-both"
     build(make_config(folder, output_dir=out, jobs=1), show_progress=False)
     doc = json.loads((tmp_path / "reg/a/index.json").read_bytes())
-    assert doc["versions"]["0.9.0"]["_npmUser"] == {"name": "someone"} and doc["time"]["0.9.0"] == "2020-01-02T03:04:05.000Z"
+    assert (
+        doc["versions"]["0.9.0"]["_npmUser"] == {"name": "someone"}
+        and doc["time"]["0.9.0"] == "2020-01-02T03:04:05.000Z"
+    )
     assert (tmp_path / "reg" / layout.attestation_path("a", "0.9.0")).is_file()
     assert contents(tmp_path / "reg") == contents(out)
 
@@ -312,7 +341,10 @@ def test_readme_pages_follow_the_versions_a_change_brings_or_takes(tmp_path, mak
     assert pages() == ["1.0.0.html", "index.html"]
     hosted.publish(store, [t["1.1.0"]], config)
     assert pages() == ["1.0.0.html", "1.1.0.html", "1.2.0.html", "index.html"]
-    assert contents(tmp_path / "reg") == cold(tmp_path, make_config, list(t.values())) and dead_links(tmp_path / "reg") == []
+    assert (
+        contents(tmp_path / "reg") == cold(tmp_path, make_config, list(t.values()))
+        and dead_links(tmp_path / "reg") == []
+    )
     hosted.unpublish(store, "r", "1.1.0", config)
     assert pages() == ["1.0.0.html", "index.html"]
     assert contents(tmp_path / "reg") == cold(tmp_path, make_config, [t["1.0.0"], t["1.2.0"], t["1.3.0"]])

@@ -125,7 +125,13 @@ def package_json_as_link(kind: bytes) -> Callable[[Path, str], list[str]]:
     def make(folder: Path, case: str) -> list[str]:
         target = "real.json" if kind == tarfile.SYMTYPE else "package/real.json"
         real = json.dumps(manifest(case))
-        return tarball(folder, case, manifest=None, files={"real.json": real}, extra=[link_member("package/package.json", target, kind)])
+        return tarball(
+            folder,
+            case,
+            manifest=None,
+            files={"real.json": real},
+            extra=[link_member("package/package.json", target, kind)],
+        )
 
     return make
 
@@ -225,13 +231,20 @@ CATALOGUE = [
     Case("drive-letter-member", with_member(file_member("C:/evil.js", b"x")), "reject", "absolute path"),
     Case("backslash-dotdot", with_member(file_member("package/..\\..\\evil.js", b"x")), "reject", r"'\.\.'"),
     Case("dot-slash-package", lambda f, c: tarball(f, c, root="./package"), "reject", "under './'"),
-    Case("two-top-folders", with_member(file_member("other/index.js", b"x")), "reject", "more than one top-level folder"),
+    Case(
+        "two-top-folders", with_member(file_member("other/index.js", b"x")), "reject", "more than one top-level folder"
+    ),
     Case("file-at-top-level", with_member(file_member("index.js", b"x")), "reject", "not inside a folder"),
     Case("package-json-symlink", package_json_as_link(tarfile.SYMTYPE), "reject", "package.json is a link"),
     Case("package-json-hardlink", package_json_as_link(tarfile.LNKTYPE), "reject", "package.json is a link"),
     Case("symlink-outside", with_member(link_member("package/x", "../../etc/passwd")), "reject", "points outside"),
     Case("symlink-absolute", with_member(link_member("package/x", "/etc/passwd")), "reject", "points outside"),
-    Case("hardlink-outside", with_member(link_member("package/x", "../etc/passwd", tarfile.LNKTYPE)), "reject", "points outside"),
+    Case(
+        "hardlink-outside",
+        with_member(link_member("package/x", "../etc/passwd", tarfile.LNKTYPE)),
+        "reject",
+        "points outside",
+    ),
     Case("symlink-through-symlink", symlink_chain, "reject", "outside the package through other links"),
     Case("char-device", with_member(special_member("package/tty", tarfile.CHRTYPE)), "reject", "device or a fifo"),
     Case("block-device", with_member(special_member("package/sda", tarfile.BLKTYPE)), "reject", "device or a fifo"),
@@ -241,52 +254,175 @@ CATALOGUE = [
     Case("huge-pax-header", huge_pax_header, "reject", "extended header is larger than 1024 KiB"),
     Case("gzip-bomb", gzip_bomb, "reject", "expands to more than 1024 MiB", heavy=True),
     Case("million-members", million_members, "reject", "more than 100000 members", heavy=True),
-    Case("link-inside", with_member(link_member("package/main.js", "index.js")), "warn", "link member", "hostile-link-inside"),
+    Case(
+        "link-inside",
+        with_member(link_member("package/main.js", "index.js")),
+        "warn",
+        "link member",
+        "hostile-link-inside",
+    ),
     # package.json
-    Case("no-package-json", lambda f, c: tarball(f, c, manifest=None, files={"index.js": "x"}), "reject", "no package.json"),
+    Case(
+        "no-package-json",
+        lambda f, c: tarball(f, c, manifest=None, files={"index.js": "x"}),
+        "reject",
+        "no package.json",
+    ),
     Case("package-json-folder", package_json_folder, "reject", "no package.json"),
-    Case("huge-package-json", with_manifest(manifest("huge-package-json", pad="x" * (5 * 1024**2))), "reject", "larger than 4 MiB"),
+    Case(
+        "huge-package-json",
+        with_manifest(manifest("huge-package-json", pad="x" * (5 * 1024**2))),
+        "reject",
+        "larger than 4 MiB",
+    ),
     Case("package-json-array", with_manifest(b"[1, 2, 3]"), "reject", "not a JSON object"),
-    Case("package-json-deep", with_manifest(b'{"a": ' + b'{"a": ' * 20_000 + b"1" + b"}" * 20_001), "reject", "nested too deeply"),
-    Case("package-json-150-deep", with_manifest(b'{"a": ' + b"[" * 150 + b"]" * 150 + b"}"), "reject", "nested more than 100 levels"),
+    Case(
+        "package-json-deep",
+        with_manifest(b'{"a": ' + b'{"a": ' * 20_000 + b"1" + b"}" * 20_001),
+        "reject",
+        "nested too deeply",
+    ),
+    Case(
+        "package-json-150-deep",
+        with_manifest(b'{"a": ' + b"[" * 150 + b"]" * 150 + b"}"),
+        "reject",
+        "nested more than 100 levels",
+    ),
     Case("package-json-latin-1", with_manifest(b'{"name": "caf\xe9", "version": "1.0.0"}'), "reject", "not UTF-8"),
-    Case("package-json-infinity", with_manifest(b'{"name": "x", "version": "1.0.0", "n": 1e999}'), "reject", "too large"),
+    Case(
+        "package-json-infinity", with_manifest(b'{"name": "x", "version": "1.0.0", "n": 1e999}'), "reject", "too large"
+    ),
     Case("package-json-nan", with_manifest(b'{"name": "x", "version": "1.0.0", "n": NaN}'), "reject", "not valid JSON"),
-    Case("package-json-bom", with_manifest(b"\xef\xbb\xbf" + json.dumps(manifest("package-json-bom")).encode()), "accept", package="hostile-package-json-bom"),
-    Case("package-json-twice", with_member(file_member("package/package.json", json.dumps(manifest("package-json-twice")).encode())), "warn", "package.json is in the tarball 2 times", "hostile-package-json-twice"),
+    Case(
+        "package-json-bom",
+        with_manifest(b"\xef\xbb\xbf" + json.dumps(manifest("package-json-bom")).encode()),
+        "accept",
+        package="hostile-package-json-bom",
+    ),
+    Case(
+        "package-json-twice",
+        with_member(file_member("package/package.json", json.dumps(manifest("package-json-twice")).encode())),
+        "warn",
+        "package.json is in the tarball 2 times",
+        "hostile-package-json-twice",
+    ),
     # names
     Case("no-name", with_manifest({"version": "1.0.0"}), "reject", 'no "name" string'),
     Case("name-dotdot", with_manifest({"name": "../x", "version": "1.0.0"}), "reject", "starts with '.'"),
-    Case("name-scope-dotdot", with_manifest({"name": "@a/../../x", "version": "1.0.0"}), "reject", "characters npm does not allow"),
+    Case(
+        "name-scope-dotdot",
+        with_manifest({"name": "@a/../../x", "version": "1.0.0"}),
+        "reject",
+        "characters npm does not allow",
+    ),
     Case("name-slash", with_manifest({"name": "a/b", "version": "1.0.0"}), "reject", "characters npm does not allow"),
-    Case("name-percent-dots", with_manifest({"name": "%2e%2e", "version": "1.0.0"}), "reject", "characters npm does not allow"),
-    Case("name-scope-percent", with_manifest({"name": "@a/%2e%2e%2fx", "version": "1.0.0"}), "reject", "characters npm does not allow"),
+    Case(
+        "name-percent-dots",
+        with_manifest({"name": "%2e%2e", "version": "1.0.0"}),
+        "reject",
+        "characters npm does not allow",
+    ),
+    Case(
+        "name-scope-percent",
+        with_manifest({"name": "@a/%2e%2e%2fx", "version": "1.0.0"}),
+        "reject",
+        "characters npm does not allow",
+    ),
     Case("name-dot", with_manifest({"name": ".hidden", "version": "1.0.0"}), "reject", "starts with '.'"),
     Case("name-underscore", with_manifest({"name": "_private", "version": "1.0.0"}), "reject", "starts with '_'"),
     Case("name-dash", with_manifest(manifest("name-dash", name="-dash-hostile")), "accept", package="-dash-hostile"),
-    Case("name-only-dash", with_manifest({"name": "-", "version": "1.0.0"}), "reject", "a path the registry itself uses"),
-    Case("name-index-html", with_manifest({"name": "index.html", "version": "1.0.0"}), "reject", "a path the registry itself uses"),
-    Case("name-node-modules", with_manifest({"name": "node_modules", "version": "1.0.0"}), "reject", "a name npm blocks"),
-    Case("name-nul", with_manifest({"name": "a\u0000b", "version": "1.0.0"}), "reject", "characters npm does not allow"),
-    Case("name-too-long", with_manifest({"name": "x" * 215, "version": "1.0.0"}), "reject", "longer than 214 characters"),
-    Case("tarball-name-too-long", with_manifest({"name": f"@s/{LONG}", "version": "1.0.0-" + "x" * 60}), "reject", "longer than 255 bytes"),
-    Case("name-case-collision", two_files({"name": "Hostile-Case", "version": "1.0.0"}, {"name": "hostile-case", "version": "1.0.0"}), "reject", "differ only in case"),
-    Case("name-legacy-capitals", with_manifest(manifest("x", name="Hostile-JSONStream")), "warn", "legacy package name", "Hostile-JSONStream"),
+    Case(
+        "name-only-dash", with_manifest({"name": "-", "version": "1.0.0"}), "reject", "a path the registry itself uses"
+    ),
+    Case(
+        "name-index-html",
+        with_manifest({"name": "index.html", "version": "1.0.0"}),
+        "reject",
+        "a path the registry itself uses",
+    ),
+    Case(
+        "name-node-modules", with_manifest({"name": "node_modules", "version": "1.0.0"}), "reject", "a name npm blocks"
+    ),
+    Case(
+        "name-nul", with_manifest({"name": "a\u0000b", "version": "1.0.0"}), "reject", "characters npm does not allow"
+    ),
+    Case(
+        "name-too-long", with_manifest({"name": "x" * 215, "version": "1.0.0"}), "reject", "longer than 214 characters"
+    ),
+    Case(
+        "tarball-name-too-long",
+        with_manifest({"name": f"@s/{LONG}", "version": "1.0.0-" + "x" * 60}),
+        "reject",
+        "longer than 255 bytes",
+    ),
+    Case(
+        "name-case-collision",
+        two_files({"name": "Hostile-Case", "version": "1.0.0"}, {"name": "hostile-case", "version": "1.0.0"}),
+        "reject",
+        "differ only in case",
+    ),
+    Case(
+        "name-legacy-capitals",
+        with_manifest(manifest("x", name="Hostile-JSONStream")),
+        "warn",
+        "legacy package name",
+        "Hostile-JSONStream",
+    ),
     # versions
     Case("no-version", with_manifest({"name": "hostile-no-version"}), "reject", 'no "version" string'),
-    Case("version-escapes", with_manifest(manifest("version-escapes", version="1.0.0/../../x")), "reject", "not valid semver"),
-    Case("version-not-semver", with_manifest(manifest("version-not-semver", version="1.0")), "reject", "not valid semver"),
-    Case("version-too-long", with_manifest(manifest("version-too-long", version="1.0.0-" + "a" * 300)), "reject", "longer than 256 characters"),
-    Case("version-v-prefix", with_manifest(manifest("version-v-prefix", version="v1.0.0")), "warn", "read as '1.0.0'", "hostile-version-v-prefix"),
+    Case(
+        "version-escapes",
+        with_manifest(manifest("version-escapes", version="1.0.0/../../x")),
+        "reject",
+        "not valid semver",
+    ),
+    Case(
+        "version-not-semver", with_manifest(manifest("version-not-semver", version="1.0")), "reject", "not valid semver"
+    ),
+    Case(
+        "version-too-long",
+        with_manifest(manifest("version-too-long", version="1.0.0-" + "a" * 300)),
+        "reject",
+        "longer than 256 characters",
+    ),
+    Case(
+        "version-v-prefix",
+        with_manifest(manifest("version-v-prefix", version="v1.0.0")),
+        "warn",
+        "read as '1.0.0'",
+        "hostile-version-v-prefix",
+    ),
     Case("same-version-other-bytes", two_files(manifest("same"), manifest("same")), "reject", "with different bytes"),
-    Case("same-version-same-bytes", two_files(manifest("twice"), manifest("twice"), same_bytes=True), "accept", package="hostile-twice"),
-    Case("file-name-contradicts", named_after_another_package, "warn", "the file name suggests package 'left-pad'", "hostile-file-name-contradicts"),
+    Case(
+        "same-version-same-bytes",
+        two_files(manifest("twice"), manifest("twice"), same_bytes=True),
+        "accept",
+        package="hostile-twice",
+    ),
+    Case(
+        "file-name-contradicts",
+        named_after_another_package,
+        "warn",
+        "the file name suggests package 'left-pad'",
+        "hostile-file-name-contradicts",
+    ),
     # files that are not tarballs, or not usable ones
     Case("truncated-gzip", truncated, "reject", "truncated"),
     Case("empty-file", raw_tarball(b""), "reject", "the file is empty"),
     Case("not-a-tarball", raw_tarball(b"<html>404 Not Found</html>\n" * 40), "reject", "not a valid tar archive"),
-    Case("gzip-of-garbage", raw_tarball(gzip.compress(b"not a tar archive at all " * 100)), "reject", "not a valid tar archive"),
-    Case("trailing-garbage", trailing_garbage, "warn", "data after the end of the gzip stream", "hostile-trailing-garbage"),
+    Case(
+        "gzip-of-garbage",
+        raw_tarball(gzip.compress(b"not a tar archive at all " * 100)),
+        "reject",
+        "not a valid tar archive",
+    ),
+    Case(
+        "trailing-garbage",
+        trailing_garbage,
+        "warn",
+        "data after the end of the gzip stream",
+        "hostile-trailing-garbage",
+    ),
     Case("plain-tar", plain_tar, "accept", package="hostile-plain-tar"),
     Case("odd-root-folder", odd_root, "accept", package="hostile-odd-root-folder"),
     Case("folder-named-tgz", folder_named_like_a_tarball, "reject", "is a folder, not a tarball"),

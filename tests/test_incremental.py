@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import build as build_module
-from staticreg import incremental
-from staticreg.build import build
+from staticreg.build import incremental
+from staticreg.build import pipeline as build_module
+from staticreg.build.pipeline import build
 from tests.helpers import contents, make_set, make_tarball, snapshot
 
 
@@ -60,11 +60,19 @@ def test_adding_a_tarball_reads_and_renders_only_it(tarballs, make_config, reads
     assert after["a/index.json"] == before["a/index.json"]  # same bytes, same mtime: linked, not rewritten
     assert os.stat(config.output_dir / "a/-/a-1.0.0.tgz").st_nlink >= 1
     assert "c/index.json" in report.added and "c/-/c-1.0.0.tgz" in report.added
-    assert report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"] and report.removed == []
+    assert (
+        report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+        and report.removed == []
+    )
     assert not any(p.startswith(("a/", "@s/")) for p in report.added)
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
     paths = json.loads(config.report_path.read_bytes())["paths"]
-    assert "c/index.json" in paths["added"] and paths["changed"] == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+    assert "c/index.json" in paths["added"] and paths["changed"] == [
+        "-/staticreg/pages.json",
+        "-/staticreg/state.json",
+        "-/web/search-index.json",
+        "index.html",
+    ]
 
 
 def test_a_new_version_rerenders_its_package_from_the_cached_records(tarballs, make_config, reads, tmp_path):
@@ -201,7 +209,9 @@ def test_the_cache_is_beside_the_output_with_a_json_head(tarballs, make_config):
     assert all(rel in shards[incremental.shard_of(rel)] for rel in records)
     keys, integrities, times = next(e[2:] for e in entries if e[0] == "columns")  # name@version, integrity, time
     integrities, published = dict(zip(keys, integrities, strict=True)), dict(zip(keys, times, strict=True))
-    assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith("sha512-")
+    assert sorted(integrities) == ["@s/b@1.0.0", "a@1.0.0", "a@1.1.0"] and integrities["@s/b@1.0.0"].startswith(
+        "sha512-"
+    )
     assert published["a@1.1.0"] == "2020-09-13T12:28:20.000Z"
     files = next(e[3] for e in entries if e[:2] == ("package", "@s/b")).split("\n")
     assert "@s/b/index.json" in files and "@s/b/-/b-1.0.0.tgz" in files
@@ -238,13 +248,15 @@ def test_every_rebuild_in_a_sequence_equals_a_cold_build(tarballs, make_config, 
         expected = tmp_path / f"cold-{i}"
         build(make_config(tarballs, output_dir=expected, jobs=1, dist_tags=current.dist_tags), show_progress=False)
         assert contents(current.output_dir) == contents(expected), f"after step {i}"
-        assert not any(p.is_dir() and not any(p.iterdir()) for p in current.output_dir.rglob("*")), f"empty folder, step {i}"
+        assert not any(p.is_dir() and not any(p.iterdir()) for p in current.output_dir.rglob("*")), (
+            f"empty folder, step {i}"
+        )
     assert incremental.spare_path(config.output_dir).is_dir()
     assert sum(1 for n in reused if n) >= 4  # most rebuilds kept packages in place in the spare
 
 
 def test_records_are_cached_with_their_identity(tarballs, make_config):
-    from staticreg.model import identify
+    from staticreg.npm.model import identify
 
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
@@ -254,8 +266,11 @@ def test_records_are_cached_with_their_identity(tarballs, make_config):
     assert len(records) == 3 and all(r.identity and r.identity == identify(r) for r in records)
 
 
-def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(tarballs, make_config, monkeypatch, tmp_path):
-    from staticreg import layout, site
+def test_list_and_scope_pages_made_from_the_same_rows_are_linked_not_rendered(
+    tarballs, make_config, monkeypatch, tmp_path
+):
+    from staticreg.npm import layout
+    from staticreg.site import pages as site
 
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
@@ -337,7 +352,9 @@ def test_a_broken_records_file_costs_only_its_own_tarballs(tarballs, make_config
     count = len(reads)
     build(config, show_progress=False)
     again = sorted(rel for rel in reads[count:] if rel != "extra-1.0.0.tgz")
-    assert again and again == sorted(f"p{i}-1.0.0.tgz" for i in range(12) if incremental.shard_of(f"p{i}-1.0.0.tgz") == 3)
+    assert again and again == sorted(
+        f"p{i}-1.0.0.tgz" for i in range(12) if incremental.shard_of(f"p{i}-1.0.0.tgz") == 3
+    )
     records, shards = incremental.load_records(folder)  # and every file is written whole again
     assert shards is not None and len(records) == 13
     assert contents(config.output_dir) == cold(tarballs, make_config, tmp_path)
@@ -349,7 +366,10 @@ def test_the_cache_keeps_integrities_and_times_in_columns_of_ten_thousand(tmp_pa
     (out / "-/staticreg").mkdir(parents=True)
     (out / "-/staticreg/state.json").write_text("{}")  # what tells this output from another
     versions = {f"p@1.0.{i}": f"sha512-{i}" for i in range(5)}
-    times = {**{k: f"2020-01-0{i + 1}T00:00:00.000Z" for i, k in enumerate(versions)}, "gone@1.0.0": "2019-01-01T00:00:00.000Z"}
+    times = {
+        **{k: f"2020-01-0{i + 1}T00:00:00.000Z" for i, k in enumerate(versions)},
+        "gone@1.0.0": "2019-01-01T00:00:00.000Z",
+    }
     cache = incremental.Cache(output_id=incremental.output_token(out), versions=versions, times=times)
     path = incremental.cache_path(out)
     incremental.save(path, cache)
@@ -389,7 +409,12 @@ def test_an_output_restored_elsewhere_with_its_cache_is_still_incremental(tarbal
     assert reads == ["c-1.0.0.tgz"]  # the others are hashed: same bytes as the cache's records
     assert report.tarballs_hashed == 3
     assert all(p.startswith(("c/", "-/package/c/", "-/web/package/c/")) for p in report.added), report.added
-    assert report.changed == ["-/staticreg/pages.json", "-/staticreg/state.json", "-/web/search-index.json", "index.html"]
+    assert report.changed == [
+        "-/staticreg/pages.json",
+        "-/staticreg/state.json",
+        "-/web/search-index.json",
+        "index.html",
+    ]
     assert contents(config.output_dir) == cold(checkout, make_config, tmp_path)
 
 
@@ -468,7 +493,11 @@ def test_a_registry_an_older_staticreg_laid_out_is_written_again_whole(tarballs,
     if beside == "nothing":
         incremental.cache_path(out).unlink()
     old = generation_one_files(out)
-    assert "a/1.0.0/index.json" in old and "-/web/package/a/v/1.2.0/index.html" in old and "-/web/scope/@s/index.html" in old
+    assert (
+        "a/1.0.0/index.json" in old
+        and "-/web/package/a/v/1.2.0/index.html" in old
+        and "-/web/scope/@s/index.html" in old
+    )
     kept = {p: os.stat(out / p).st_mtime_ns for p in ("a/index.json", "a/-/a-1.0.0.tgz")}
     report = build(config, show_progress=False)
     assert generation_one_files(out) == [] and dead_links(out) == []

@@ -1,6 +1,6 @@
 """An unchanged package's site page must still gain a link when its dependency arrives."""
 
-from staticreg.build import build
+from staticreg.build.pipeline import build
 from tests.helpers import make_tarball
 
 

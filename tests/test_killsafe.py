@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from staticreg import incremental, times
+from staticreg.build import incremental, times
 from tests.helpers import BASE_URL, checked_state, expected_state, make_inputs
 from tests.process import run_cli, start
 
@@ -68,7 +68,15 @@ def test_sigkill_at_random_moments_never_tears_the_output(tmp_path: Path):
             state = checked_state(out)
             assert state in states
             staged = any("staging" in p.name for p in out.parent.iterdir())
-            phase = "finished" if proc.returncode == 0 else "swapped" if state != before else "writing" if staged else "starting"
+            phase = (
+                "finished"
+                if proc.returncode == 0
+                else "swapped"
+                if state != before
+                else "writing"
+                if staged
+                else "starting"
+            )
             phases[phase] = phases.get(phase, 0) + 1
             for folder in (a, b):
                 times.load(folder / "staticreg-times.json")  # raises if a kill tore it

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import layout
+from staticreg.npm import layout
 
 
 def test_conventional_paths():
@@ -21,7 +21,10 @@ def test_conventional_paths():
 
 def test_urls_keep_the_base_path():
     base = "https://host.test/sub/npm/"
-    assert layout.tarball_url(base, "@acme/widgets", "1.0.0") == "https://host.test/sub/npm/@acme/widgets/-/widgets-1.0.0.tgz"
+    assert (
+        layout.tarball_url(base, "@acme/widgets", "1.0.0")
+        == "https://host.test/sub/npm/@acme/widgets/-/widgets-1.0.0.tgz"
+    )
     assert layout.package_url(base, "@acme/widgets") == "https://host.test/sub/npm/@acme%2Fwidgets"
     assert layout.tarball_url(base, "it's", "1.0.0") == "https://host.test/sub/npm/it's/-/it's-1.0.0.tgz"
 
@@ -45,18 +48,36 @@ def test_safe_join_accepts_normal_paths(tmp_path):
 def test_request_mapping_matches_the_nginx_rule():
     assert layout.document_for_request("/", False) == ["index.html"]
     assert layout.document_for_request("/@a/b", True) == [
-        "@a/b", "@a/b/index.corgi", "@a/b/index.json", "@a/b/index.html", "@a/b.json"]  # fmt: skip
+        "@a/b",
+        "@a/b/index.corgi",
+        "@a/b/index.json",
+        "@a/b/index.html",
+        "@a/b.json",
+    ]
     assert layout.document_for_request("/@a/b/1.0.0", False)[-1] == layout.version_document_path("@a/b", "1.0.0")
     assert layout.document_for_request("/x/-/x-1.0.0.tgz", False)[0] == "x/-/x-1.0.0.tgz"
 
 
 def test_object_keys_put_documents_at_the_package_name_and_drop_filesystem_copies():
     paths = {
-        "demo/index.json", "demo/index.corgi", "demo/index.html", "demo/1.0.0.json", "demo/latest.json",
-        "demo/-/demo-1.0.0.tgz", "@s/n/index.json", "@s/n/1.0.0-rc.html.json", "@s/n/-/n-1.0.0.tgz", "-/ping",
-        "-/package/@s/n/dist-tags", "-/web/package/demo/index.html", "-/web/package/demo/1.0.0.html",
-        "-/web/assets/style.css", "-/web/search-index.json", "index.html", ".nojekyll",
-    }  # fmt: skip
+        "demo/index.json",
+        "demo/index.corgi",
+        "demo/index.html",
+        "demo/1.0.0.json",
+        "demo/latest.json",
+        "demo/-/demo-1.0.0.tgz",
+        "@s/n/index.json",
+        "@s/n/1.0.0-rc.html.json",
+        "@s/n/-/n-1.0.0.tgz",
+        "-/ping",
+        "-/package/@s/n/dist-tags",
+        "-/web/package/demo/index.html",
+        "-/web/package/demo/1.0.0.html",
+        "-/web/assets/style.css",
+        "-/web/search-index.json",
+        "index.html",
+        ".nojekyll",
+    }
     assert layout.object_keys(paths) == {
         "demo": ("demo/index.json", layout.DOCUMENT),
         "demo/1.0.0": ("demo/1.0.0.json", layout.DOCUMENT),  # the URL clients ask for, not the file's name
@@ -93,13 +114,22 @@ def test_site_paths():
     assert layout.site_list_page(1) == "index.html" and layout.site_list_page(7) == "-/web/packages/7.html"
     assert layout.site_asset("style.css") == "-/web/assets/style.css"
     assert layout.scope_of("@acme/widgets") == "@acme" and layout.scope_of("left-pad") is None
-    assert layout.page_link("index.html") == "" and layout.page_link("-/web/package/@a/b/index.html") == "-/web/package/@a/b/"
-    assert layout.page_link("-/web/scope/@a.html") == "-/web/scope/@a.html"  # a page that is a file: every host serves it
-    assert layout.relative_root("index.html") == "" and layout.relative_root("-/web/package/@a/b/index.html") == "../" * 5
+    assert (
+        layout.page_link("index.html") == ""
+        and layout.page_link("-/web/package/@a/b/index.html") == "-/web/package/@a/b/"
+    )
+    assert (
+        layout.page_link("-/web/scope/@a.html") == "-/web/scope/@a.html"
+    )  # a page that is a file: every host serves it
+    assert (
+        layout.relative_root("index.html") == "" and layout.relative_root("-/web/package/@a/b/index.html") == "../" * 5
+    )
 
 
-@pytest.mark.parametrize("name", ["v", "index.html", "package", "scope", "@v/v", "@acme/index.html", "@acme/v",
-                                  "1.0.0.html", "@acme/1.0.0.html"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    ["v", "index.html", "package", "scope", "@v/v", "@acme/index.html", "@acme/v", "1.0.0.html", "@acme/1.0.0.html"],
+)
 def test_site_pages_of_different_packages_never_share_a_path(name):
     """A page is a file, so no other page may need it as a folder, whatever the package is called."""
     others = ["v", "index.html", "@acme/index.html", "@acme/v", "@v/v", "x", "1.0.0.html", "@acme/1.0.0.html"]
@@ -118,8 +148,8 @@ def test_a_tarball_file_name_longer_than_file_systems_allow_is_refused():
 
 
 def test_each_file_of_a_registry_has_one_kind_that_serve_and_deploy_share():
-    from staticreg import headers
-    from staticreg.serve import cache_control
+    from staticreg.dev.serve import cache_control
+    from staticreg.npm import headers
 
     kinds = {
         layout.tarball_path("@s/b", "1.0.0"): layout.TARBALL,
@@ -152,7 +182,7 @@ def test_each_file_of_a_registry_has_one_kind_that_serve_and_deploy_share():
 def test_version_documents_sit_beside_the_package_document_and_never_on_its_files():
     """A version starts with a digit, a tag with a letter and is never "index": neither lands on
     index.json, index.corgi or index.html, and none is a folder any more."""
-    from staticreg import names
+    from staticreg.npm import names
 
     for tag in ("latest", "next", "beta.1", "indexed"):
         names.check_tag(tag)
@@ -170,4 +200,8 @@ def test_generation_one_paths_are_known_to_remove_them():
     assert layout.legacy_scope_page("@s") == "-/web/scope/@s/index.html"
     assert layout.legacy_list_page(2) == "-/web/packages/2/index.html"
     # a generation 1 version document has the key of its generation 2 file in an object store
-    assert layout.object_key(layout.legacy_document_paths("a", "1.0.0")[0]) == layout.object_key("a/1.0.0.json") == "a/1.0.0"
+    assert (
+        layout.object_key(layout.legacy_document_paths("a", "1.0.0")[0])
+        == layout.object_key("a/1.0.0.json")
+        == "a/1.0.0"
+    )

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from staticreg import lockfiles
-from staticreg.lockfiles import REGISTRY, SKIPPED, LockfileError, parse
+from staticreg.mirror import lockfiles
+from staticreg.mirror.lockfiles import REGISTRY, SKIPPED, LockfileError, parse
 
 SHA512 = "sha512-" + "A" * 86 + "=="
 SHA512_B = "sha512-" + "B" * 86 + "=="
@@ -28,32 +28,59 @@ def skipped(entries):
 
 
 NPM_V3 = {
-    "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+    "name": "app",
+    "version": "1.0.0",
+    "lockfileVersion": 3,
+    "requires": True,
     "packages": {
         "": {"name": "app", "workspaces": ["packages/*"]},
         "node_modules/a": {"version": "1.0.0", "resolved": "https://r.example/a/-/a-1.0.0.tgz", "integrity": SHA512},
-        "node_modules/@s/x": {"version": "2.0.0", "resolved": "https://r.example/@s/x/-/x-2.0.0.tgz", "integrity": SHA1},
-        "node_modules/a/node_modules/b": {"version": "1.0.0", "resolved": "https://r.example/b/-/b-1.0.0.tgz", "integrity": SHA512_B},
-        "node_modules/al": {"name": "real", "version": "3.0.0", "resolved": "https://r.example/real/-/real-3.0.0.tgz", "integrity": SHA512},
+        "node_modules/@s/x": {
+            "version": "2.0.0",
+            "resolved": "https://r.example/@s/x/-/x-2.0.0.tgz",
+            "integrity": SHA1,
+        },
+        "node_modules/a/node_modules/b": {
+            "version": "1.0.0",
+            "resolved": "https://r.example/b/-/b-1.0.0.tgz",
+            "integrity": SHA512_B,
+        },
+        "node_modules/al": {
+            "name": "real",
+            "version": "3.0.0",
+            "resolved": "https://r.example/real/-/real-3.0.0.tgz",
+            "integrity": SHA512,
+        },
         "node_modules/ws": {"resolved": "packages/ws", "link": True},
         "packages/ws": {"name": "ws", "version": "0.0.1"},
         "node_modules/a/node_modules/inner": {"version": "1.0.0", "inBundle": True},
-        "node_modules/g": {"version": "1.0.0", "resolved": "git+ssh://git@github.example/u/g.git#abc", "integrity": SHA512},
+        "node_modules/g": {
+            "version": "1.0.0",
+            "resolved": "git+ssh://git@github.example/u/g.git#abc",
+            "integrity": SHA512,
+        },
         "node_modules/t": {"version": "1.0.0", "resolved": "https://cdn.example/t.tgz", "integrity": SHA512},
         "node_modules/f": {"version": "1.0.0", "resolved": "file:../f"},
         "node_modules/broken": {"optional": True},
-        "node_modules/sub": {"version": "1.0.0", "resolved": "https://host.example/npm/sub/-/sub-1.0.0.tgz", "integrity": SHA512},
+        "node_modules/sub": {
+            "version": "1.0.0",
+            "resolved": "https://host.example/npm/sub/-/sub-1.0.0.tgz",
+            "integrity": SHA512,
+        },
     },
-}  # fmt: skip
+}
 
 
 def test_package_lock_v3():
     text = json.dumps(NPM_V3, indent=2)
     entries = parse("app/package-lock.json", text)
     assert registry(entries) == {
-        ("a", "1.0.0", SHA512, None), ("@s/x", "2.0.0", SHA1, None), ("b", "1.0.0", SHA512_B, None),
-        ("real", "3.0.0", SHA512, "al"), ("sub", "1.0.0", SHA512, None),
-    }  # fmt: skip
+        ("a", "1.0.0", SHA512, None),
+        ("@s/x", "2.0.0", SHA1, None),
+        ("b", "1.0.0", SHA512_B, None),
+        ("real", "3.0.0", SHA512, "al"),
+        ("sub", "1.0.0", SHA512, None),
+    }
     reasons = skipped(entries)
     assert set(reasons) == {"ws", "inner", "g", "t", "f", "broken"}
     assert reasons["inner"] == "bundled inside its parent's tarball"
@@ -73,23 +100,41 @@ def test_package_lock_v2_reads_packages_not_the_legacy_tree():
 
 def test_package_lock_v1_and_shrinkwrap():
     lock = {
-        "name": "app", "lockfileVersion": 1, "requires": True,
+        "name": "app",
+        "lockfileVersion": 1,
+        "requires": True,
         "dependencies": {
-            "a": {"version": "1.0.0", "resolved": "https://r.example/a/-/a-1.0.0.tgz", "integrity": SHA512,
-                  "dependencies": {"b": {"version": "2.0.0", "resolved": "https://r.example/b/-/b-2.0.0.tgz", "integrity": SHA512_B}}},
-            "al": {"version": "npm:@s/real@3.0.0", "resolved": "https://r.example/@s/real/-/real-3.0.0.tgz", "integrity": SHA512},
-            "bun": {"version": "1.0.0", "resolved": "https://r.example/bun/-/bun-1.0.0.tgz", "integrity": SHA512,
-                    "dependencies": {"in": {"version": "1.0.0", "bundled": True}}},
+            "a": {
+                "version": "1.0.0",
+                "resolved": "https://r.example/a/-/a-1.0.0.tgz",
+                "integrity": SHA512,
+                "dependencies": {
+                    "b": {"version": "2.0.0", "resolved": "https://r.example/b/-/b-2.0.0.tgz", "integrity": SHA512_B}
+                },
+            },
+            "al": {
+                "version": "npm:@s/real@3.0.0",
+                "resolved": "https://r.example/@s/real/-/real-3.0.0.tgz",
+                "integrity": SHA512,
+            },
+            "bun": {
+                "version": "1.0.0",
+                "resolved": "https://r.example/bun/-/bun-1.0.0.tgz",
+                "integrity": SHA512,
+                "dependencies": {"in": {"version": "1.0.0", "bundled": True}},
+            },
             "loc": {"version": "file:packages/loc"},
             "gitdep": {"version": "git+https://git.example/u/r.git#abcdef", "from": "git+https://git.example/u/r.git"},
         },
-    }  # fmt: skip
+    }
     for filename in ("package-lock.json", "npm-shrinkwrap.json"):
         entries = parse(filename, json.dumps(lock, indent=2))
         assert registry(entries) == {
-            ("a", "1.0.0", SHA512, None), ("b", "2.0.0", SHA512_B, None), ("@s/real", "3.0.0", SHA512, "al"),
+            ("a", "1.0.0", SHA512, None),
+            ("b", "2.0.0", SHA512_B, None),
+            ("@s/real", "3.0.0", SHA512, "al"),
             ("bun", "1.0.0", SHA512, None),
-        }  # fmt: skip
+        }
         assert set(skipped(entries)) == {"in", "loc", "gitdep"}
 
 
@@ -144,9 +189,15 @@ snapshots:
 
 def test_pnpm_v9():
     entries = parse("pnpm-lock.yaml", PNPM_V9)
-    assert registry(entries) == {("a", "1.0.0", SHA512, None), ("@s/x", "2.0.0", SHA1, None), ("real", "3.0.0", SHA512_B, None)}
+    assert registry(entries) == {
+        ("a", "1.0.0", SHA512, None),
+        ("@s/x", "2.0.0", SHA1, None),
+        ("real", "3.0.0", SHA512_B, None),
+    }
     assert set(skipped(entries)) == {"t", "g", "d"}
-    assert {e.name: e.where for e in entries}["real"] == f"pnpm-lock.yaml:{PNPM_V9.splitlines().index('  real@3.0.0:') + 1}"
+    assert {e.name: e.where for e in entries}[
+        "real"
+    ] == f"pnpm-lock.yaml:{PNPM_V9.splitlines().index('  real@3.0.0:') + 1}"
 
 
 PNPM_V6 = f"""lockfileVersion: '6.0'
@@ -182,16 +233,23 @@ packages:
 def test_pnpm_v6():
     entries = parse("pnpm-lock.yaml", PNPM_V6)
     # a conventional registry tarball URL is a registry package; codeload is not
-    assert registry(entries) == {("a", "1.0.0", SHA512, None), ("@s/react-dom", "18.2.0", SHA512_B, None), ("t", "1.0.0", None, None)}
+    assert registry(entries) == {
+        ("a", "1.0.0", SHA512, None),
+        ("@s/react-dom", "18.2.0", SHA512_B, None),
+        ("t", "1.0.0", None, None),
+    }
     assert set(skipped(entries)) == {"g"}
 
 
 def test_pnpm_v5_is_refused_with_the_way_out():
-    with pytest.raises(LockfileError, match=r"pnpm-lock.yaml:1: pnpm lockfileVersion '5.4' is not supported.*pnpm install --lockfile-only"):
+    with pytest.raises(
+        LockfileError,
+        match=r"pnpm-lock.yaml:1: pnpm lockfileVersion '5.4' is not supported.*pnpm install --lockfile-only",
+    ):
         parse("pnpm-lock.yaml", "lockfileVersion: 5.4\npackages: {}\n")
 
 
-YARN1 = f'''# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.
+YARN1 = f"""# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.
 # yarn lockfile v1
 
 
@@ -221,13 +279,17 @@ a@^1.0.0:
 t@https://cdn.example/t.tgz:
   version "1.0.0"
   resolved "https://cdn.example/t.tgz"
-'''
+"""
 
 
 def test_yarn1():
     entries = parse("yarn.lock", YARN1)
     sha1 = "sha1-ASNFZ4mrze8BI0VniavN7wEjRWc="
-    assert registry(entries) == {("@s/x", "2.0.0", SHA512, None), ("a", "1.0.0", sha1, None), ("real", "3.0.0", SHA512_B, "al")}
+    assert registry(entries) == {
+        ("@s/x", "2.0.0", SHA512, None),
+        ("a", "1.0.0", sha1, None),
+        ("real", "3.0.0", SHA512_B, "al"),
+    }
     assert set(skipped(entries)) == {"loc", "g", "t"}
     assert {e.name: e.where for e in entries}["a"] == "yarn.lock:12"
 
@@ -320,38 +382,85 @@ BUN = f"""{{
 
 def test_bun_lock():
     entries = parse("bun.lock", BUN)
-    assert registry(entries) == {("a", "1.0.0", SHA512, None), ("real", "3.0.0", SHA512_B, "al"), ("b", "1.0.0", SHA512, None),
-                                 ("@s/x", "2.0.0", SHA1, None)}  # fmt: skip
+    assert registry(entries) == {
+        ("a", "1.0.0", SHA512, None),
+        ("real", "3.0.0", SHA512_B, "al"),
+        ("b", "1.0.0", SHA512, None),
+        ("@s/x", "2.0.0", SHA1, None),
+    }
     assert set(skipped(entries)) == {"loc", "ws", "t", "g"}
     assert {e.name: e.where for e in entries}["b"] == "bun.lock:9"
 
 
 def test_bun_lockb_says_how_to_convert():
-    with pytest.raises(LockfileError, match=r"bun.lockb:1: .*bun install --save-text-lockfile --frozen-lockfile --lockfile-only"):
+    with pytest.raises(
+        LockfileError, match=r"bun.lockb:1: .*bun install --save-text-lockfile --frozen-lockfile --lockfile-only"
+    ):
         parse("bun.lockb", "")
 
 
 @pytest.mark.parametrize(
     "filename,text,where,says",
     [
-        ("package-lock.json", '{"lockfileVersion": 3,\n "packages": {\n  "node_modules/a": {"version": 1}\n}}', ":3", "not text"),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3,\n "packages": {\n  "node_modules/a": {"version": 1}\n}}',
+            ":3",
+            "not text",
+        ),
         ("package-lock.json", '{"lockfileVersion": 3,\n "packages": {\n', ":3", "is not valid JSON"),
         ("package-lock.json", '{"lockfileVersion": 7}', ":1", "lockfileVersion '7' is not one npm writes"),
-        ("package-lock.json", '{"lockfileVersion": 3, "packages": {\n"node_modules/../../etc": {"version": "1.0.0", "integrity": "%s"}}}' % SHA512, ":2", "which npm does not allow"),
-        ("package-lock.json", '{"lockfileVersion": 3, "packages": {\n"node_modules/a": {"version": "1.0.0/../../x"}}}', ":2", "not valid semver"),
-        ("package-lock.json", '{"lockfileVersion": 3, "packages": {\n"node_modules/a": {"version": "1.0.0", "integrity": "md5-xyz"}}}', ":2", "is not an integrity"),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {\n"node_modules/../../etc": {"version": "1.0.0", "integrity": "%s"}}}'
+            % SHA512,
+            ":2",
+            "which npm does not allow",
+        ),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {\n"node_modules/a": {"version": "1.0.0/../../x"}}}',
+            ":2",
+            "not valid semver",
+        ),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {\n"node_modules/a": {"version": "1.0.0", "integrity": "md5-xyz"}}}',
+            ":2",
+            "is not an integrity",
+        ),
         ("package-lock.json", "[" * 100_000 + "]" * 100_000, ":1", "nests too deeply"),
-        ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages:\n  a@1.0.0: &x\n    resolution: {integrity: x}\n  b@1.0.0: *x\n", ":5", "aliases are not allowed"),
-        ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages:\n  a@1.0.0:\n    resolution: [1, 2\n", ":5", "not valid YAML"),
-        ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages:\n  '@evil/../../x@1.0.0':\n    resolution: {integrity: %s}\n" % SHA512, ":3", "characters npm does not allow"),
+        (
+            "pnpm-lock.yaml",
+            "lockfileVersion: '9.0'\npackages:\n  a@1.0.0: &x\n    resolution: {integrity: x}\n  b@1.0.0: *x\n",
+            ":5",
+            "aliases are not allowed",
+        ),
+        (
+            "pnpm-lock.yaml",
+            "lockfileVersion: '9.0'\npackages:\n  a@1.0.0:\n    resolution: [1, 2\n",
+            ":5",
+            "not valid YAML",
+        ),
+        (
+            "pnpm-lock.yaml",
+            "lockfileVersion: '9.0'\npackages:\n  '@evil/../../x@1.0.0':\n    resolution: {integrity: %s}\n" % SHA512,
+            ":3",
+            "characters npm does not allow",
+        ),
         ("yarn.lock", "# yarn lockfile v1\n\na@^1:\n  version\n", ":4", "expected `key value`"),
-        ("yarn.lock", "# yarn lockfile v1\n\n  version \"1.0.0\"\n", ":3", "an indented line before any package pattern"),
-        ("yarn.lock", "__metadata:\n  version: 8\n\"a@npm:^1\":\n  version: 1.0.0\n", ":3", "has no resolution"),
-        ("bun.lock", '{"lockfileVersion": 1, "packages": {\n "a": "a@1.0.0",\n}}', ":2", "is not [\"name@version\""),
-        ("bun.lock", '{"lockfileVersion": 1, "packages": {\n "a": ["a@1.0.0", "", {}, "sha512-ok", ],\n}}', ":2", "is not an integrity"),
+        ("yarn.lock", '# yarn lockfile v1\n\n  version "1.0.0"\n', ":3", "an indented line before any package pattern"),
+        ("yarn.lock", '__metadata:\n  version: 8\n"a@npm:^1":\n  version: 1.0.0\n', ":3", "has no resolution"),
+        ("bun.lock", '{"lockfileVersion": 1, "packages": {\n "a": "a@1.0.0",\n}}', ":2", 'is not ["name@version"'),
+        (
+            "bun.lock",
+            '{"lockfileVersion": 1, "packages": {\n "a": ["a@1.0.0", "", {}, "sha512-ok", ],\n}}',
+            ":2",
+            "is not an integrity",
+        ),
         ("Gemfile.lock", "GEM\n", ":1", "is not a lockfile staticreg knows"),
     ],
-)  # fmt: skip
+)
 def test_hostile_lockfiles_get_one_line_naming_file_and_line(filename, text, where, says):
     with pytest.raises(LockfileError) as caught:
         parse(filename, text)
@@ -366,7 +475,10 @@ def test_strongest_hash_of_an_sri_string():
 
 
 def test_lockfile_text_in_reports_and_errors_is_printable():
-    lock = {"lockfileVersion": 3, "packages": {"node_modules/\x1b[31mred": {"version": "file:\x1b]0;title\x07", "resolved": "file:x"}}}
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {"node_modules/\x1b[31mred": {"version": "file:\x1b]0;title\x07", "resolved": "file:x"}},
+    }
     (entry,) = parse("package-lock.json", json.dumps(lock))
     assert entry.kind == SKIPPED and entry.name.isprintable() and entry.version.isprintable()
     lock["packages"] = {"node_modules/a": {"version": "1.0.0\x1b[2J", "integrity": SHA512}}

@@ -1,7 +1,7 @@
 import os
 import time
 
-from staticreg.output import STALE_TEMPORARY_SECONDS, write_file_atomic
+from staticreg.build.output import STALE_TEMPORARY_SECONDS, write_file_atomic
 
 
 def test_write_file_atomic_replaces_the_file(tmp_path):

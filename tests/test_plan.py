@@ -1,11 +1,16 @@
 """plan.plan_packages: what a build does with each package, from what the last two builds left."""
 
-from staticreg.incremental import Built
-from staticreg.plan import KEEP_SPARE, LINK, WRITE, plan_packages
+from staticreg.build.incremental import Built
+from staticreg.build.plan import KEEP_SPARE, LINK, WRITE, plan_packages
 
 
 def test_each_package_is_kept_linked_or_written_by_its_fingerprint():
-    previous = {"same": Built("f1", "a\nb"), "twice": Built("f2", "c"), "changed": Built("old", "d"), "no-files": Built("f4")}
+    previous = {
+        "same": Built("f1", "a\nb"),
+        "twice": Built("f2", "c"),
+        "changed": Built("old", "d"),
+        "no-files": Built("f4"),
+    }
     spare = {"twice": Built("f2", "c"), "same": Built("older", "a")}
     fingerprints = {"same": "f1", "twice": "f2", "changed": "new", "no-files": "f4", "new": "f5"}
     assert plan_packages(fingerprints, previous, spare) == {

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import headers, hosted, layout
-from staticreg.build import build
+from staticreg.build.output import Staging, copy_holds, gzip_copy
+from staticreg.build.pipeline import build
 from staticreg.config import load_config
-from staticreg.output import Staging, copy_holds, gzip_copy
-from staticreg.registry_state import RegistryState, Settings, parse_registry_state, registry_state_bytes
-from staticreg.store import FolderStore
+from staticreg.hosting import hosted
+from staticreg.hosting.store import FolderStore
+from staticreg.npm import headers, layout
+from staticreg.npm.registry_state import RegistryState, Settings, parse_registry_state, registry_state_bytes
 from tests.helpers import make_tarball
 from tests.process import run_cli
 
@@ -24,8 +25,9 @@ def copies(root: Path) -> dict[str, bytes]:
     """Every precompressed copy under root -> what it holds."""
     return {
         p.relative_to(root).as_posix(): gzip.decompress(p.read_bytes())
-        for p in sorted(root.rglob(f"*{layout.PRECOMPRESSED_SUFFIX}")) if p.is_file()
-    }  # fmt: skip
+        for p in sorted(root.rglob(f"*{layout.PRECOMPRESSED_SUFFIX}"))
+        if p.is_file()
+    }
 
 
 def assert_every_copy_is_of_its_document(root: Path) -> None:
@@ -51,9 +53,20 @@ def test_only_package_documents_have_a_copy():
     assert layout.precompressed_copy("a/index.json") == "a/index.json.gz"
     assert layout.precompressed_copy("@s/b/index.corgi") == "@s/b/index.corgi.gz"
     assert layout.precompressed_copy("-a/index.json") == "-a/index.json.gz"  # a name may start with "-"
-    for other in ("a/1.0.0.json", "@s/b/latest.json", "a/index.html", "-/ping", "-/package/a/dist-tags",
-                  "-/web/package/a/index.html", "-/web/search-index.json", "index.html", "a/-/a-1.0.0.tgz",
-                  "-/staticreg/state.json", "-/npm/v1/keys", "index.json"):  # fmt: skip
+    for other in (
+        "a/1.0.0.json",
+        "@s/b/latest.json",
+        "a/index.html",
+        "-/ping",
+        "-/package/a/dist-tags",
+        "-/web/package/a/index.html",
+        "-/web/search-index.json",
+        "index.html",
+        "a/-/a-1.0.0.tgz",
+        "-/staticreg/state.json",
+        "-/npm/v1/keys",
+        "index.json",
+    ):
         assert layout.precompressed_copy(other) is None, other
     assert layout.document_of_copy("@s/b/index.corgi.gz") == "@s/b/index.corgi"
     assert layout.document_of_copy("a/1.0.0.json.gz") is None
@@ -133,8 +146,12 @@ def test_a_build_writes_a_copy_of_every_package_document(tarballs, make_config):
     config = make_config(tarballs)
     build(config, show_progress=False)
     assert_every_copy_is_of_its_document(config.output_dir)
-    assert set(copies(config.output_dir)) == {"a/index.json.gz", "a/index.corgi.gz", "@s/b/index.json.gz",
-                                              "@s/b/index.corgi.gz"}  # fmt: skip
+    assert set(copies(config.output_dir)) == {
+        "a/index.json.gz",
+        "a/index.corgi.gz",
+        "@s/b/index.json.gz",
+        "@s/b/index.corgi.gz",
+    }
     state = parse_registry_state((config.output_dir / layout.REGISTRY_STATE).read_bytes(), "state")
     assert state.settings.precompress is True
 
@@ -182,14 +199,18 @@ def test_precompress_off_writes_no_copy_and_turning_it_off_removes_them(tarballs
 
 
 def test_the_setting_and_its_flag(tmp_path, tarballs):
-    (tmp_path / "staticreg.yml").write_text("input: tarballs\noutput: out\nbase_url: http://r.test/\nprecompress: false\n")
+    (tmp_path / "staticreg.yml").write_text(
+        "input: tarballs\noutput: out\nbase_url: http://r.test/\nprecompress: false\n"
+    )
     assert load_config(tmp_path / "staticreg.yml").precompress is False
     assert load_config(tmp_path / "staticreg.yml", precompress=True).precompress is True
     (tmp_path / "bad.yml").write_text("input: tarballs\noutput: out\nbase_url: http://r.test/\nprecompress: maybe\n")
     with pytest.raises(Exception, match="precompress: expected true or false"):
         load_config(tmp_path / "bad.yml")
     make_set(tarballs)
-    result = run_cli("build", str(tarballs), "-o", str(tmp_path / "cli"), "--base-url", "http://r.test/", "--no-precompress", "-q")
+    result = run_cli(
+        "build", str(tarballs), "-o", str(tmp_path / "cli"), "--base-url", "http://r.test/", "--no-precompress", "-q"
+    )
     assert result.returncode == 0, result.stderr
     assert copies(tmp_path / "cli") == {} and (tmp_path / "cli/a/index.json").is_file()
 
@@ -225,8 +246,9 @@ def test_publish_unpublish_dist_tag_and_deprecate_keep_every_copy_of_its_documen
     assert not (out / "d").exists()  # the copies went with their documents, and the folder with them
 
 
-def test_a_folder_publish_replaces_a_document_in_an_order_no_reader_sees_a_stale_copy(tarballs, make_config, tmp_path,
-                                                                                       monkeypatch):  # fmt: skip
+def test_a_folder_publish_replaces_a_document_in_an_order_no_reader_sees_a_stale_copy(
+    tarballs, make_config, tmp_path, monkeypatch
+):
     """The old copy goes first, then the document is replaced, then the new copy is written."""
     make_set(tarballs)
     config = make_config(tarballs, jobs=1)
@@ -272,11 +294,14 @@ def test_a_registry_without_copies_gets_none_from_a_publish(tarballs, make_confi
     config = make_config(tarballs, jobs=1, precompress=False)
     build(config, show_progress=False)
     publisher = make_config(tarballs, jobs=1)  # precompress on: the registry's own setting wins
-    hosted.publish(FolderStore(config.output_dir), [make_tarball(tmp_path / "more", {"name": "a", "version": "2.0.0"})],
-                   publisher)  # fmt: skip
+    hosted.publish(
+        FolderStore(config.output_dir), [make_tarball(tmp_path / "more", {"name": "a", "version": "2.0.0"})], publisher
+    )
     assert copies(config.output_dir) == {}
     fresh = tmp_path / "fresh"
-    hosted.publish(FolderStore(fresh), [tarballs / "a-1.0.0.tgz"], make_config(tarballs, output_dir=fresh, precompress=False))
+    hosted.publish(
+        FolderStore(fresh), [tarballs / "a-1.0.0.tgz"], make_config(tarballs, output_dir=fresh, precompress=False)
+    )
     assert copies(fresh) == {}
     state = parse_registry_state((fresh / layout.REGISTRY_STATE).read_bytes(), "state")
     assert state.settings.precompress is False
@@ -292,7 +317,7 @@ def test_the_dev_server_sends_the_copy_to_clients_that_accept_gzip(tarballs, mak
     from functools import partial
     from http.server import ThreadingHTTPServer
 
-    from staticreg.serve import RegistryHandler
+    from staticreg.dev.serve import RegistryHandler
 
     make_set(tarballs)
     config = make_config(tarballs)
@@ -315,7 +340,10 @@ def test_the_dev_server_sends_the_copy_to_clients_that_accept_gzip(tarballs, mak
         got, body = get("a", **{"Accept-Encoding": "gzip", "Accept": layout.ABBREVIATED_MEDIA_TYPE})
         assert body == (out / "a/index.corgi.gz").read_bytes() and got["Content-Type"] == layout.ABBREVIATED_MEDIA_TYPE
         with pytest.raises(urllib.error.HTTPError, match="304"):  # its own validator: not modified
-            get("a", **{"Accept-Encoding": "gzip", "Accept": layout.ABBREVIATED_MEDIA_TYPE, "If-None-Match": got["ETag"]})
+            get(
+                "a",
+                **{"Accept-Encoding": "gzip", "Accept": layout.ABBREVIATED_MEDIA_TYPE, "If-None-Match": got["ETag"]},
+            )
         assert got["ETag"] != get("a", Accept=layout.ABBREVIATED_MEDIA_TYPE)[0]["ETag"]  # each encoding its own
         for encoding in ({}, {"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip;q=0"}):
             got, body = get("a", **encoding)

@@ -6,19 +6,28 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import publish
-from staticreg.build import build
+from staticreg.build.pipeline import build
+from staticreg.dev import publish
 from tests.helpers import make_tarball
 
 
 def body(tarball: Path, name: str, version: str, tags: dict | None = None) -> bytes:
     data = tarball.read_bytes()
-    return json.dumps({
-        "_id": name, "name": name, "dist-tags": tags or {"latest": version},
-        "versions": {version: {"name": name, "version": version}},
-        "_attachments": {tarball.name: {"content_type": "application/octet-stream",
-                                        "data": base64.b64encode(data).decode(), "length": len(data)}},
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "_id": name,
+            "name": name,
+            "dist-tags": tags or {"latest": version},
+            "versions": {version: {"name": name, "version": version}},
+            "_attachments": {
+                tarball.name: {
+                    "content_type": "application/octet-stream",
+                    "data": base64.b64encode(data).decode(),
+                    "length": len(data),
+                }
+            },
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -54,11 +63,14 @@ def test_publishing_the_same_bytes_again_still_sets_its_dist_tags(target):
     assert "already" in done and "stable: 1.0.0" in target.config_file.read_text()
 
 
-@pytest.mark.parametrize("url_name, manifest, reason", [
-    ("b", {"name": "c", "version": "1.0.0"}, "holds c@1.0.0, not b@1.0.0"),
-    ("../evil", {"name": "../evil", "version": "1.0.0"}, "invalid package name"),
-    ("b", {"name": "b", "version": "not-semver"}, "cannot be used"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "url_name, manifest, reason",
+    [
+        ("b", {"name": "c", "version": "1.0.0"}, "holds c@1.0.0, not b@1.0.0"),
+        ("../evil", {"name": "../evil", "version": "1.0.0"}, "invalid package name"),
+        ("b", {"name": "b", "version": "not-semver"}, "cannot be used"),
+    ],
+)
 def test_a_tarball_that_is_not_what_the_request_says_is_refused(target, tmp_path, url_name, manifest, reason):
     packed = make_tarball(tmp_path / "src", manifest, filename="x.tgz")
     with pytest.raises(publish.Refused) as refused:
@@ -90,12 +102,15 @@ def test_dist_tags_and_deprecations_go_to_the_config(target):
     assert "input: tarballs\n" in text  # created beside the input, pointing at it
 
 
-@pytest.mark.parametrize("tags, sent_version, reason", [
-    ({"Bad Tag!": "1.0.0"}, "1.0.0", "invalid tag"),
-    ({"1.0.0": "1.0.0"}, "1.0.0", "invalid tag"),
-    (["next"], "1.0.0", "dist-tags in the publish request is not an object"),
-    (None, "not-semver", "the version in the publish request cannot be used"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "tags, sent_version, reason",
+    [
+        ({"Bad Tag!": "1.0.0"}, "1.0.0", "invalid tag"),
+        ({"1.0.0": "1.0.0"}, "1.0.0", "invalid tag"),
+        (["next"], "1.0.0", "dist-tags in the publish request is not an object"),
+        (None, "not-semver", "the version in the publish request cannot be used"),
+    ],
+)
 def test_a_malformed_request_is_refused_before_anything_is_written(target, tmp_path, tags, sent_version, reason):
     packed = make_tarball(tmp_path / "src", {"name": "b", "version": "1.0.0"})
     request = json.loads(body(packed, "b", sent_version))

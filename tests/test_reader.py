@@ -11,9 +11,9 @@ import zlib
 
 import pytest
 
-from staticreg import reader
+from staticreg.build import reader
+from staticreg.build.readmes import ReadmeStore
 from staticreg.errors import TarballError
-from staticreg.readmes import ReadmeStore
 from tests.helpers import file_member, link_member, make_tarball, special_member, tar_bytes
 
 MANIFEST = {"name": "demo", "version": "1.0.0"}
@@ -68,19 +68,29 @@ def test_bom_is_stripped(tarballs):
     ("content", "expected", "written"),
     [
         # big integers stay exact (JavaScript would round this one; we keep what the file says)
-        (b'{"name": "demo", "version": "1.0.0", "n": 123456789012345678901234567890}',
-         {"n": 123456789012345678901234567890}, b'"n":123456789012345678901234567890'),
+        (
+            b'{"name": "demo", "version": "1.0.0", "n": 123456789012345678901234567890}',
+            {"n": 123456789012345678901234567890},
+            b'"n":123456789012345678901234567890',
+        ),
         # a key twice: the last value, as JSON.parse (and so npm) reads it, where the first one was
-        (b'{"version": "0.0.1", "name": "demo", "version": "1.0.0"}', {"version": "1.0.0"}, b'"version":"1.0.0","name":"demo"'),
+        (
+            b'{"version": "0.0.1", "name": "demo", "version": "1.0.0"}',
+            {"version": "1.0.0"},
+            b'"version":"1.0.0","name":"demo"',
+        ),
         # a lone surrogate: kept, and written back as the same escape
-        (b'{"name": "demo", "version": "1.0.0", "description": "a\\ud800b"}', {"description": "a\ud800b"},
-         b'"description":"a\\ud800b"'),
+        (
+            b'{"name": "demo", "version": "1.0.0", "description": "a\\ud800b"}',
+            {"description": "a\ud800b"},
+            b'"description":"a\\ud800b"',
+        ),
         # a byte order mark: dropped
         (b'\xef\xbb\xbf{"name": "demo", "version": "1.0.0"}', {"name": "demo"}, b'"name":"demo"'),
     ],
 )
 def test_package_json_edge_cases_have_one_meaning(tarballs, content, expected, written):
-    from staticreg import documents
+    from staticreg.npm import documents
 
     record = read(make_tarball(tarballs, content, filename="edge.tgz"))
     manifest = record.manifest
@@ -144,10 +154,14 @@ def test_dot_slash_package_root_is_refused(tarballs):
 @pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE])
 def test_package_json_as_a_link_is_refused(tarballs, kind):
     path = make_tarball(
-        tarballs, None, {"real.json": '{"name":"demo","version":"1.0.0"}'},
-        extra=[link_member("package/package.json", "real.json" if kind == tarfile.SYMTYPE else "package/real.json", kind)],
+        tarballs,
+        None,
+        {"real.json": '{"name":"demo","version":"1.0.0"}'},
+        extra=[
+            link_member("package/package.json", "real.json" if kind == tarfile.SYMTYPE else "package/real.json", kind)
+        ],
         filename="link.tgz",
-    )  # fmt: skip
+    )
     with pytest.raises(TarballError, match=re.escape("package.json is a link")):
         read(path)
 
@@ -294,8 +308,12 @@ def test_trailing_garbage_after_gzip_is_a_warning(tarballs):
 
 def test_gzip_bomb_is_refused_quickly(tarballs, monkeypatch):
     monkeypatch.setattr(reader, "MAX_UNPACKED_BYTES", 10 * 1024**2)
-    raw = tar_bytes([file_member("package/package.json", b'{"name":"demo","version":"1.0.0"}'),
-                     file_member("package/zeros", b"\0" * (50 * 1024**2))])  # fmt: skip
+    raw = tar_bytes(
+        [
+            file_member("package/package.json", b'{"name":"demo","version":"1.0.0"}'),
+            file_member("package/zeros", b"\0" * (50 * 1024**2)),
+        ]
+    )
     path = tarballs / "bomb.tgz"
     path.write_bytes(gzip.compress(raw, compresslevel=9))
     assert path.stat().st_size < 200_000
@@ -459,12 +477,23 @@ def test_a_file_that_stops_short_says_so_and_other_faults_do_not(tarballs):
     """staticreg serve waits for such a file to be complete instead of reporting it broken."""
     good = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
     data = good.read_bytes()
-    cases = {"cut.tgz": data[: len(data) // 2], "empty.tgz": b"", "plain-cut.tgz": gzip.decompress(data)[:700],
-             "garbage.tgz": b"\x1f\x8b\x08\x00garbage" + b"\0" * 600, "not-tar.tgz": b"hello" * 200}  # fmt: skip
+    cases = {
+        "cut.tgz": data[: len(data) // 2],
+        "empty.tgz": b"",
+        "plain-cut.tgz": gzip.decompress(data)[:700],
+        "garbage.tgz": b"\x1f\x8b\x08\x00garbage" + b"\0" * 600,
+        "not-tar.tgz": b"hello" * 200,
+    }
     short = {}
     for name, content in cases.items():
         (tarballs / name).write_bytes(content)
         with pytest.raises(TarballError) as info:
             read(tarballs / name)
         short[name] = info.value.ends_early
-    assert short == {"cut.tgz": True, "empty.tgz": True, "plain-cut.tgz": True, "garbage.tgz": False, "not-tar.tgz": False}
+    assert short == {
+        "cut.tgz": True,
+        "empty.tgz": True,
+        "plain-cut.tgz": True,
+        "garbage.tgz": False,
+        "not-tar.tgz": False,
+    }

@@ -1,4 +1,4 @@
-from staticreg.readmes import ReadmeStore
+from staticreg.build.readmes import ReadmeStore
 
 
 def test_text_comes_back_byte_for_byte_and_once_per_content(tmp_path):

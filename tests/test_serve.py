@@ -2,8 +2,8 @@ import socket
 
 import pytest
 
+from staticreg.dev.serve import _is_loopback, _is_site_page, bind, error_banner
 from staticreg.errors import StaticregError
-from staticreg.serve import _is_loopback, _is_site_page, bind, error_banner
 
 
 def test_the_error_banner_escapes_what_came_from_a_package():
@@ -40,9 +40,9 @@ def test_the_dev_server_serves_every_document_at_the_url_clients_ask_for(tarball
     from functools import partial
     from http.server import ThreadingHTTPServer
 
-    from staticreg import headers, layout
-    from staticreg.build import build
-    from staticreg.serve import RegistryHandler
+    from staticreg.build.pipeline import build
+    from staticreg.dev.serve import RegistryHandler
+    from staticreg.npm import headers, layout
     from tests.helpers import make_tarball
 
     make_tarball(tarballs, {"name": "@s/b", "version": "1.0.0"}, {"README.md": "# b"})
@@ -58,8 +58,12 @@ def test_the_dev_server_serves_every_document_at_the_url_clients_ask_for(tarball
             return answer.headers, answer.read()
 
     try:
-        for path, name, version in [("@s%2fb/1.0.0", "@s/b", "1.0.0"), ("@s%2Fb/latest", "@s/b", "1.0.0"),
-                                    ("a/1.0.0-rc.html", "a", "1.0.0-rc.html"), ("a/latest", "a", "1.0.0-rc.html")]:  # fmt: skip
+        for path, name, version in [
+            ("@s%2fb/1.0.0", "@s/b", "1.0.0"),
+            ("@s%2Fb/latest", "@s/b", "1.0.0"),
+            ("a/1.0.0-rc.html", "a", "1.0.0-rc.html"),
+            ("a/latest", "a", "1.0.0-rc.html"),
+        ]:
             got, body = get(path)
             assert (got["Content-Type"], got["Cache-Control"]) == (headers.JSON, headers.document_cache()), path
             assert json.loads(body)["_id"] == f"{name}@{version}", path

@@ -4,8 +4,8 @@ import urllib.request
 
 import pytest
 
-from staticreg import server_config
 from staticreg.errors import ConfigError
+from staticreg.hosting import server_config
 from tests.e2e.hosts import APACHE
 from tests.e2e.servers import free_port, nginx_binary, start_nginx
 
@@ -27,22 +27,45 @@ def test_unsafe_root_is_refused(tmp_path):
 def _nginx_t(tmp_path, prefix):
     (tmp_path / "tmp").mkdir()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(server_config.nginx(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
-                                        state_dir=tmp_path, user="root", daemon=False))  # fmt: skip
+    conf.write_text(
+        server_config.nginx(
+            tmp_path,
+            listen="127.0.0.1:1",
+            prefix=prefix,
+            standalone=True,
+            state_dir=tmp_path,
+            user="root",
+            daemon=False,
+        )
+    )
     return [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)], None
 
 
 def _apache_t(tmp_path, prefix):
     conf = tmp_path / "httpd.conf"
-    conf.write_text(server_config.apache(tmp_path, listen="127.0.0.1:1", prefix=prefix, standalone=True,
-                                         state_dir=tmp_path, user="nobody", group="nogroup"))  # fmt: skip
+    conf.write_text(
+        server_config.apache(
+            tmp_path,
+            listen="127.0.0.1:1",
+            prefix=prefix,
+            standalone=True,
+            state_dir=tmp_path,
+            user="nobody",
+            group="nogroup",
+        )
+    )
     return [APACHE, "-t", "-f", str(conf)], None
 
 
 def _caddy_validate(tmp_path, prefix):
     conf = tmp_path / "Caddyfile"
     conf.write_text(server_config.caddy(tmp_path, prefix=prefix, standalone=True, state_dir=tmp_path))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
     return ["caddy", "validate", "--adapter", "caddyfile", "--config", str(conf)], env
 
 
@@ -56,21 +79,47 @@ def test_generated_configuration_passes_the_servers_own_check(tmp_path, server, 
 
 def test_snippet_mentions_every_rule(tmp_path):
     text = server_config.nginx(tmp_path, document_max_age=60)
-    for needle in ["index.corgi", "max-age=60, must-revalidate", "immutable", "default_type application/json",
-                   "application/vnd.npm.install-v1+json corgi", "Vary $staticreg_vary", "gzip on", "gzip_static on"]:  # fmt: skip
+    for needle in [
+        "index.corgi",
+        "max-age=60, must-revalidate",
+        "immutable",
+        "default_type application/json",
+        "application/vnd.npm.install-v1+json corgi",
+        "Vary $staticreg_vary",
+        "gzip on",
+        "gzip_static on",
+    ]:
         assert needle in text
     assert "pid " not in text and "http {" not in text
 
 
 def test_apache_and_caddy_snippets_hold_every_rule(tmp_path):
     apache = server_config.apache(tmp_path, document_max_age=60)
-    for needle in ["AllowEncodedSlashes On", "index.corgi", "max-age=60, must-revalidate", "immutable",
-                   "AddType application/vnd.npm.install-v1+json .corgi", "Header merge Vary Accept", "ForceType application/json",
-                   "AddEncoding gzip .gz", "index.json.gz", "index.corgi.gz", "Header merge Vary Accept-Encoding"]:  # fmt: skip
+    for needle in [
+        "AllowEncodedSlashes On",
+        "index.corgi",
+        "max-age=60, must-revalidate",
+        "immutable",
+        "AddType application/vnd.npm.install-v1+json .corgi",
+        "Header merge Vary Accept",
+        "ForceType application/json",
+        "AddEncoding gzip .gz",
+        "index.json.gz",
+        "index.corgi.gz",
+        "Header merge Vary Accept-Encoding",
+    ]:
         assert needle in apache
     assert "Listen" not in apache and "LoadModule" not in apache
     caddy = server_config.caddy(tmp_path, address="npm.example.com", prefix="/npm/")
-    for needle in ["npm.example.com {", "handle_path /npm/*", "index.corgi", 'Vary "Accept, Accept-Encoding"', "precompressed gzip", "immutable", "respond 404"]:
+    for needle in [
+        "npm.example.com {",
+        "handle_path /npm/*",
+        "index.corgi",
+        'Vary "Accept, Accept-Encoding"',
+        "precompressed gzip",
+        "immutable",
+        "respond 404",
+    ]:
         assert needle in caddy
     assert "admin off" not in caddy
     with pytest.raises(ConfigError, match="cannot hold"):
@@ -104,7 +153,7 @@ def test_nginx_sends_a_gzipped_copy_beside_a_document_as_it_is(tmp_path):
 
 @pytest.mark.parametrize("server", ["nginx", "apache", "caddy"])
 def test_every_server_sends_the_cache_control_values_headers_defines(server, monkeypatch, tmp_path):
-    from staticreg import headers
+    from staticreg.npm import headers
 
     monkeypatch.setattr(headers, "TARBALL_CACHE", "public, max-age=11, immutable")
     monkeypatch.setattr(headers, "OTHER_CACHE", "public, max-age=22")

@@ -17,11 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from staticreg import check, incremental, keyfiles, signatures
-from staticreg.build import build
-from staticreg.config import load_config
+from staticreg import keyfiles
+from staticreg.build import incremental
+from staticreg.build.pipeline import build
+from staticreg.config import SIGNING_KEY_ENV, load_config
 from staticreg.errors import BuildError, ConfigError
-from staticreg.signatures import Keyring, PublicKey, Signer
+from staticreg.hosting import check
+from staticreg.npm import signatures
+from staticreg.npm.signatures import Keyring, PublicKey, Signer
 from tests.helpers import contents, make_set, make_tarball
 
 # The public npm registry's two signing keys, with the key ids it publishes for them.
@@ -71,7 +74,9 @@ def test_key_ids_are_what_ssh_keygen_prints_for_the_openssh_public_key(tmp_path)
     signer = keygen(tmp_path / "k.pem")
     openssh = signer.public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     (tmp_path / "k.pub").write_bytes(openssh + b"\n")
-    printed = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True)
+    printed = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True, check=True
+    )
     assert printed.stdout.split()[1] == signer.keyid
 
 
@@ -108,20 +113,20 @@ def config_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_signing_key_from_the_file_the_flag_or_the_environment(tmp_path, monkeypatch):
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY, raising=False)
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     a, b, c = (keygen(tmp_path / f"{n}.pem") for n in "abc")
     path = config_file(tmp_path, "signing_key: a.pem\n")
     assert load_config(path).signing.signer.keyid == a.keyid
-    monkeypatch.setenv(keyfiles.ENV_SIGNING_KEY, (tmp_path / "c.pem").read_text())
+    monkeypatch.setenv(SIGNING_KEY_ENV, (tmp_path / "c.pem").read_text())
     assert load_config(path).signing.signer.keyid == c.keyid  # the CI secret wins over the file
     assert load_config(path, signing_key=tmp_path / "b.pem").signing.signer.keyid == b.keyid  # the flag over both
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY)
+    monkeypatch.delenv(SIGNING_KEY_ENV)
     assert load_config(config_file(tmp_path, "")).signing is None
 
 
 @pytest.mark.parametrize("case", ["missing", "garbage", "rsa", "p384", "encrypted", "public"])
 def test_a_bad_signing_key_is_one_line_naming_the_file(tmp_path, monkeypatch, case):
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY, raising=False)
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     key = tmp_path / "bad.pem"
     none = serialization.NoEncryption()
     pkcs8 = serialization.PrivateFormat.PKCS8
@@ -133,52 +138,74 @@ def test_a_bad_signing_key_is_one_line_naming_the_file(tmp_path, monkeypatch, ca
         key.write_bytes(ec.generate_private_key(ec.SECP384R1()).private_bytes(serialization.Encoding.PEM, pkcs8, none))
     elif case == "encrypted":
         secret = serialization.BestAvailableEncryption(b"pw")
-        key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.PEM, pkcs8, secret))
+        key.write_bytes(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.PEM, pkcs8, secret)
+        )
     elif case == "public":
         public = ec.generate_private_key(ec.SECP256R1()).public_key()
-        key.write_bytes(public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        key.write_bytes(
+            public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
     path = config_file(tmp_path, "signing_key: bad.pem\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     message = raised.value.format_message()
     assert f"staticreg.yml:4: signing_key: {key}: " in message
-    expected = {"missing": "cannot read", "garbage": "not a PEM private key", "rsa": "not an ECDSA P-256 key",
-                "p384": "not an ECDSA P-256 key", "encrypted": "is encrypted", "public": "not a PEM private key"}[case]  # fmt: skip
+    expected = {
+        "missing": "cannot read",
+        "garbage": "not a PEM private key",
+        "rsa": "not an ECDSA P-256 key",
+        "p384": "not an ECDSA P-256 key",
+        "encrypted": "is encrypted",
+        "public": "not a PEM private key",
+    }[case]
     assert expected in message
     result = run("build", "-c", str(path))
     assert result.returncode == 1 and str(key) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_bad_key_in_the_environment_is_named_by_its_variable(tmp_path, monkeypatch):
-    monkeypatch.setenv(keyfiles.ENV_SIGNING_KEY, "not a key")
-    with pytest.raises(ConfigError, match=r"^1 configuration problem:\n  \$STATICREG_SIGNING_KEY: not a PEM private key"):
+    monkeypatch.setenv(SIGNING_KEY_ENV, "not a key")
+    with pytest.raises(
+        ConfigError, match=r"^1 configuration problem:\n  \$STATICREG_SIGNING_KEY: not a PEM private key"
+    ):
         load_config(config_file(tmp_path, ""))
 
 
 def test_retired_keys_need_a_key_and_an_expiry(tmp_path, monkeypatch):
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY, raising=False)
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     old = keygen(tmp_path / "old.pem")
     keygen(tmp_path / "new.pem")
-    good = config_file(tmp_path, f"""signing_key: new.pem
+    good = config_file(
+        tmp_path,
+        f"""signing_key: new.pem
 retired_keys:
   - file: old.pem
     expires: 2026-01-01T00:00:00Z
-  - key: "{NPM_KEYS['SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U']}"
+  - key: "{NPM_KEYS["SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U"]}"
     expires: 2025-01-29
-""")
+""",
+    )
     retired = load_config(good).signing.retired
     assert retired == (
         PublicKey(old.keyid, old.key, "2026-01-01T00:00:00.000Z"),
-        PublicKey("SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U", NPM_KEYS["SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U"], "2025-01-29T00:00:00.000Z"),
+        PublicKey(
+            "SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U",
+            NPM_KEYS["SHA256:DhQ8wR5APBvFHLF/+Tc+AYvPOdTpcIDqOhxsBHRwC7U"],
+            "2025-01-29T00:00:00.000Z",
+        ),
     )
-    bad = config_file(tmp_path, """signing_key: new.pem
+    bad = config_file(
+        tmp_path,
+        """signing_key: new.pem
 retired_keys:
   - file: old.pem
   - key: "AAAA"
     expires: 2026-01-01T00:00:00Z
   - file: new.pem
     expires: 2026-01-01T00:00:00Z
-""")
+""",
+    )
     with pytest.raises(ConfigError) as raised:
         load_config(bad)
     message = raised.value.format_message()
@@ -212,11 +239,21 @@ def test_every_version_is_signed_in_every_document_and_the_keys_are_listed(tarba
         for version, manifest in doc["versions"].items():
             dist = manifest["dist"]
             assert [s["keyid"] for s in dist["signatures"]] == [signer.keyid]
-            assert signatures.verify(signer.public_key, f"{name}@{version}:{dist['integrity']}".encode(), dist["signatures"][0]["sig"])
+            assert signatures.verify(
+                signer.public_key, f"{name}@{version}:{dist['integrity']}".encode(), dist["signatures"][0]["sig"]
+            )
             assert json.loads((out / name / f"{version}.json").read_bytes())["dist"]["signatures"] == dist["signatures"]
-    assert json.loads((out / "-/npm/v1/keys").read_bytes()) == {"keys": [{
-        "expires": None, "keyid": signer.keyid, "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256", "key": signer.key,
-    }]}  # fmt: skip
+    assert json.loads((out / "-/npm/v1/keys").read_bytes()) == {
+        "keys": [
+            {
+                "expires": None,
+                "keyid": signer.keyid,
+                "keytype": "ecdsa-sha2-nistp256",
+                "scheme": "ecdsa-sha2-nistp256",
+                "key": signer.key,
+            }
+        ]
+    }
 
 
 def test_the_private_key_is_in_no_output_report_or_cache(tarballs, make_config, tmp_path):
@@ -267,7 +304,9 @@ def test_without_a_key_there_are_no_signatures_and_no_keys_document(tarballs, ma
 # -- rotation ---------------------------------------------------------------------------------
 
 
-def test_a_rotated_key_keeps_old_versions_signatures_and_signs_new_ones_with_the_new_key(tarballs, make_config, tmp_path):
+def test_a_rotated_key_keeps_old_versions_signatures_and_signs_new_ones_with_the_new_key(
+    tarballs, make_config, tmp_path
+):
     make_set(tarballs)  # a 1.0.0 and 1.1.0 published in 2020
     old, new = keygen(tmp_path / "old.pem"), keygen(tmp_path / "new.pem")
     config = signed_config(make_config, tarballs, tmp_path / "old.pem")
@@ -284,7 +323,9 @@ def test_a_rotated_key_keeps_old_versions_signatures_and_signs_new_ones_with_the
     assert [(k["keyid"], k["expires"]) for k in keys] == [(new.keyid, None), (old.keyid, "2021-01-01T00:00:00.000Z")]
     # A retired key whose expiry comes before a version's publish time does not keep its signature:
     # npm would call it expired. That version is signed by the new key.
-    early = make_config(tarballs, signing=Keyring(new, (PublicKey(old.keyid, old.key, "2020-09-13T12:28:00.000Z"),)), jobs=1)
+    early = make_config(
+        tarballs, signing=Keyring(new, (PublicKey(old.keyid, old.key, "2020-09-13T12:28:00.000Z"),)), jobs=1
+    )
     build(early, show_progress=False)
     now = all_signatures(config.output_dir, "a")
     assert now["1.0.0"] == before["1.0.0"] and [s["keyid"] for s in now["1.1.0"]] == [new.keyid]
@@ -299,7 +340,12 @@ def test_a_retired_signature_that_no_longer_verifies_is_not_kept(tarballs, make_
     doc = json.loads(doc_path.read_bytes())
     doc["versions"]["1.0.0"]["dist"]["signatures"] = doc["versions"]["1.1.0"]["dist"]["signatures"]  # another version's
     doc_path.write_text(json.dumps(doc))
-    build(make_config(tarballs, signing=Keyring(new, (PublicKey(old.keyid, old.key, "2030-01-01T00:00:00.000Z"),)), jobs=1), show_progress=False)
+    build(
+        make_config(
+            tarballs, signing=Keyring(new, (PublicKey(old.keyid, old.key, "2030-01-01T00:00:00.000Z"),)), jobs=1
+        ),
+        show_progress=False,
+    )
     after = all_signatures(config.output_dir, "a")
     assert [s["keyid"] for s in after["1.0.0"]] == [new.keyid] and [s["keyid"] for s in after["1.1.0"]] == [old.keyid]
 
@@ -313,8 +359,13 @@ def mirrored(tarballs: Path, upstream: Signer, name: str = "up", version: str = 
     import hashlib
 
     integrity = "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
-    sidecar = {"name": name, "version": version, "integrity": integrity, "time": "2020-01-01T00:00:00.000Z",
-               "signatures": [upstream.sign(name, version, integrity)]}  # fmt: skip
+    sidecar = {
+        "name": name,
+        "version": version,
+        "integrity": integrity,
+        "time": "2020-01-01T00:00:00.000Z",
+        "signatures": [upstream.sign(name, version, integrity)],
+    }
     (tarballs / (path.name + keyfiles.SIDECAR_SUFFIX)).write_text(json.dumps(sidecar))
     return path
 
@@ -324,14 +375,18 @@ def upstream_keys_file(tarballs: Path, *signers: Signer) -> None:
     (tarballs / "staticreg-upstream-keys.json").write_text(json.dumps(doc))
 
 
-def test_mirrored_versions_keep_their_upstream_signatures_and_the_keys_list_both(tarballs, make_config, tmp_path, monkeypatch):
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY, raising=False)
+def test_mirrored_versions_keep_their_upstream_signatures_and_the_keys_list_both(
+    tarballs, make_config, tmp_path, monkeypatch
+):
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     make_set(tarballs)
     ours, theirs = keygen(tmp_path / "ours.pem"), keygen(tmp_path / "theirs.pem")
     mirrored(tarballs, theirs)
     upstream_keys_file(tarballs, theirs)
     path = tmp_path / "staticreg.yml"
-    path.write_text(f"input: {tarballs}\noutput: {tmp_path / 'out'}\nbase_url: http://registry.test/\nsigning_key: ours.pem\njobs: 1\n")
+    path.write_text(
+        f"input: {tarballs}\noutput: {tmp_path / 'out'}\nbase_url: http://registry.test/\nsigning_key: ours.pem\njobs: 1\n"
+    )
     config = load_config(path)
     build(config, show_progress=False)
     sidecar = json.loads((tarballs / ("up-1.0.0.tgz" + keyfiles.SIDECAR_SUFFIX)).read_text())
@@ -353,8 +408,12 @@ def test_a_sidecar_with_no_signatures_leaves_the_version_ours_to_sign(tarballs, 
             sidecar["signatures"] = signatures_field
         sidecar_path.write_text(json.dumps(sidecar))
         upstream_keys_file(tarballs, theirs)
-        config = make_config(tarballs, signing=Keyring(ours, (), (PublicKey(theirs.keyid, theirs.key),)), jobs=1,
-                             output_dir=tmp_path / f"out-{number}")  # fmt: skip
+        config = make_config(
+            tarballs,
+            signing=Keyring(ours, (), (PublicKey(theirs.keyid, theirs.key),)),
+            jobs=1,
+            output_dir=tmp_path / f"out-{number}",
+        )
         build(config, show_progress=False)
         assert [s["keyid"] for s in all_signatures(config.output_dir, "up")["1.0.0"]] == [ours.keyid]
 
@@ -385,10 +444,16 @@ def test_an_upstream_signature_that_does_not_verify_stops_the_build(tarballs, ma
 
 
 def test_a_broken_upstream_keys_file_is_named(tmp_path, monkeypatch):
-    monkeypatch.delenv(keyfiles.ENV_SIGNING_KEY, raising=False)
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     path = config_file(tmp_path, "")
     keys = tmp_path / "in" / "staticreg-upstream-keys.json"
-    for text, expected in (("{", "not JSON"), ('{"keys": [{"keyid": "x", "keytype": "ssh-rsa", "scheme": "ssh-rsa", "key": "AAAA"}]}', "keytype and scheme must be")):
+    for text, expected in (
+        ("{", "not JSON"),
+        (
+            '{"keys": [{"keyid": "x", "keytype": "ssh-rsa", "scheme": "ssh-rsa", "key": "AAAA"}]}',
+            "keytype and scheme must be",
+        ),
+    ):
         keys.write_text(text)
         with pytest.raises(ConfigError, match=f"upstream_keys: {keys}: .*{expected}"):
             load_config(path)
@@ -408,14 +473,17 @@ def test_check_reports_each_kind_of_signature_problem_with_its_fix(tmp_path):
             dist["signatures"] = sigs
         return {"dist": dist}
 
-    doc = {"name": "p", "time": dict.fromkeys(("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"), "2022-01-01T00:00:00.000Z"),
-           "versions": {
-               "1.0.0": version("1.0.0", [signer.sign("p", "1.0.0", "sha512-1.0.0")]),
-               "1.0.1": version("1.0.1", None),
-               "1.0.2": version("1.0.2", [{"keyid": "SHA256:unknown", "sig": "AAAA"}]),
-               "1.0.3": version("1.0.3", [{"keyid": "SHA256:old", "sig": "AAAA"}]),
-               "1.0.4": version("1.0.4", [signer.sign("p", "1.0.4", "sha512-tampered")]),
-           }}  # fmt: skip
+    doc = {
+        "name": "p",
+        "time": dict.fromkeys(("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"), "2022-01-01T00:00:00.000Z"),
+        "versions": {
+            "1.0.0": version("1.0.0", [signer.sign("p", "1.0.0", "sha512-1.0.0")]),
+            "1.0.1": version("1.0.1", None),
+            "1.0.2": version("1.0.2", [{"keyid": "SHA256:unknown", "sig": "AAAA"}]),
+            "1.0.3": version("1.0.3", [{"keyid": "SHA256:old", "sig": "AAAA"}]),
+            "1.0.4": version("1.0.4", [signer.sign("p", "1.0.4", "sha512-tampered")]),
+        },
+    }
     report = check.CheckReport(signatures=0)
     check.check_signatures("http://h/", "p", doc, keys, report)
     assert report.signatures == 1
@@ -427,12 +495,17 @@ def test_check_reports_each_kind_of_signature_problem_with_its_fix(tmp_path):
     assert lines[3].startswith(f"p@1.0.4: has a signature by {signer.keyid} that does not verify")
     unlisted = check.CheckReport()
     check.check_signatures("http://h/", "p", doc, None, unlisted)
-    assert unlisted.problems == [("p@1.0.0 (and 3 more): carries dist.signatures, but http://h/-/npm/v1/keys answers 404: no client can verify them. "
-                                  "Fix: serve the -/npm/v1/keys file staticreg writes with the documents")]  # fmt: skip
+    assert unlisted.problems == [
+        (
+            "p@1.0.0 (and 3 more): carries dist.signatures, but http://h/-/npm/v1/keys answers 404: no client can verify them. "
+            "Fix: serve the -/npm/v1/keys file staticreg writes with the documents"
+        )
+    ]
 
 
 def test_the_keys_document_is_served_as_a_revalidated_json_document_everywhere(tmp_path):
-    from staticreg import headers, host_files, layout, server_config
+    from staticreg.hosting import host_files, server_config
+    from staticreg.npm import headers, layout
 
     assert layout.kind_of(layout.KEYS) == layout.DOCUMENT
     assert headers.for_object(layout.KEYS, layout.DOCUMENT) == (headers.JSON, headers.document_cache())
@@ -448,12 +521,15 @@ def test_the_keys_document_is_served_as_a_revalidated_json_document_everywhere(t
     (tmp_path / layout.PING).parent.mkdir(parents=True)
     (tmp_path / layout.PING).write_text("{}")
     netlify = host_files.netlify_files(tmp_path)[layout.NETLIFY_HEADERS]
-    assert f"/{layout.KEYS}\n  Content-Type: application/json\n  Cache-Control: public, max-age=0, must-revalidate" in netlify
+    assert (
+        f"/{layout.KEYS}\n  Content-Type: application/json\n  Cache-Control: public, max-age=0, must-revalidate"
+        in netlify
+    )
 
 
 def test_deploy_uploads_the_keys_before_any_document_signed_with_them(tarballs, make_config, tmp_path):
     """A new key's signatures must never be readable before the keys document that lists it."""
-    from staticreg import deploy
+    from staticreg.hosting import deploy
 
     make_set(tarballs)
     keygen(tmp_path / "k.pem")
@@ -465,8 +541,12 @@ def test_deploy_uploads_the_keys_before_any_document_signed_with_them(tarballs, 
 
 def test_the_signing_bench_runs():
     """bench/bench_signing.py keeps working (no timing is checked)."""
-    result = subprocess.run([sys.executable, "bench/bench_signing.py", "--packages", "20", "--runs", "1"],
-                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "bench/bench_signing.py", "--packages", "20", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stderr
     assert "signed / unsigned" in result.stdout and "per signed version" in result.stdout
 
@@ -479,7 +559,10 @@ def test_new_upstream_keys_rewrite_the_keys_document(tarballs, make_config, tmp_
     more = make_config(tarballs, signing=Keyring(ours, (), (PublicKey(theirs.keyid, theirs.key),)), jobs=1)
     report = build(more, show_progress=False)
     assert "-/npm/v1/keys" in report.changed
-    assert [k["keyid"] for k in json.loads((config.output_dir / "-/npm/v1/keys").read_bytes())["keys"]] == [ours.keyid, theirs.keyid]
+    assert [k["keyid"] for k in json.loads((config.output_dir / "-/npm/v1/keys").read_bytes())["keys"]] == [
+        ours.keyid,
+        theirs.keyid,
+    ]
 
 
 def test_signing_turned_off_removes_the_keys_and_the_signatures(tarballs, make_config, tmp_path):

@@ -8,31 +8,46 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import layout, site
-from staticreg.build import build
+from staticreg.build.pipeline import build
 from staticreg.config import Override, builtin_template_dir
 from staticreg.errors import BuildError
+from staticreg.npm import layout
+from staticreg.site import pages as site
 from tests.helpers import contents, make_tarball
 
 HOSTILE = "</script><script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
 
 
 def make_registry(folder: Path) -> None:
-    make_tarball(folder, {"name": "lib", "version": "1.0.0", "description": "Old lib", "keywords": ["k1"]},
-                 {"README.md": "# lib one\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"}, mtime=1_600_000_000)  # fmt: skip
+    make_tarball(
+        folder,
+        {"name": "lib", "version": "1.0.0", "description": "Old lib", "keywords": ["k1"]},
+        {"README.md": "# lib one\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"},
+        mtime=1_600_000_000,
+    )
     make_tarball(
         folder,
         {
-            "name": "lib", "version": "2.0.0", "description": "A library", "keywords": ["strings", "k2"],
-            "license": "MIT", "repository": "git+https://github.com/acme/lib.git", "homepage": "https://lib.test/",
-            "bugs": {"url": "https://github.com/acme/lib/issues"}, "author": "Ann <ann@a.test> (https://ann.test)",
+            "name": "lib",
+            "version": "2.0.0",
+            "description": "A library",
+            "keywords": ["strings", "k2"],
+            "license": "MIT",
+            "repository": "git+https://github.com/acme/lib.git",
+            "homepage": "https://lib.test/",
+            "bugs": {"url": "https://github.com/acme/lib/issues"},
+            "author": "Ann <ann@a.test> (https://ann.test)",
             "dependencies": {"@acme/util": "^1.0.0", "left-pad": "^1.3.0"},
         },
         {"README.md": "# lib two\n\n```js\nlib()\n```\n"},
         mtime=1_600_100_000,
-    )  # fmt: skip
-    make_tarball(folder, {"name": "@acme/util", "version": "1.0.0", "description": "Utilities"},
-                 {"readme.txt": "plain <b>text</b>"}, mtime=1_600_000_000)  # fmt: skip
+    )
+    make_tarball(
+        folder,
+        {"name": "@acme/util", "version": "1.0.0", "description": "Utilities"},
+        {"readme.txt": "plain <b>text</b>"},
+        mtime=1_600_000_000,
+    )
     make_tarball(folder, {"name": "@acme/index.html", "version": "1.0.0"}, mtime=1_600_000_000)
 
 
@@ -124,15 +139,35 @@ def test_scoped_package_page(built):
 def test_versions_that_share_a_readme_share_its_page(tarballs, make_config):
     """A README page per README change in semver order; every version's details on it, at its anchor."""
     same = {"README.md": "# same readme\n"}
-    for version, files in [("1.0.0", same), ("1.0.1", same), ("1.1.0-rc.1", {"README.md": "# new\n"}),
-                           ("1.1.0", {"README.md": "# new\n"}), ("1.2.0", same), ("1.3.0", {}), ("1.3.1", {})]:
-        make_tarball(tarballs, {"name": "run", "version": version, "description": f"run {version}",
-                                "dependencies": {"dep-" + version: "^1"}}, files)  # fmt: skip
+    for version, files in [
+        ("1.0.0", same),
+        ("1.0.1", same),
+        ("1.1.0-rc.1", {"README.md": "# new\n"}),
+        ("1.1.0", {"README.md": "# new\n"}),
+        ("1.2.0", same),
+        ("1.3.0", {}),
+        ("1.3.1", {}),
+    ]:
+        make_tarball(
+            tarballs,
+            {
+                "name": "run",
+                "version": version,
+                "description": f"run {version}",
+                "dependencies": {"dep-" + version: "^1"},
+            },
+            files,
+        )
     config = make_config(tarballs, dist_tags=(Override(name="run", tag="next", version="1.1.0-rc.1", where="test"),))
     build(config, show_progress=False)
     out = config.output_dir
     folder = out / layout.site_package_page("run").rpartition("/")[0]
-    pages = {"1.0.0": ["1.0.1", "1.0.0"], "1.1.0-rc.1": ["1.1.0", "1.1.0-rc.1"], "1.2.0": ["1.2.0"], "1.3.0": ["1.3.1", "1.3.0"]}
+    pages = {
+        "1.0.0": ["1.0.1", "1.0.0"],
+        "1.1.0-rc.1": ["1.1.0", "1.1.0-rc.1"],
+        "1.2.0": ["1.2.0"],
+        "1.3.0": ["1.3.1", "1.3.0"],
+    }
     assert sorted(p.name for p in folder.iterdir()) == sorted([f"{v}.html" for v in pages] + ["index.html"])
     for first, versions in pages.items():
         page = read(out, layout.site_readme_page("run", first))
@@ -141,7 +176,9 @@ def test_versions_that_share_a_readme_share_its_page(tarballs, make_config):
             assert f"run-{version}.tgz" in page and f"dep-{version}" in page
         assert [m for m in re.findall(r'id="v([^"]+)"', page) if not m.endswith("-title")] == versions
         assert page.count('class="readme"') == 1
-    assert "<h1>same readme</h1>" in read(out, layout.site_readme_page("run", "1.2.0"))  # the same text again: a page of its own
+    assert "<h1>same readme</h1>" in read(
+        out, layout.site_readme_page("run", "1.2.0")
+    )  # the same text again: a page of its own
     assert "Each of these versions has no README." in read(out, layout.site_readme_page("run", "1.3.0"))
     package = read(out, layout.site_package_page("run"))
     for version, first in [("1.0.1", "1.0.0"), ("1.1.0", "1.1.0-rc.1"), ("1.3.1", "1.3.0")]:
@@ -255,14 +292,20 @@ def test_package_text_never_becomes_markup(tarballs, make_config):
     make_tarball(
         tarballs,
         {
-            "name": "evil", "version": "1.0.0", "description": HOSTILE, "keywords": [HOSTILE, "ok"],
-            "license": HOSTILE, "author": {"name": HOSTILE, "url": "javascript:window.__pwned=3"},
-            "homepage": "javascript:window.__pwned=4", "repository": {"url": "javascript:window.__pwned=5"},
-            "bugs": {"url": "javascript:alert(1)", "email": "x@y.test\" onmouseover=\"alert(1)"},
-            "deprecated": HOSTILE, "dependencies": {HOSTILE: HOSTILE},
+            "name": "evil",
+            "version": "1.0.0",
+            "description": HOSTILE,
+            "keywords": [HOSTILE, "ok"],
+            "license": HOSTILE,
+            "author": {"name": HOSTILE, "url": "javascript:window.__pwned=3"},
+            "homepage": "javascript:window.__pwned=4",
+            "repository": {"url": "javascript:window.__pwned=5"},
+            "bugs": {"url": "javascript:alert(1)", "email": 'x@y.test" onmouseover="alert(1)'},
+            "deprecated": HOSTILE,
+            "dependencies": {HOSTILE: HOSTILE},
         },
         {"README.md": "<script>window.__pwned=6</script>[x](javascript:window.__pwned=7)"},
-    )  # fmt: skip
+    )
     config = make_config(tarballs)
     build(config, show_progress=False)
     out = config.output_dir
@@ -302,13 +345,16 @@ def test_two_builds_in_separate_processes_make_the_same_bytes(tmp_path):
     from tests.process import run_cli
 
     readme = (
-        "# Title\n\n<img src=\"https://img.test/a.png\" alt=\"a\" width=\"20\" title=\"t\"> "
-        "[link](https://a.test/ \"title\") <a href=\"https://b.test/\" title=\"x\" id=\"y\">b</a>\n\n"
+        '# Title\n\n<img src="https://img.test/a.png" alt="a" width="20" title="t"> '
+        '[link](https://a.test/ "title") <a href="https://b.test/" title="x" id="y">b</a>\n\n'
         "| a | b |\n|:-|-:|\n| 1 | 2 |\n\n- [x] done\n- [ ] not yet\n\n~~old~~ https://c.test/\n"
     )
     for i in range(30):
-        make_tarball(tmp_path / "in", {"name": f"p{i}", "version": "1.0.0", "keywords": ["k", f"k{i}"]},
-                     {"README.md": readme + f"\n{i}\n"})  # fmt: skip
+        make_tarball(
+            tmp_path / "in",
+            {"name": f"p{i}", "version": "1.0.0", "keywords": ["k", f"k{i}"]},
+            {"README.md": readme + f"\n{i}\n"},
+        )
     trees = []
     for n in (1, 2):
         out = tmp_path / f"out{n}"

@@ -5,8 +5,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from staticreg import untrusted
-from staticreg.untrusted import render_readme
+from staticreg.site import untrusted
+from staticreg.site.untrusted import render_readme
 
 # Every way a README has been used to run script or leave the page that we know of.
 HOSTILE_README = """# Title <script>window.__pwned = 1</script>
@@ -40,8 +40,23 @@ HOSTILE_README = """# Title <script>window.__pwned = 1</script>
 def test_hostile_readme_keeps_nothing_that_runs():
     html = str(render_readme(HOSTILE_README, "README.md"))
     lowered = html.lower()
-    for needle in ("<script", "<iframe", "<svg", "<math", "<form", "<input", "<button", "<meta", "<base", "<object",
-                   "<embed", "<link", "<style", "style=", "srcdoc"):  # fmt: skip
+    for needle in (
+        "<script",
+        "<iframe",
+        "<svg",
+        "<math",
+        "<form",
+        "<input",
+        "<button",
+        "<meta",
+        "<base",
+        "<object",
+        "<embed",
+        "<link",
+        "<style",
+        "style=",
+        "srcdoc",
+    ):
         assert needle not in lowered, needle
     assert not re.search(r"\son[a-z]+\s*=", lowered), html
     # Refused links stay as inert text; no attribute holds a script or data URL.
@@ -81,53 +96,100 @@ hidden
 # GitHub's Markdown, as its specification (GitHub Flavored Markdown 0.29) gives the HTML for
 # each example, which is what cmark-gfm and github.com produce for it. Pairs of (Markdown, HTML).
 GFM_EXAMPLES = {
-    "table": ("| foo | bar |\n| --- | --- |\n| baz | bim |\n",
-              ("<table>\n<thead>\n<tr>\n<th>foo</th>\n<th>bar</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>baz</td>\n"
-              "<td>bim</td>\n</tr>\n</tbody>\n</table>\n")),
-    "table, aligned": ("| abc | defghi |\n:-: | -----------:\nbar | baz\n",
-                       ('<table>\n<thead>\n<tr>\n<th align="center">abc</th>\n<th align="right">defghi</th>\n</tr>\n'
-                       '</thead>\n<tbody>\n<tr>\n<td align="center">bar</td>\n<td align="right">baz</td>\n</tr>\n'
-                       "</tbody>\n</table>\n")),
-    "table, escaped pipes": ("| f\\|oo  |\n| ------ |\n| b `\\|` az |\n| b **\\|** im |\n",
-                             ("<table>\n<thead>\n<tr>\n<th>f|oo</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>b <code>|</code> az</td>\n"
-                             "</tr>\n<tr>\n<td>b <strong>|</strong> im</td>\n</tr>\n</tbody>\n</table>\n")),
-    "table, ragged rows": ("| abc | def |\n| --- | --- |\n| bar |\n| bar | baz | boo |\n",
-                           ("<table>\n<thead>\n<tr>\n<th>abc</th>\n<th>def</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>bar</td>\n"
-                           "<td></td>\n</tr>\n<tr>\n<td>bar</td>\n<td>baz</td>\n</tr>\n</tbody>\n</table>\n")),
+    "table": (
+        "| foo | bar |\n| --- | --- |\n| baz | bim |\n",
+        (
+            "<table>\n<thead>\n<tr>\n<th>foo</th>\n<th>bar</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>baz</td>\n"
+            "<td>bim</td>\n</tr>\n</tbody>\n</table>\n"
+        ),
+    ),
+    "table, aligned": (
+        "| abc | defghi |\n:-: | -----------:\nbar | baz\n",
+        (
+            '<table>\n<thead>\n<tr>\n<th align="center">abc</th>\n<th align="right">defghi</th>\n</tr>\n'
+            '</thead>\n<tbody>\n<tr>\n<td align="center">bar</td>\n<td align="right">baz</td>\n</tr>\n'
+            "</tbody>\n</table>\n"
+        ),
+    ),
+    "table, escaped pipes": (
+        "| f\\|oo  |\n| ------ |\n| b `\\|` az |\n| b **\\|** im |\n",
+        (
+            "<table>\n<thead>\n<tr>\n<th>f|oo</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>b <code>|</code> az</td>\n"
+            "</tr>\n<tr>\n<td>b <strong>|</strong> im</td>\n</tr>\n</tbody>\n</table>\n"
+        ),
+    ),
+    "table, ragged rows": (
+        "| abc | def |\n| --- | --- |\n| bar |\n| bar | baz | boo |\n",
+        (
+            "<table>\n<thead>\n<tr>\n<th>abc</th>\n<th>def</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>bar</td>\n"
+            "<td></td>\n</tr>\n<tr>\n<td>bar</td>\n<td>baz</td>\n</tr>\n</tbody>\n</table>\n"
+        ),
+    ),
     "strikethrough": ("~~Hi~~ Hello, ~there~ world!\n", "<p><del>Hi</del> Hello, <del>there</del> world!</p>\n"),
-    "strikethrough, not across paragraphs": ("This ~~has a\n\nnew paragraph~~.\n",
-                                             "<p>This ~~has a</p>\n<p>new paragraph~~.</p>\n"),
+    "strikethrough, not across paragraphs": (
+        "This ~~has a\n\nnew paragraph~~.\n",
+        "<p>This ~~has a</p>\n<p>new paragraph~~.</p>\n",
+    ),
     "strikethrough, not three tildes": ("This will ~~~not~~~ strike.\n", "<p>This will ~~~not~~~ strike.</p>\n"),
-    "task list": ("- [ ] foo\n- [x] bar\n",
-                  ('<ul>\n<li><input disabled="" type="checkbox"> foo</li>\n'
-                  '<li><input checked="" disabled="" type="checkbox"> bar</li>\n</ul>\n')),
-    "task list, nested": ("- [x] foo\n  - [ ] bar\n  - [x] baz\n- [ ] bim\n",
-                          ('<ul>\n<li><input checked="" disabled="" type="checkbox"> foo\n<ul>\n'
-                          '<li><input disabled="" type="checkbox"> bar</li>\n'
-                          '<li><input checked="" disabled="" type="checkbox"> baz</li>\n</ul>\n</li>\n'
-                          '<li><input disabled="" type="checkbox"> bim</li>\n</ul>\n')),
+    "task list": (
+        "- [ ] foo\n- [x] bar\n",
+        (
+            '<ul>\n<li><input disabled="" type="checkbox"> foo</li>\n'
+            '<li><input checked="" disabled="" type="checkbox"> bar</li>\n</ul>\n'
+        ),
+    ),
+    "task list, nested": (
+        "- [x] foo\n  - [ ] bar\n  - [x] baz\n- [ ] bim\n",
+        (
+            '<ul>\n<li><input checked="" disabled="" type="checkbox"> foo\n<ul>\n'
+            '<li><input disabled="" type="checkbox"> bar</li>\n'
+            '<li><input checked="" disabled="" type="checkbox"> baz</li>\n</ul>\n</li>\n'
+            '<li><input disabled="" type="checkbox"> bim</li>\n</ul>\n'
+        ),
+    ),
     "autolink, www": ("www.commonmark.org\n", '<p><a href="http://www.commonmark.org">www.commonmark.org</a></p>\n'),
-    "autolink, www with a path": ("Visit www.commonmark.org/help for more information.\n",
-                                  ('<p>Visit <a href="http://www.commonmark.org/help">www.commonmark.org/help</a> '
-                                  "for more information.</p>\n")),
-    "autolink, trailing punctuation": ("Visit www.commonmark.org.\n\nVisit www.commonmark.org/a.b.\n",
-                                       ('<p>Visit <a href="http://www.commonmark.org">www.commonmark.org</a>.</p>\n'
-                                       '<p>Visit <a href="http://www.commonmark.org/a.b">www.commonmark.org/a.b</a>.</p>\n')),
-    "autolink, parentheses": (("www.google.com/search?q=Markup+(business)\n\nwww.google.com/search?q=Markup+(business)))\n\n"
-                              "(www.google.com/search?q=Markup+(business))\n\n(www.google.com/search?q=Markup+(business)\n"),
-                              ('<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n'
-                              '<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>))</p>\n'
-                              '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>)</p>\n'
-                              '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n')),
-    "autolink, http": ("http://commonmark.org\n\n(Visit https://encrypted.google.com/search?q=Markup+(business))\n",
-                       ('<p><a href="http://commonmark.org">http://commonmark.org</a></p>\n'
-                       '<p>(Visit <a href="https://encrypted.google.com/search?q=Markup+(business)">'
-                       "https://encrypted.google.com/search?q=Markup+(business)</a>)</p>\n")),
-    "autolink, email": ("hello@mail+xyz.example isn't valid, but hello+xyz@mail.example is.\n",
-                        ('<p>hello@mail+xyz.example isn\'t valid, but <a href="mailto:hello+xyz@mail.example">'
-                        "hello+xyz@mail.example</a> is.</p>\n")),
-    "fenced code with a language": ("``` ruby\ndef foo(x)\n  return 3\nend\n```\n",
-                                    '<pre><code class="language-ruby">def foo(x)\n  return 3\nend\n</code></pre>\n'),
+    "autolink, www with a path": (
+        "Visit www.commonmark.org/help for more information.\n",
+        ('<p>Visit <a href="http://www.commonmark.org/help">www.commonmark.org/help</a> for more information.</p>\n'),
+    ),
+    "autolink, trailing punctuation": (
+        "Visit www.commonmark.org.\n\nVisit www.commonmark.org/a.b.\n",
+        (
+            '<p>Visit <a href="http://www.commonmark.org">www.commonmark.org</a>.</p>\n'
+            '<p>Visit <a href="http://www.commonmark.org/a.b">www.commonmark.org/a.b</a>.</p>\n'
+        ),
+    ),
+    "autolink, parentheses": (
+        (
+            "www.google.com/search?q=Markup+(business)\n\nwww.google.com/search?q=Markup+(business)))\n\n"
+            "(www.google.com/search?q=Markup+(business))\n\n(www.google.com/search?q=Markup+(business)\n"
+        ),
+        (
+            '<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n'
+            '<p><a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>))</p>\n'
+            '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a>)</p>\n'
+            '<p>(<a href="http://www.google.com/search?q=Markup+(business)">www.google.com/search?q=Markup+(business)</a></p>\n'
+        ),
+    ),
+    "autolink, http": (
+        "http://commonmark.org\n\n(Visit https://encrypted.google.com/search?q=Markup+(business))\n",
+        (
+            '<p><a href="http://commonmark.org">http://commonmark.org</a></p>\n'
+            '<p>(Visit <a href="https://encrypted.google.com/search?q=Markup+(business)">'
+            "https://encrypted.google.com/search?q=Markup+(business)</a>)</p>\n"
+        ),
+    ),
+    "autolink, email": (
+        "hello@mail+xyz.example isn't valid, but hello+xyz@mail.example is.\n",
+        (
+            '<p>hello@mail+xyz.example isn\'t valid, but <a href="mailto:hello+xyz@mail.example">'
+            "hello+xyz@mail.example</a> is.</p>\n"
+        ),
+    ),
+    "fenced code with a language": (
+        "``` ruby\ndef foo(x)\n  return 3\nend\n```\n",
+        '<pre><code class="language-ruby">def foo(x)\n  return 3\nend\n</code></pre>\n',
+    ),
     "fenced code, tildes": ("~~~\n<\n >\n~~~\n", "<pre><code>&lt;\n &gt;\n</code></pre>\n"),
     "fenced code, longer fence": ("````\naaa\n```\n``````\n", "<pre><code>aaa\n```\n</code></pre>\n"),
 }
@@ -170,20 +232,30 @@ def test_readmes_render_as_github_renders_them(case):
 def test_task_list_checkboxes_are_the_renderers_only():
     """The one <input> that gets through: a disabled checkbox at the start of a task list item."""
     marks = "\ue000staticreg-task\ue001 \ue000staticreg-done\ue001"
-    text = (f"- [x] done\n- [ ] to do\n\n<input type=checkbox> <input type=text value=x>\n\n"
-            f'<p title="{marks}">{marks}</p> <a href="https://a.test/" title="<li>{marks}">l</a>\n\n'
-            '<li><input type="checkbox" disabled="" /> raw <input type="checkbox" onclick="alert(1)" /></li>\n')
+    text = (
+        f"- [x] done\n- [ ] to do\n\n<input type=checkbox> <input type=text value=x>\n\n"
+        f'<p title="{marks}">{marks}</p> <a href="https://a.test/" title="<li>{marks}">l</a>\n\n'
+        '<li><input type="checkbox" disabled="" /> raw <input type="checkbox" onclick="alert(1)" /></li>\n'
+    )
     html = str(render_readme(text, "README.md"))
     inputs = re.findall(r"<input[^>]*>", html)
-    assert inputs == ['<input type="checkbox" checked="" disabled="">', '<input type="checkbox" disabled="">',
-                      '<input type="checkbox" disabled="">']  # fmt: skip
+    assert inputs == [
+        '<input type="checkbox" checked="" disabled="">',
+        '<input type="checkbox" disabled="">',
+        '<input type="checkbox" disabled="">',
+    ]
     assert all(html[html.index(i) - 4 : html.index(i)] == "<li>" for i in inputs)
     assert 'title="\ue000staticreg-task\ue001' in html and "onclick" not in html and "text" not in html
 
 
 def test_links_only_absolute_http_and_mailto():
-    html = str(render_readme("[a](https://a.test/x) [b](mailto:me@a.test) [c](./docs/c.md) [d](#top) "
-                             "[e](ftp://a.test/) [f](//evil.test/)", "README.md"))  # fmt: skip
+    html = str(
+        render_readme(
+            "[a](https://a.test/x) [b](mailto:me@a.test) [c](./docs/c.md) [d](#top) "
+            "[e](ftp://a.test/) [f](//evil.test/)",
+            "README.md",
+        )
+    )
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert hrefs == ["https://a.test/x", "mailto:me@a.test"]
     assert 'rel="nofollow noopener noreferrer"' in html
@@ -193,7 +265,9 @@ def test_links_only_absolute_http_and_mailto():
 
 
 def test_code_classes_only_name_a_language():
-    html = str(render_readme('```js" onmouseover="alert(1)\nx\n```\n\n<code class="evil language-py">y</code>', "README.md"))
+    html = str(
+        render_readme('```js" onmouseover="alert(1)\nx\n```\n\n<code class="evil language-py">y</code>', "README.md")
+    )
     assert "onmouseover" not in html and "evil" not in html
     assert '<code class="language-py">y</code>' in html
 
@@ -302,7 +376,10 @@ def test_bugs_person_keywords_license():
     assert untrusted.bugs_url("https://a.test/issues") == "https://a.test/issues"
     assert untrusted.bugs_url({"url": "javascript:x", "email": "bugs@a.test"}) == "mailto:bugs@a.test"
     assert untrusted.bugs_url({"email": "not an email <script>"}) is None
-    assert untrusted.person("Jane Doe <jane@a.test> (https://jane.test)") == {"name": "Jane Doe", "url": "https://jane.test"}
+    assert untrusted.person("Jane Doe <jane@a.test> (https://jane.test)") == {
+        "name": "Jane Doe",
+        "url": "https://jane.test",
+    }
     assert untrusted.person({"name": "<b>Jo</b>", "url": "javascript:x"}) == {"name": "<b>Jo</b>", "url": None}
     assert untrusted.person({"name": 3}) is None and untrusted.person(["x"]) is None
     assert untrusted.keywords("a, b c,a") == ["a", "b", "c"]
@@ -310,7 +387,9 @@ def test_bugs_person_keywords_license():
     assert untrusted.keywords({"a": 1}) == []
     assert untrusted.license_name({"type": "MIT", "url": "x"}) == "MIT"
     assert untrusted.license_name(["MIT"]) == ""
-    assert untrusted.text("  abc  ", 10) == "abc" and untrusted.text("abcdef", 4) == "abc…" and untrusted.text(1, 4) == ""
+    assert (
+        untrusted.text("  abc  ", 10) == "abc" and untrusted.text("abcdef", 4) == "abc…" and untrusted.text(1, 4) == ""
+    )
 
 
 def test_a_readme_renders_to_the_same_bytes_in_every_process():
@@ -319,10 +398,12 @@ def test_a_readme_renders_to_the_same_bytes_in_every_process():
     import sys
 
     code = (
-        "from staticreg import untrusted; import sys; sys.stdout.write(str(untrusted.render_readme("
-        "'<a href=\"https://a.test/\" title=\"t\">l</a> <img src=\"https://a.test/i.png\" alt=\"x\" width=\"3\">', "
+        "from staticreg.site import untrusted; import sys; sys.stdout.write(str(untrusted.render_readme("
+        '\'<a href="https://a.test/" title="t">l</a> <img src="https://a.test/i.png" alt="x" width="3">\', '
         "'README.md')))"
     )
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-               for _ in range(6)}  # fmt: skip
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(6)
+    }
     assert len(outputs) == 1 and 'loading="lazy" referrerpolicy="no-referrer"' in outputs.pop()

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from staticreg import upstream_meta
-from staticreg.build import build
+from staticreg.build.pipeline import build
+from staticreg.build.reader import read_tarball
 from staticreg.errors import BuildError
-from staticreg.reader import read_tarball
-from staticreg.upstream_meta import SidecarProblem, validate
+from staticreg.npm import upstream_meta
+from staticreg.npm.upstream_meta import SidecarProblem, validate
 from tests.helpers import make_tarball
 
 SHA512 = "sha512-" + "A" * 86 + "=="
@@ -22,10 +22,16 @@ def good(**extra):
 
 
 def test_validate_normalises_and_keeps_only_known_keys():
-    meta = validate(good(deprecated="old", os=["linux"], cpu="x64", unknown=1,
-                         signatures=[{"keyid": "k", "sig": "s", "extra": 1}]))  # fmt: skip
+    meta = validate(
+        good(deprecated="old", os=["linux"], cpu="x64", unknown=1, signatures=[{"keyid": "k", "sig": "s", "extra": 1}])
+    )
     assert meta.time == "2021-01-02T03:04:05.000Z"
-    assert meta.fields == {"deprecated": "old", "os": ["linux"], "cpu": ["x64"], "signatures": [{"keyid": "k", "sig": "s"}]}
+    assert meta.fields == {
+        "deprecated": "old",
+        "os": ["linux"],
+        "cpu": ["x64"],
+        "signatures": [{"keyid": "k", "sig": "s"}],
+    }
     assert validate(good()).digest != meta.digest
 
 
@@ -43,15 +49,22 @@ def test_validate_normalises_and_keeps_only_known_keys():
         ({"attestation_bundle": [1]}, "not a JSON object"),
         ({"_npmUser": "me"}, "not an object"),
     ],
-)  # fmt: skip
+)
 def test_validate_refuses_what_is_not_the_format(change, says):
     with pytest.raises(SidecarProblem, match=says):
         validate(good(**change))
 
 
 def test_apply_tarball_platforms_win_and_dist_gets_signatures():
-    meta = validate(good(os=["darwin"], cpu=["arm64"], _npmUser={"name": "p"}, signatures=[{"keyid": "k", "sig": "s"}],
-                         attestations={"url": "https://u/-/npm/v1/attestations/@s/a@1.0.0", "provenance": {"p": 1}}))  # fmt: skip
+    meta = validate(
+        good(
+            os=["darwin"],
+            cpu=["arm64"],
+            _npmUser={"name": "p"},
+            signatures=[{"keyid": "k", "sig": "s"}],
+            attestations={"url": "https://u/-/npm/v1/attestations/@s/a@1.0.0", "provenance": {"p": 1}},
+        )
+    )
     manifest = {"name": "@s/a", "version": "1.0.0", "os": ["linux"], "dist": {"integrity": SHA512}}
     out = upstream_meta.apply(manifest, meta)
     assert out["os"] == ["linux"] and out["cpu"] == ["arm64"] and out["_npmUser"] == {"name": "p"}
@@ -60,7 +73,9 @@ def test_apply_tarball_platforms_win_and_dist_gets_signatures():
 
 
 def test_merge_keys_keeps_old_keys_by_keyid():
-    merged = upstream_meta.merge_keys({"keys": [{"keyid": "old"}, {"keyid": "k"}]}, {"keys": [{"keyid": "k", "key": "new"}]})
+    merged = upstream_meta.merge_keys(
+        {"keys": [{"keyid": "old"}, {"keyid": "k"}]}, {"keys": [{"keyid": "k", "key": "new"}]}
+    )
     assert merged == {"keys": [{"keyid": "k", "key": "new"}, {"keyid": "old"}]}
     with pytest.raises(SidecarProblem):
         upstream_meta.merge_keys(None, {"keys": "no"})
@@ -70,23 +85,40 @@ def _mirrored(folder, name="a", version="1.0.0", **extra):
     path = make_tarball(folder, {"name": name, "version": version})
     record = read_tarball(path, path.name)
     sidecar = upstream_meta.sidecar_path(path)
-    data = {"name": name, "version": version, "integrity": record.integrity, "time": "2019-05-06T07:08:09.000Z", **extra}
+    data = {
+        "name": name,
+        "version": version,
+        "integrity": record.integrity,
+        "time": "2019-05-06T07:08:09.000Z",
+        **extra,
+    }
     sidecar.write_text(json.dumps(data))
     return path, sidecar, data
 
 
 def test_build_applies_the_sidecar_and_config_still_wins(tarballs, make_config):
     bundle = {"attestations": [{"predicateType": "x"}]}
-    _mirrored(tarballs, deprecated="upstream says no", _npmUser={"name": "p"}, cpu=["x64"],
-              signatures=[{"keyid": "k", "sig": "s"}], attestations={"url": "https://u/x", "provenance": {}},
-              attestation_bundle=bundle)  # fmt: skip
+    _mirrored(
+        tarballs,
+        deprecated="upstream says no",
+        _npmUser={"name": "p"},
+        cpu=["x64"],
+        signatures=[{"keyid": "k", "sig": "s"}],
+        attestations={"url": "https://u/x", "provenance": {}},
+        attestation_bundle=bundle,
+    )
     _mirrored(tarballs, "b", "2.0.0", deprecated="upstream")
     from datetime import datetime, timezone
 
     from staticreg.config import Override
 
-    config = make_config(tarballs, deprecations=[Override(name="b", range="*", message="ours", where="staticreg.yml:2")],
-                         publish_times=[Override(name="b", version="2.0.0", time=datetime(2018, 1, 1, tzinfo=timezone.utc), where="staticreg.yml:3")])  # fmt: skip
+    config = make_config(
+        tarballs,
+        deprecations=[Override(name="b", range="*", message="ours", where="staticreg.yml:2")],
+        publish_times=[
+            Override(name="b", version="2.0.0", time=datetime(2018, 1, 1, tzinfo=timezone.utc), where="staticreg.yml:3")
+        ],
+    )
     build(config, show_progress=False)
     out = config.output_dir
     a = json.loads((out / "a/index.json").read_text())
@@ -133,7 +165,7 @@ def test_a_changed_sidecar_rebuilds_its_package(tarballs, make_config):
 
 
 def test_attestation_bundles_are_json_documents_for_every_host():
-    from staticreg import headers, layout
+    from staticreg.npm import headers, layout
 
     path = layout.attestation_path("@s/a", "1.0.0-rc.html")
     assert path == "-/npm/v1/attestations/@s/a@1.0.0-rc.html"
@@ -143,7 +175,7 @@ def test_attestation_bundles_are_json_documents_for_every_host():
 
 
 def test_netlify_headers_type_attestation_bundles(tarballs, make_config):
-    from staticreg.host_files import netlify_files
+    from staticreg.hosting.host_files import netlify_files
 
     _mirrored(tarballs, attestations={"url": "https://u/x", "provenance": {}}, attestation_bundle={"a": 1})
     config = make_config(tarballs)
@@ -152,10 +184,14 @@ def test_netlify_headers_type_attestation_bundles(tarballs, make_config):
     assert "/-/npm/v1/attestations/*\n  Content-Type: application/json\n" in text
 
 
-def test_attestation_bundles_are_not_held_in_memory_and_a_changed_sidecar_stops_the_build(tarballs, make_config, monkeypatch):
-    from staticreg import writers
+def test_attestation_bundles_are_not_held_in_memory_and_a_changed_sidecar_stops_the_build(
+    tarballs, make_config, monkeypatch
+):
+    from staticreg.build import writers
 
-    path, sidecar, data = _mirrored(tarballs, attestations={"url": "https://u/x", "provenance": {}}, attestation_bundle={"a": 1})
+    path, sidecar, data = _mirrored(
+        tarballs, attestations={"url": "https://u/x", "provenance": {}}, attestation_bundle={"a": 1}
+    )
     metas, _ = upstream_meta.load_beside(tarballs, [path.name])
     assert metas[path.name].attestation_bundle is None and metas[path.name].has_bundle
     real = upstream_meta.bundle_of

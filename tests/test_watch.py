@@ -4,13 +4,19 @@ from pathlib import Path
 
 from watchdog.events import DirModifiedEvent, FileClosedNoWriteEvent, FileModifiedEvent, FileMovedEvent, FileOpenedEvent
 
-from staticreg.watch import Changes, InputEvents
+from staticreg.dev.watch import Changes, InputEvents
 
 
 def events(tmp_path: Path) -> tuple[Changes, InputEvents]:
     changes = Changes(debounce=0.05)
-    handler = InputEvents(changes, tmp_path / "in", tmp_path / "staticreg.yml", tmp_path / "theme",
-                          ignore=[tmp_path / "in" / "out"], tarball_suffixes=(".tgz", ".tar.gz"))  # fmt: skip
+    handler = InputEvents(
+        changes,
+        tmp_path / "in",
+        tmp_path / "staticreg.yml",
+        tmp_path / "theme",
+        ignore=[tmp_path / "in" / "out"],
+        tarball_suffixes=(".tgz", ".tar.gz"),
+    )
     return changes, handler
 
 

@@ -15,7 +15,9 @@ import pytest
 from tests.helpers import make_tarball
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = sorted(p.relative_to(ROOT / "site-template").as_posix() for p in (ROOT / "site-template").rglob("*") if p.is_file())
+TEMPLATES = sorted(
+    p.relative_to(ROOT / "site-template").as_posix() for p in (ROOT / "site-template").rglob("*") if p.is_file()
+)
 
 
 def run(*args: object, **kwargs) -> subprocess.CompletedProcess:
@@ -50,12 +52,16 @@ def test_installed_wheel_renders_the_site(wheel, tmp_path):
     ours = [p for p in sys.path if p.endswith("site-packages")]
     Path(purelib, "zz_test_dependencies.pth").write_text("\n".join(ours) + "\n")
 
-    make_tarball(tmp_path / "in", {"name": "wheel-test", "version": "1.0.0"}, {"README.md": "# From the wheel\n\n| a |\n|---|\n| b |\n"})
+    make_tarball(
+        tmp_path / "in",
+        {"name": "wheel-test", "version": "1.0.0"},
+        {"README.md": "# From the wheel\n\n| a |\n|---|\n| b |\n"},
+    )
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
         import staticreg
-        from staticreg.build import build
+        from staticreg.build.pipeline import build
         from staticreg.config import Config
         from staticreg.config import builtin_template_dir
         # Only the installed wheel can provide staticreg, and with it site-template/.
@@ -72,5 +78,7 @@ def test_installed_wheel_renders_the_site(wheel, tmp_path):
     assert result.stdout.strip().startswith(str(venv))
     page = (tmp_path / "out/-/web/package/wheel-test/index.html").read_text()
     assert "<h1>From the wheel</h1>" in page and "<table>" in page
-    assert (tmp_path / "out/-/web/assets/style.css").read_bytes() == (ROOT / "site-template/assets/style.css").read_bytes()
+    assert (tmp_path / "out/-/web/assets/style.css").read_bytes() == (
+        ROOT / "site-template/assets/style.css"
+    ).read_bytes()
     assert (tmp_path / "out/404.html").is_file() and (tmp_path / "out/index.html").is_file()

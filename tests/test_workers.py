@@ -13,7 +13,7 @@ POOL = textwrap.dedent(
     """
     import multiprocessing, os, sys, time
     from concurrent.futures import ProcessPoolExecutor
-    from staticreg import workers
+    from staticreg.build import workers
 
     def pid(_):
         time.sleep(0.2)  # so that both workers take one

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import output
-from staticreg.build import build
+from staticreg.build import output
+from staticreg.build.pipeline import build
 from staticreg.errors import BuildError
 from tests.helpers import BASE_URL, changes, checked_state, expected_state, make_inputs, make_tarball, snapshot
 from tests.process import CLI, prefix, run_cli, start

@@ -15,10 +15,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")  # the first skips Debian's wrapper script
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+)
 
 # Runs in every document before its scripts: dialogs are recorded instead of shown,
 # and so is every Content-Security-Policy violation (an injected script the policy
@@ -45,8 +53,10 @@ def output_dir() -> Path:
 def chromium_binary() -> str:
     found = next((p for p in CHROMIUM if os.path.exists(p)), None)
     if not found or not os.path.exists(CHROMEDRIVER):
-        raise RuntimeError("chromium and chromedriver are not installed: scripts/test installs them "
-                           "(apt-get install chromium chromium-driver)")  # fmt: skip
+        raise RuntimeError(
+            "chromium and chromedriver are not installed: scripts/test installs them "
+            "(apt-get install chromium chromium-driver)"
+        )
     return found
 
 
@@ -104,18 +114,23 @@ class Browser:
     def screenshot(self, name: str) -> Path:
         """The whole page, not only the window, as output_dir()/name.png."""
         width, height = self.js("return [document.documentElement.clientWidth, document.documentElement.scrollHeight]")
-        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 8000), "scale": 1},
-        })  # fmt: skip
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 8000), "scale": 1},
+            },
+        )
         path = output_dir() / f"{name}.png"
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     def phone(self) -> None:
         """A phone's screen: 390 by 844 CSS pixels, touch, mobile layout."""
-        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                    {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})  # fmt: skip
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+        )
 
     def console_errors(self) -> list[str]:
         """Console errors since the last call (the browser's log is read once)."""

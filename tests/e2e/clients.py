@@ -21,7 +21,18 @@ TOOLS = ROOT / ".tools" / "node_modules"
 NAMES = ("npm", "pnpm", "yarn1", "yarn4", "bun")
 # Variables that would make a client use another registry, cache or mode (CI=true
 # turns on pnpm's frozen lockfile and yarn 4's immutable installs).
-_FOREIGN_ENV = ("npm_config_", "yarn_", "pnpm_", "bun_", "ci", "continuous_integration", "http_proxy", "https_proxy", "no_proxy", "all_proxy")
+_FOREIGN_ENV = (
+    "npm_config_",
+    "yarn_",
+    "pnpm_",
+    "bun_",
+    "ci",
+    "continuous_integration",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+)
 
 
 def _tool(path: str) -> str:
@@ -57,9 +68,13 @@ class Client:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.lower().startswith(_FOREIGN_ENV)}
-        env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"),
-                   XDG_CACHE_HOME=str(self.cache), XDG_DATA_HOME=str(self.home / ".local/share"),
-                   npm_config_userconfig=str(self.home / ".npmrc"))  # fmt: skip
+        env.update(
+            HOME=str(self.home),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_CACHE_HOME=str(self.cache),
+            XDG_DATA_HOME=str(self.home / ".local/share"),
+            npm_config_userconfig=str(self.home / ".npmrc"),
+        )
         return env
 
     def command(self, frozen: bool) -> list[str]:
@@ -70,9 +85,13 @@ class Client:
 
     def install(self, project: Path, frozen: bool = False, check: bool = True) -> subprocess.CompletedProcess:
         self.prepare(project)
-        result = subprocess.run(self.command(frozen), cwd=project, env=self.env(), capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            self.command(frozen), cwd=project, env=self.env(), capture_output=True, text=True, timeout=300
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"{self.name} {'frozen ' if frozen else ''}install failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"{self.name} {'frozen ' if frozen else ''}install failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def lock_problems(self, project: Path) -> list[str]:
@@ -109,7 +128,12 @@ class PnpmClient(Client):
             f.write(f"store-dir={self.cache / 'store'}\ncache-dir={self.cache / 'metadata'}\n")
 
     def command(self, frozen: bool) -> list[str]:
-        return [_tool(".bin/pnpm"), "install", "--frozen-lockfile" if frozen else "--no-frozen-lockfile", "--reporter=append-only"]
+        return [
+            _tool(".bin/pnpm"),
+            "install",
+            "--frozen-lockfile" if frozen else "--no-frozen-lockfile",
+            "--reporter=append-only",
+        ]
 
     def lock_problems(self, project: Path) -> list[str]:
         text = (project / self.lockfile).read_text()
@@ -124,12 +148,25 @@ class Yarn1Client(Client):
         (self.home / ".npmrc").write_text("audit=false\n")
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "YARN_CACHE_FOLDER": str(self.cache), "HTTP_PROXY": DEAD_PROXY,
-                "HTTPS_PROXY": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost"}  # fmt: skip
+        return {
+            **super().env(),
+            "YARN_CACHE_FOLDER": str(self.cache),
+            "HTTP_PROXY": DEAD_PROXY,
+            "HTTPS_PROXY": DEAD_PROXY,
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
 
     def command(self, frozen: bool) -> list[str]:
-        return ["node", _tool("yarn/bin/yarn.js"), "install", "--registry", self.registry, "--non-interactive", "--no-progress",
-                *(["--frozen-lockfile"] if frozen else [])]  # fmt: skip
+        return [
+            "node",
+            _tool("yarn/bin/yarn.js"),
+            "install",
+            "--registry",
+            self.registry,
+            "--non-interactive",
+            "--no-progress",
+            *(["--frozen-lockfile"] if frozen else []),
+        ]
 
 
 class Yarn4Client(Client):
@@ -147,8 +184,7 @@ class Yarn4Client(Client):
             "enableNetwork: false\n"
             f'networkSettings:\n  "{host}":\n    enableNetwork: true\n'
             "nodeLinker: node-modules\nenableScripts: false\nenableTelemetry: false\n"
-            f'globalFolder: "{self.cache / "global"}"\ncacheFolder: "{self.cache / "cache"}"\n'
-            + self.extra_settings
+            f'globalFolder: "{self.cache / "global"}"\ncacheFolder: "{self.cache / "cache"}"\n' + self.extra_settings
         )
         (project / "yarn.lock").touch()
 
@@ -170,8 +206,14 @@ class BunClient(Client):
         (project / "bunfig.toml").write_text(f'[install]\nregistry = "{self.registry}"\nsaveTextLockfile = true\n')
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "BUN_INSTALL_CACHE_DIR": str(self.cache), "HTTP_PROXY": DEAD_PROXY,
-                "HTTPS_PROXY": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost", "DO_NOT_TRACK": "1"}  # fmt: skip
+        return {
+            **super().env(),
+            "BUN_INSTALL_CACHE_DIR": str(self.cache),
+            "HTTP_PROXY": DEAD_PROXY,
+            "HTTPS_PROXY": DEAD_PROXY,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "DO_NOT_TRACK": "1",
+        }
 
     def command(self, frozen: bool) -> list[str]:
         return [_tool(".bin/bun"), "install", "--no-progress", *(["--frozen-lockfile"] if frozen else [])]

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from staticreg import server_config
+from staticreg.hosting import server_config
 from tests.e2e.servers import Server, start_http_server, start_nginx, wait_for
 
 APACHE = "/usr/sbin/apache2"
@@ -23,7 +23,9 @@ S3_PREFIX = "npm"
 # The policy docs/hosting.md gives: anyone may read, only the deployer writes.
 PUBLIC_READ = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+    "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    ],
 }
 
 
@@ -62,8 +64,16 @@ def apache(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=None,
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "httpd.conf"
     user = "nobody" if os.geteuid() == 0 else None
-    text = server_config.apache(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
-                                state_dir=state_dir, user=user, group="nogroup", credentials=credentials)  # fmt: skip
+    text = server_config.apache(
+        root,
+        listen=f"127.0.0.1:{port}",
+        prefix=prefix,
+        standalone=True,
+        state_dir=state_dir,
+        user=user,
+        group="nogroup",
+        credentials=credentials,
+    )
     conf.write_text(edit(text) if edit else text)
     check = subprocess.run([APACHE, "-t", "-f", str(conf)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -78,11 +88,23 @@ def caddy(root: Path, state_dir: Path, port: int, prefix: str = "/", credentials
         raise RuntimeError("Caddy is not installed: scripts/setup --test installs it")
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "Caddyfile"
-    conf.write_text(server_config.caddy(root, address=f"http://127.0.0.1:{port}", prefix=prefix,
-                                        standalone=True, state_dir=state_dir, credentials=credentials))  # fmt: skip
+    conf.write_text(
+        server_config.caddy(
+            root,
+            address=f"http://127.0.0.1:{port}",
+            prefix=prefix,
+            standalone=True,
+            state_dir=state_dir,
+            credentials=credentials,
+        )
+    )
     env = {**os.environ, "HOME": str(state_dir), "XDG_DATA_HOME": str(state_dir), "XDG_CONFIG_HOME": str(state_dir)}
-    process = subprocess.Popen([binary, "run", "--adapter", "caddyfile", "--config", str(conf)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [binary, "run", "--adapter", "caddyfile", "--config", str(conf)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(port, process)
     return Server(process, port, state_dir / "access.log")
 
@@ -90,8 +112,12 @@ def caddy(root: Path, state_dir: Path, port: int, prefix: str = "/", credentials
 def moto(state_dir: Path, port: int) -> Server:
     """moto in server mode: an S3-compatible object store on 127.0.0.1."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=s3_env())  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=s3_env(),
+    )
     wait_for(port, process, timeout=30)
     return Server(process, port)
 
@@ -99,8 +125,13 @@ def moto(state_dir: Path, port: int) -> Server:
 def s3_env() -> dict[str, str]:
     """Credentials for the test server only; no other S3 is reachable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)  # fmt: skip
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
     return env
 
 
@@ -140,7 +171,7 @@ def bucket_keys(server: Server, prefix: str) -> set[str]:
 
 def registry_keys(registry: Path, prefix: str) -> set[str]:
     """The keys a built registry has in a store under `prefix` (what deploy uploads)."""
-    from staticreg import layout
+    from staticreg.npm import layout
 
     paths = {p.relative_to(registry).as_posix() for p in registry.rglob("*") if p.is_file()}
     return {prefix + key for key in layout.object_keys(paths)}
@@ -159,7 +190,7 @@ def dead_links(base_url: str, keys: set[str], prefix: str) -> list[str]:
     pages = sorted(k for k in keys if k.endswith((".html", "/")))
     dead, seen = [], {}
     for key in pages:
-        page_url = base_url + urllib.parse.quote(key[len(prefix):], safe="/@")
+        page_url = base_url + urllib.parse.quote(key[len(prefix) :], safe="/@")
         status, _, body = fetch(page_url)
         if status != 200 or key.endswith("404.html"):
             continue
@@ -178,10 +209,22 @@ def dead_links(base_url: str, keys: set[str], prefix: str) -> list[str]:
 
 def staticreg_deploy(registry: Path, server: Server, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "staticreg", "deploy", str(registry), f"s3://{BUCKET}/{S3_PREFIX}",
-         "--endpoint-url", server.url(), "--verbose", *flags],
-        capture_output=True, text=True, env=s3_env(),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "deploy",
+            str(registry),
+            f"s3://{BUCKET}/{S3_PREFIX}",
+            "--endpoint-url",
+            server.url(),
+            "--verbose",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        env=s3_env(),
+    )
 
 
 def run_check(url: str, *flags: str) -> subprocess.CompletedProcess:

@@ -38,7 +38,9 @@ class Npm:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.lower().startswith(("npm_config_", "yarn_"))}
-        env.update(HOME=str(self.home), npm_config_cache=str(self.cache), npm_config_userconfig=str(self.home / ".npmrc"))
+        env.update(
+            HOME=str(self.home), npm_config_cache=str(self.cache), npm_config_userconfig=str(self.home / ".npmrc")
+        )
         return env
 
     def run(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -46,7 +48,9 @@ class Npm:
             [npm_binary(), *args], cwd=cwd, env=self.env(), capture_output=True, text=True, timeout=300
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"npm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"npm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
 
@@ -69,6 +73,9 @@ def pack(source: Path, destination: Path, manifest: dict, files: dict[str, str])
     destination.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [npm_binary(), "pack", "--silent", "--pack-destination", str(destination)],
-        cwd=source, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return destination / result.stdout.strip().splitlines()[-1]

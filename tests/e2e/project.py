@@ -37,19 +37,39 @@ def copy_examples(folder: Path, times: bool = True) -> Path:
 def make_input(folder: Path, scratch: Path) -> Path:
     """The matrix's input: the examples and the fixture packages `npm pack` makes in scratch."""
     copy_examples(folder)
-    pack(scratch / "hello", folder,
-         {"name": "@fixture/hello", "version": "1.0.0", "bin": {"fixture-hello": "cli.js"},
-          "dependencies": {"demo-utils": "1.0.0"},
-          "peerDependencies": {"fixture-peer": "^1.0.0"},
-          "optionalDependencies": {"fixture-opt": "1.0.0", "fixture-darwin-only": "1.0.0"}},
-         {"cli.js": "#!/usr/bin/env node\nconsole.log(require('demo-utils').shout(require('fixture-peer')))\n"})  # fmt: skip
-    pack(scratch / "peer", folder, {"name": "fixture-peer", "version": "1.0.0"}, {"index.js": "module.exports = 'peer'\n"})
+    pack(
+        scratch / "hello",
+        folder,
+        {
+            "name": "@fixture/hello",
+            "version": "1.0.0",
+            "bin": {"fixture-hello": "cli.js"},
+            "dependencies": {"demo-utils": "1.0.0"},
+            "peerDependencies": {"fixture-peer": "^1.0.0"},
+            "optionalDependencies": {"fixture-opt": "1.0.0", "fixture-darwin-only": "1.0.0"},
+        },
+        {"cli.js": "#!/usr/bin/env node\nconsole.log(require('demo-utils').shout(require('fixture-peer')))\n"},
+    )
+    pack(
+        scratch / "peer",
+        folder,
+        {"name": "fixture-peer", "version": "1.0.0"},
+        {"index.js": "module.exports = 'peer'\n"},
+    )
     pack(scratch / "opt", folder, {"name": "fixture-opt", "version": "1.0.0"}, {"index.js": "module.exports = 'opt'\n"})
-    pack(scratch / "darwin", folder, {"name": "fixture-darwin-only", "version": "1.0.0", "os": ["darwin"]},
-         {"index.js": "module.exports = 'darwin'\n"})  # fmt: skip
+    pack(
+        scratch / "darwin",
+        folder,
+        {"name": "fixture-darwin-only", "version": "1.0.0", "os": ["darwin"]},
+        {"index.js": "module.exports = 'darwin'\n"},
+    )
     for version in ("1.0.0", "2.0.0-beta.1"):
-        pack(scratch / f"pre-{version}", folder, {"name": "fixture-pre", "version": version},
-             {"index.js": f"module.exports = '{version}'\n"})  # fmt: skip
+        pack(
+            scratch / f"pre-{version}",
+            folder,
+            {"name": "fixture-pre", "version": version},
+            {"index.js": f"module.exports = '{version}'\n"},
+        )
     for tarball in folder.glob("fixture-*.tgz"):
         os.utime(tarball, (OLD, OLD))
     return folder
@@ -69,8 +89,12 @@ dist_tags:
 deprecations:
   "demo-utils@1.0.0": "{DEPRECATION}"
 """)
-    result = subprocess.run([sys.executable, "-m", "staticreg", "build", "-q", "-c", str(config), *extra],
-                            capture_output=True, text=True, cwd=scratch)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "staticreg", "build", "-q", "-c", str(config), *extra],
+        capture_output=True,
+        text=True,
+        cwd=scratch,
+    )
     assert result.returncode == 0, result.stderr
     return output
 

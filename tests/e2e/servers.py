@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from staticreg import server_config
+from staticreg.hosting import server_config
 
 
 def free_port() -> int:
@@ -67,8 +67,16 @@ def start_nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=
     (state_dir / "tmp").mkdir(exist_ok=True)
     conf = state_dir / "nginx.conf"
     user = "root" if os.geteuid() == 0 else None
-    text = server_config.nginx(root, listen=f"127.0.0.1:{port}", prefix=prefix, standalone=True,
-                               state_dir=state_dir, user=user, daemon=False, credentials=credentials)  # fmt: skip
+    text = server_config.nginx(
+        root,
+        listen=f"127.0.0.1:{port}",
+        prefix=prefix,
+        standalone=True,
+        state_dir=state_dir,
+        user=user,
+        daemon=False,
+        credentials=credentials,
+    )
     conf.write_text(edit(text) if edit else text)
     binary = nginx_binary()
     check = subprocess.run([binary, "-t", "-p", str(state_dir), "-c", str(conf)], capture_output=True, text=True)
@@ -81,8 +89,9 @@ def start_nginx(root: Path, state_dir: Path, port: int, prefix: str = "/", edit=
 def start_http_server(root: Path, port: int) -> Server:
     process = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(port, process)
     return Server(process, port)
 
@@ -106,8 +115,10 @@ class Serve:
         self.out, self.err = cwd / f"serve-{self.port}.out", cwd / f"serve-{self.port}.err"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(self.port), *args],
-            stdout=self.out.open("w"), stderr=self.err.open("w"), cwd=cwd,
-        )  # fmt: skip
+            stdout=self.out.open("w"),
+            stderr=self.err.open("w"),
+            cwd=cwd,
+        )
         until(lambda: "Watching" in self.out.read_text(), self.process, what="the dev server to start")
 
     def stop(self) -> None:

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from staticreg import upstream_meta
-from staticreg.reader import read_tarball
+from staticreg.build.reader import read_tarball
+from staticreg.npm import upstream_meta
 from tests.e2e import hosts
 from tests.e2e.servers import fetch, free_port
 from tests.helpers import make_tarball
@@ -29,15 +29,27 @@ def input_dir(scratch):
     for name, version in (("@s/tricky", "1.0.0-rc.html"), ("plain", "2.0.0")):
         path = make_tarball(folder, {"name": name, "version": version})
         record = read_tarball(path, path.name)
-        upstream_meta.sidecar_path(path).write_text(json.dumps({
-            "name": name, "version": version, "integrity": record.integrity, "time": "2020-01-01T00:00:00.000Z",
-            "attestations": {"url": f"https://upstream.example/{PATHS[0]}", "provenance": {}}, "attestation_bundle": BUNDLE}))  # fmt: skip
+        upstream_meta.sidecar_path(path).write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "version": version,
+                    "integrity": record.integrity,
+                    "time": "2020-01-01T00:00:00.000Z",
+                    "attestations": {"url": f"https://upstream.example/{PATHS[0]}", "provenance": {}},
+                    "attestation_bundle": BUNDLE,
+                }
+            )
+        )
     return folder
 
 
 def built(input_dir, output, base_url):
-    result = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(output),
-                             "--base-url", base_url, "-q"], capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(output), "--base-url", base_url, "-q"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return output
 
@@ -48,7 +60,9 @@ def check(url: str) -> None:
         assert (status, headers.get("content-type"), json.loads(body)) == (200, "application/json", BUNDLE), path
 
 
-@pytest.mark.parametrize("host,prefix", [("nginx", "/"), ("nginx", "/npm/"), ("apache", "/"), ("caddy", "/"), ("caddy", "/npm/")])
+@pytest.mark.parametrize(
+    "host,prefix", [("nginx", "/"), ("nginx", "/npm/"), ("apache", "/"), ("caddy", "/"), ("caddy", "/npm/")]
+)
 def test_configured_hosts_serve_the_bundle_as_json(scratch, input_dir, host, prefix):
     port = free_port()
     tag = f"{host}{prefix.replace('/', '-')}"
@@ -70,8 +84,11 @@ def test_s3_serves_the_bundle_as_json(scratch, input_dir):
 
 def test_the_dev_server_serves_the_bundle_as_json(scratch, input_dir):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "staticreg", "serve", str(input_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         hosts.wait_for(port, process, timeout=30)
         deadline = time.monotonic() + 30

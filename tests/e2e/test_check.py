@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def no_json_type(conf: str) -> str:
-    return conf.replace("application/json json;", "").replace("default_type application/json;", "default_type application/octet-stream;")
+    return conf.replace("application/json json;", "").replace(
+        "default_type application/json;", "default_type application/octet-stream;"
+    )
 
 
 def no_slash_decoding(conf: str) -> str:
@@ -62,14 +64,34 @@ def damaged_copy(root: Path) -> None:
 
 BROKEN = {
     "no JSON content type": (no_json_type, None, "Content-Type is application/octet-stream, not application/json"),
-    "no %2f decoding": (no_slash_decoding, None, "answers 404 (npm, yarn and bun ask for this URL). Fix: the host must decode %2f and %2F"),
+    "no %2f decoding": (
+        no_slash_decoding,
+        None,
+        "answers 404 (npm, yarn and bun ask for this URL). Fix: the host must decode %2f and %2F",
+    ),
     "no %2F decoding": (no_slash_decoding, None, "@demo%2Fgreet: answers 404 (pnpm asks for this URL)"),
-    "stale cache headers": (cached_for_a_year, None, "Cache-Control: public, max-age=31536000, immutable keeps a stale document"),
+    "stale cache headers": (
+        cached_for_a_year,
+        None,
+        "Cache-Control: public, max-age=31536000, immutable keeps a stale document",
+    ),
     "no Vary": (no_vary, None, "negotiates on Accept without Vary: Accept"),
-    "a tarball missing": (None, remove_tarball, "demo-utils-1.2.0.tgz: answers 404: every install of demo-utils@1.2.0 fails"),
-    "a corrupted tarball": (None, corrupt_tarball, "greet-1.0.0.tgz: the bytes served do not match @demo/greet@1.0.0's integrity"),
+    "a tarball missing": (
+        None,
+        remove_tarball,
+        "demo-utils-1.2.0.tgz: answers 404: every install of demo-utils@1.2.0 fails",
+    ),
+    "a corrupted tarball": (
+        None,
+        corrupt_tarball,
+        "greet-1.0.0.tgz: the bytes served do not match @demo/greet@1.0.0's integrity",
+    ),
     "a stale gzip copy": (None, stale_copy, "demo-utils: the gzip-encoded answer differs from the plain one"),
-    "a damaged gzip copy": (None, damaged_copy, "@demo%2fgreet (and 1 more): says Content-Encoding: gzip, and is not gzip"),
+    "a damaged gzip copy": (
+        None,
+        damaged_copy,
+        "@demo%2fgreet (and 1 more): says Content-Encoding: gzip, and is not gzip",
+    ),
 }
 
 
@@ -81,8 +103,22 @@ def input_dir(scratch) -> Path:
 def serve(scratch: Path, input_dir: Path, label: str, edit=None, mutate=None):
     port = free_port()
     root = scratch / f"registry-{label}"
-    built = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(root), "-q",
-                            "--base-url", f"http://127.0.0.1:{port}/"], capture_output=True, text=True)  # fmt: skip
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "build",
+            str(input_dir),
+            "-o",
+            str(root),
+            "-q",
+            "--base-url",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     if mutate:
         mutate(root)
@@ -116,15 +152,30 @@ def test_check_names_an_unreachable_registry_without_a_traceback():
 def test_check_catches_apache_answering_revalidations_in_full(input_dir):
     """mod_deflate's default ETag ("...-gzip") never matches If-None-Match. (A registry built
     without gzip copies: Apache sends the copies as they are, and mod_deflate never sees them.)"""
+
     def default_etag(conf: str) -> str:
         return conf.replace("DeflateAlterETag Remove", "")
 
     with hosts.readable_scratch() as scratch:  # Apache's workers do not run as root
         port = free_port()
         root = scratch / "registry"
-        built = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(root), "-q",
-                                "--base-url", f"http://127.0.0.1:{port}/", "--no-precompress"],
-                               capture_output=True, text=True)  # fmt: skip
+        built = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "build",
+                str(input_dir),
+                "-o",
+                str(root),
+                "-q",
+                "--base-url",
+                f"http://127.0.0.1:{port}/",
+                "--no-precompress",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert built.returncode == 0, built.stderr
         with hosts.running(hosts.apache(root, scratch / "apache", port, edit=default_etag)) as server:
             broken = run_check(server.url())

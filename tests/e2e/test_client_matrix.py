@@ -20,12 +20,29 @@ pytestmark = pytest.mark.e2e
 
 # Every client on nginx; npm and others on every other host.
 MATRIX = [(name, "nginx") for name in NAMES] + [
-    ("npm", "nginx_prefix"), ("yarn4", "nginx_prefix"),
-    ("npm", "http_server"), ("pnpm", "http_server"), ("yarn1", "http_server"), ("yarn4", "http_server"), ("bun", "http_server"),
-    ("npm", "apache"), ("pnpm", "apache"), ("yarn1", "apache"), ("yarn4", "apache"), ("npm", "apache_prefix"),
-    ("npm", "caddy"), ("pnpm", "caddy"), ("yarn4", "caddy"), ("bun", "caddy"), ("npm", "caddy_prefix"),
-    ("npm", "s3"), ("pnpm", "s3"), ("yarn1", "s3"), ("yarn4", "s3"), ("bun", "s3"),
-]  # fmt: skip
+    ("npm", "nginx_prefix"),
+    ("yarn4", "nginx_prefix"),
+    ("npm", "http_server"),
+    ("pnpm", "http_server"),
+    ("yarn1", "http_server"),
+    ("yarn4", "http_server"),
+    ("bun", "http_server"),
+    ("npm", "apache"),
+    ("pnpm", "apache"),
+    ("yarn1", "apache"),
+    ("yarn4", "apache"),
+    ("npm", "apache_prefix"),
+    ("npm", "caddy"),
+    ("pnpm", "caddy"),
+    ("yarn4", "caddy"),
+    ("bun", "caddy"),
+    ("npm", "caddy_prefix"),
+    ("npm", "s3"),
+    ("pnpm", "s3"),
+    ("yarn1", "s3"),
+    ("yarn4", "s3"),
+    ("bun", "s3"),
+]
 # How each client reports the deprecated demo-utils@1.0.0 it installs (yarn 4
 # and bun print nothing for a deprecated dependency on install).
 DEPRECATION_SHOWN = {
@@ -38,10 +55,13 @@ DEPRECATION_SHOWN = {
 # Hosts that run staticreg's own configuration: (start, URL path prefix);
 # "http_server" (none) and "s3" (moto, filled by staticreg deploy) besides.
 CONFIGURED = {
-    "nginx": (hosts.nginx, "/"), "nginx_prefix": (hosts.nginx, "/npm/"),
-    "apache": (hosts.apache, "/"), "apache_prefix": (hosts.apache, "/npm/"),
-    "caddy": (hosts.caddy, "/"), "caddy_prefix": (hosts.caddy, "/npm/"),
-}  # fmt: skip
+    "nginx": (hosts.nginx, "/"),
+    "nginx_prefix": (hosts.nginx, "/npm/"),
+    "apache": (hosts.apache, "/"),
+    "apache_prefix": (hosts.apache, "/npm/"),
+    "caddy": (hosts.caddy, "/"),
+    "caddy_prefix": (hosts.caddy, "/npm/"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +119,16 @@ def test_site_pages_are_served_as_utf8_html_where_they_are_linked(registry):
 def test_version_and_tag_documents_are_served_at_their_urls_as_documents(registry):
     """Files beside the package document (NAME/VERSION.json), served at NAME/VERSION as ever."""
     host, url = registry
-    files = [("demo-utils/1.0.0.json", "demo-utils@1.0.0")] if host != "s3" else []  # the file as it is (a store has its key)
-    for path, wanted in files + [("demo-utils/1.0.0", "demo-utils@1.0.0"), ("demo-utils/latest", "demo-utils@1.2.0"),
-                         ("@fixture%2fhello/1.0.0", "@fixture/hello@1.0.0"), ("@fixture%2Fhello/latest", "@fixture/hello@1.0.0"),
-                         ("@fixture/hello/1.0.0", "@fixture/hello@1.0.0")]:  # fmt: skip
+    files = (
+        [("demo-utils/1.0.0.json", "demo-utils@1.0.0")] if host != "s3" else []
+    )  # the file as it is (a store has its key)
+    for path, wanted in files + [
+        ("demo-utils/1.0.0", "demo-utils@1.0.0"),
+        ("demo-utils/latest", "demo-utils@1.2.0"),
+        ("@fixture%2fhello/1.0.0", "@fixture/hello@1.0.0"),
+        ("@fixture%2Fhello/latest", "@fixture/hello@1.0.0"),
+        ("@fixture/hello/1.0.0", "@fixture/hello@1.0.0"),
+    ]:
         status, headers, body = fetch(url + path)
         assert (status, headers["content-type"]) == (200, "application/json"), path
         assert headers["cache-control"] == "public, max-age=0, must-revalidate", path
@@ -127,5 +153,8 @@ def test_check_on_a_zero_config_host_names_what_clients_put_up_with(registry):
     result = run_check(registry[1], "--all")
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
     assert result.returncode == 1
-    assert [p.split(": ", 2)[2].split(" (")[0].split(":")[0] for p in problems] == ["Content-Type is text/html, not application/json", "no Cache-Control"]
+    assert [p.split(": ", 2)[2].split(" (")[0].split(":")[0] for p in problems] == [
+        "Content-Type is text/html, not application/json",
+        "no Cache-Control",
+    ]
     assert "redirects (301) before the document" in result.stdout

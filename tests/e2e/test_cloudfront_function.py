@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from staticreg import auth
+from staticreg.hosting import auth
 from tests.process import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -27,11 +27,18 @@ const events = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 console.log(JSON.stringify(events.map(e => handler(e))));
 """
 URLS = {
-    "document": "/@acme/widgets", "abbreviated document": "/@acme/widgets", "version document": "/demo-utils/1.2.0",
-    "dist-tags": "/-/package/demo-utils/dist-tags", "tarball": "/@acme/widgets/-/widgets-1.0.0.tgz",
-    "ping": "/-/ping", "site page": "/", "package page": "/-/web/package/demo-utils/", "asset": "/-/web/assets/site.js",
-    "search index": "/-/web/search-index.json", "missing package": "/no-such-package",
-}  # fmt: skip
+    "document": "/@acme/widgets",
+    "abbreviated document": "/@acme/widgets",
+    "version document": "/demo-utils/1.2.0",
+    "dist-tags": "/-/package/demo-utils/dist-tags",
+    "tarball": "/@acme/widgets/-/widgets-1.0.0.tgz",
+    "ping": "/-/ping",
+    "site page": "/",
+    "package page": "/-/web/package/demo-utils/",
+    "asset": "/-/web/assets/site.js",
+    "search index": "/-/web/search-index.json",
+    "missing package": "/no-such-package",
+}
 
 
 def viewer_request(uri: str, authorization: str | None = None, accept: str | None = None) -> dict:
@@ -42,11 +49,15 @@ def viewer_request(uri: str, authorization: str | None = None, accept: str | Non
         headers["accept"] = {"value": accept}
     return {
         "version": "1.0",
-        "context": {"distributionDomainName": "d111111abcdef8.cloudfront.net", "distributionId": "EDFDVBD6EXAMPLE",
-                    "eventType": "viewer-request", "requestId": "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ=="},
+        "context": {
+            "distributionDomainName": "d111111abcdef8.cloudfront.net",
+            "distributionId": "EDFDVBD6EXAMPLE",
+            "eventType": "viewer-request",
+            "requestId": "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==",
+        },
         "viewer": {"ip": "198.51.100.11"},
         "request": {"method": "GET", "uri": uri, "querystring": {}, "headers": headers, "cookies": {}},
-    }  # fmt: skip
+    }
 
 
 def viewer_response(cache_control: str | None) -> dict:
@@ -80,7 +91,9 @@ def run(function, events: list[dict]) -> list[dict]:
     folder, code = function
     events_file = folder / "events.json"
     events_file.write_text(json.dumps(events))
-    result = subprocess.run(["node", "-e", HARNESS, str(code), str(events_file)], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["node", "-e", HARNESS, str(code), str(events_file)], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -95,8 +108,20 @@ def assert_refused(answer: dict) -> None:
 
 def test_every_kind_of_url_is_refused_without_credentials_and_with_wrong_ones(function):
     accept = {"abbreviated document": "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"}
-    wrong = [None, "", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"bearer {TOKEN}", f"Bearer {TOKEN.upper()}",
-             f"Bearer  {TOKEN}", f"Basic {TOKEN}", basic(f"alice:{TOKEN}"), basic(f"ci:{OTHER}"), basic("ci"), "Basic !!"]  # fmt: skip
+    wrong = [
+        None,
+        "",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"bearer {TOKEN}",
+        f"Bearer {TOKEN.upper()}",
+        f"Bearer  {TOKEN}",
+        f"Basic {TOKEN}",
+        basic(f"alice:{TOKEN}"),
+        basic(f"ci:{OTHER}"),
+        basic("ci"),
+        "Basic !!",
+    ]
     events = [viewer_request(uri, given, accept.get(kind)) for kind, uri in URLS.items() for given in wrong]
     answers = run(function, events)
     assert len(answers) == len(URLS) * len(wrong)
@@ -112,8 +137,17 @@ def test_each_token_passes_as_bearer_and_as_basic_name_and_token(function):
 
 
 def test_viewer_response_makes_cache_control_private(function):
-    answers = run(function, [viewer_response("public, max-age=0, must-revalidate"),
-                             viewer_response("public, max-age=31536000, immutable"), viewer_response(None)])  # fmt: skip
+    answers = run(
+        function,
+        [
+            viewer_response("public, max-age=0, must-revalidate"),
+            viewer_response("public, max-age=31536000, immutable"),
+            viewer_response(None),
+        ],
+    )
     assert [a["headers"].get("cache-control") for a in answers] == [
-        {"value": "private, max-age=0, must-revalidate"}, {"value": "private, max-age=31536000, immutable"}, None]
+        {"value": "private, max-age=0, must-revalidate"},
+        {"value": "private, max-age=31536000, immutable"},
+        None,
+    ]
     assert all(a["statusCode"] == 200 for a in answers)

@@ -30,14 +30,23 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     first = hosts.staticreg_deploy(registry, moto)
     assert first.returncode == 0, first.stderr
     keys = uploaded_keys(first.stdout)
-    kinds = ["tarball" if k.endswith(".tgz") else "root" if k.count("/") == 1 and k.endswith(".html") else "other" for k in keys]
+    kinds = [
+        "tarball" if k.endswith(".tgz") else "root" if k.count("/") == 1 and k.endswith(".html") else "other"
+        for k in keys
+    ]
     assert kinds.index("other") > max(i for i, k in enumerate(kinds) if k == "tarball")
     assert keys[-1] == "npm/-/staticreg/state.json" and kinds[-2] == "root" and "npm/index.html" in keys
     assert "npm/@demo/greet" in keys and "npm/demo-utils/1.0.0" in keys and "npm/-/ping" in keys
-    assert not [k for k in keys if k.endswith(("/index.json", "/index.corgi"))] and "npm/demo-utils/index.html" not in keys
+    assert (
+        not [k for k in keys if k.endswith(("/index.json", "/index.corgi"))] and "npm/demo-utils/index.html" not in keys
+    )
 
     status, headers, body = fetch(url + "@demo%2Fgreet")
-    assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
+    assert (status, headers["content-type"], headers["cache-control"]) == (
+        200,
+        "application/json",
+        "public, max-age=0, must-revalidate",
+    )
     assert body == (registry / "@demo/greet/index.json").read_bytes()
     status, headers, body = fetch(url + "@demo%2fgreet/-/greet-1.0.0.tgz")
     assert (status, headers["cache-control"]) == (200, "public, max-age=31536000, immutable")
@@ -78,16 +87,37 @@ def test_deploy_errors_are_one_clear_line(scratch, moto):
     registry.mkdir()
     result = hosts.staticreg_deploy(registry, moto)
     assert result.returncode == 1 and "is not a built registry" in result.stderr and "Traceback" not in result.stderr
-    built = build(make_input(scratch / "input-errors", scratch / "src-errors"), scratch / "registry-errors",
-                  hosts.s3_registry_url(moto), scratch)  # fmt: skip
+    built = build(
+        make_input(scratch / "input-errors", scratch / "src-errors"),
+        scratch / "registry-errors",
+        hosts.s3_registry_url(moto),
+        scratch,
+    )
     import subprocess
     import sys
 
-    missing = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(built), "s3://no-such-bucket/npm",
-                              "--endpoint-url", moto.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "deploy",
+            str(built),
+            "s3://no-such-bucket/npm",
+            "--endpoint-url",
+            moto.url(),
+        ],
+        capture_output=True,
+        text=True,
+        env=hosts.s3_env(),
+    )
     assert missing.returncode == 1 and "NoSuchBucket" in missing.stderr and "Traceback" not in missing.stderr
-    bad = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(built), "https://example.invalid/x"],
-                         capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "staticreg", "deploy", str(built), "https://example.invalid/x"],
+        capture_output=True,
+        text=True,
+        env=hosts.s3_env(),
+    )
     assert bad.returncode == 1 and "must look like s3://bucket" in bad.stderr
 
 
@@ -104,11 +134,29 @@ def test_two_pipelines_deploying_never_drop_a_version(scratch, moto):
     def deploy_folder(folder, *flags):
         registry = scratch / f"{folder.name}-registry"
         shutil.rmtree(registry, ignore_errors=True)
-        result = subprocess.run([sys.executable, "-m", "staticreg", "build", "-q", str(folder), "-o", str(registry),
-                                 "--base-url", url], capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "staticreg", "build", "-q", str(folder), "-o", str(registry), "--base-url", url],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
-        return subprocess.run([sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target,
-                               "--endpoint-url", moto.url(), *flags], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "deploy",
+                "-q",
+                str(registry),
+                target,
+                "--endpoint-url",
+                moto.url(),
+                *flags,
+            ],
+            capture_output=True,
+            text=True,
+            env=hosts.s3_env(),
+        )
 
     assert deploy_folder(base).returncode == 0
     a, b = scratch / "ab-a", scratch / "ab-b"
@@ -122,9 +170,22 @@ def test_two_pipelines_deploying_never_drop_a_version(scratch, moto):
     assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"]
     assert fetch(url + "demo-cli")[0] in (403, 404)  # nothing of B's was uploaded
     # B publishes its package instead: both are there
-    published = subprocess.run([sys.executable, "-m", "staticreg", "publish", str(EXAMPLES / "demo-cli-1.0.0.tgz"),
-                                "--to", target, "--endpoint-url", moto.url()], capture_output=True, text=True,
-                               env=hosts.s3_env())  # fmt: skip
+    published = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "publish",
+            str(EXAMPLES / "demo-cli-1.0.0.tgz"),
+            "--to",
+            target,
+            "--endpoint-url",
+            moto.url(),
+        ],
+        capture_output=True,
+        text=True,
+        env=hosts.s3_env(),
+    )
     assert published.returncode == 0, published.stderr
     assert "1.2.0" in json.loads(fetch(url + "demo-utils")[2])["versions"] and fetch(url + "demo-cli")[0] == 200
 
@@ -143,12 +204,20 @@ def test_a_deploy_over_a_bucket_an_older_staticreg_filled_leaves_none_of_its_pag
     to_generation_one(old)
 
     def deploy(registry):
-        return subprocess.run([sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target,
-                               "--endpoint-url", moto.url()], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "staticreg", "deploy", "-q", str(registry), target, "--endpoint-url", moto.url()],
+            capture_output=True,
+            text=True,
+            env=hosts.s3_env(),
+        )
 
     assert deploy(old).returncode == 0
     before = hosts.bucket_keys(moto, prefix)
-    assert {"gen1/-/web/package/demo-utils/v/1.0.0/", "gen1/-/web/scope/@demo/index.html", "gen1/demo-utils/1.0.0"} <= before
+    assert {
+        "gen1/-/web/package/demo-utils/v/1.0.0/",
+        "gen1/-/web/scope/@demo/index.html",
+        "gen1/demo-utils/1.0.0",
+    } <= before
     new = build(input_dir, scratch / "registry-gen1-new", url, scratch)
     done = deploy(new)
     assert done.returncode == 0, done.stderr

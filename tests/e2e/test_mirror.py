@@ -46,22 +46,46 @@ DEPENDENCIES = {
 NATIVE = ("@fx/native-linux", "@fx/native-darwin")
 # The upstream's signing key, made for this test: npm checks dist.signatures against it.
 KEY = ec.generate_private_key(ec.SECP256R1())
-KEYID = "SHA256:" + base64.b64encode(hashlib.sha256(KEY.public_key().public_bytes(
-    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()).decode()  # fmt: skip
-UPSTREAM_KEYS = {"keys": [{"expires": None, "keyid": KEYID, "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256",
-                           "key": base64.b64encode(KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)).decode()}]}  # fmt: skip
+KEYID = (
+    "SHA256:"
+    + base64.b64encode(
+        hashlib.sha256(
+            KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        ).digest()
+    ).decode()
+)
+UPSTREAM_KEYS = {
+    "keys": [
+        {
+            "expires": None,
+            "keyid": KEYID,
+            "keytype": "ecdsa-sha2-nistp256",
+            "scheme": "ecdsa-sha2-nistp256",
+            "key": base64.b64encode(
+                KEY.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ).decode(),
+        }
+    ]
+}
 BUNDLE = {"attestations": [{"predicateType": "https://slsa.dev/provenance/v1", "bundle": {"fixture": True}}]}
 
 
 def staticreg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "staticreg", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "staticreg", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def make_upstream_input(folder: Path, scratch: Path) -> None:
     def one(name, version, manifest=None, files=None):
-        pack(scratch / f"src-{name.replace('/', '-')}-{version}", folder,
-             {"name": name, "version": version, **(manifest or {})}, files or {"index.js": f"module.exports = '{name}@{version}'\n"})  # fmt: skip
+        pack(
+            scratch / f"src-{name.replace('/', '-')}-{version}",
+            folder,
+            {"name": name, "version": version, **(manifest or {})},
+            files or {"index.js": f"module.exports = '{name}@{version}'\n"},
+        )
 
     one("fx-dep", "1.0.0")
     one("@fx/scoped", "1.0.0", {"dependencies": {"fx-dep": "^1.0.0"}})
@@ -70,10 +94,17 @@ def make_upstream_input(folder: Path, scratch: Path) -> None:
     one("fx-bundled", "1.0.0")
     bundler = scratch / "src-fx-bundler"
     (bundler / "node_modules/fx-bundled").mkdir(parents=True)
-    (bundler / "node_modules/fx-bundled/package.json").write_text(json.dumps({"name": "fx-bundled", "version": "1.0.0"}))
+    (bundler / "node_modules/fx-bundled/package.json").write_text(
+        json.dumps({"name": "fx-bundled", "version": "1.0.0"})
+    )
     (bundler / "node_modules/fx-bundled/index.js").write_text("module.exports = 'bundled copy'\n")
     one_manifest = {"dependencies": {"fx-bundled": "^1.0.0"}, "bundleDependencies": ["fx-bundled"]}
-    pack(bundler, folder, {"name": "fx-bundler", "version": "1.0.0", **one_manifest}, {"index.js": "module.exports = require('fx-bundled')\n"})
+    pack(
+        bundler,
+        folder,
+        {"name": "fx-bundler", "version": "1.0.0", **one_manifest},
+        {"index.js": "module.exports = require('fx-bundled')\n"},
+    )
     one("@fx/native-linux", "1.0.0", {"os": ["linux"]})
     one("@fx/native-darwin", "1.0.0", {"os": ["darwin"]})
     one("fx-native", "1.0.0", {"optionalDependencies": dict.fromkeys(NATIVE, "1.0.0")})
@@ -84,29 +115,44 @@ def make_upstream_input(folder: Path, scratch: Path) -> None:
         os.utime(tarball, (OLD, OLD))
     # What the public npm registry says of a version and staticreg cannot make up: the
     # upstream build serves it from a sidecar of its own, as a mirror's build would.
-    from staticreg.reader import read_tarball
+    from staticreg.build.reader import read_tarball
 
     def sidecar(filename, name, version, **extra):
         record = read_tarball(folder / filename, filename)
-        (folder / f"{filename}.upstream.json").write_text(json.dumps({
-            "name": name, "version": version, "integrity": record.integrity, **extra}))  # fmt: skip
+        (folder / f"{filename}.upstream.json").write_text(
+            json.dumps({"name": name, "version": version, "integrity": record.integrity, **extra})
+        )
         return record.integrity
 
     integrity = read_tarball(folder / "fx-dep-1.0.0.tgz", "fx-dep-1.0.0.tgz").integrity
     signature = KEY.sign(f"fx-dep@1.0.0:{integrity}".encode(), ec.ECDSA(hashes.SHA256()))
-    sidecar("fx-dep-1.0.0.tgz", "fx-dep", "1.0.0", time="2021-03-04T05:06:07.000Z",
-            _npmUser={"name": "fixture-publisher", "email": "publisher@example.test"},
-            signatures=[{"keyid": KEYID, "sig": base64.b64encode(signature).decode()}])  # fmt: skip
-    sidecar("fx-scoped-1.0.0.tgz", "@fx/scoped", "1.0.0", time="2021-03-04T05:06:08.000Z",
-            attestations={"url": "https://upstream.example.test/-/npm/v1/attestations/@fx/scoped@1.0.0",
-                          "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}},
-            attestation_bundle=BUNDLE)  # fmt: skip
+    sidecar(
+        "fx-dep-1.0.0.tgz",
+        "fx-dep",
+        "1.0.0",
+        time="2021-03-04T05:06:07.000Z",
+        _npmUser={"name": "fixture-publisher", "email": "publisher@example.test"},
+        signatures=[{"keyid": KEYID, "sig": base64.b64encode(signature).decode()}],
+    )
+    sidecar(
+        "fx-scoped-1.0.0.tgz",
+        "@fx/scoped",
+        "1.0.0",
+        time="2021-03-04T05:06:08.000Z",
+        attestations={
+            "url": "https://upstream.example.test/-/npm/v1/attestations/@fx/scoped@1.0.0",
+            "provenance": {"predicateType": "https://slsa.dev/provenance/v1"},
+        },
+        attestation_bundle=BUNDLE,
+    )
 
 
 def build(input_dir: Path, output: Path, base_url: str, scratch: Path, deprecate: bool) -> None:
     config = scratch / f"staticreg-{output.name}.yml"
-    config.write_text(f"input: {input_dir}\noutput: {output}\nbase_url: {base_url}\n"
-                      + (f'deprecations:\n  "fx-old@1.0.0": "{DEPRECATION}"\n' if deprecate else ""))  # fmt: skip
+    config.write_text(
+        f"input: {input_dir}\noutput: {output}\nbase_url: {base_url}\n"
+        + (f'deprecations:\n  "fx-old@1.0.0": "{DEPRECATION}"\n' if deprecate else "")
+    )
     result = staticreg("build", "-q", "-c", str(config), cwd=scratch)
     assert result.returncode == 0, result.stderr
 
@@ -135,7 +181,13 @@ def v1_from_v3(lock: dict) -> dict:
         if entry.get("dependencies") or entry.get("optionalDependencies"):
             out["requires"] = {**entry.get("dependencies", {}), **entry.get("optionalDependencies", {})}
         node[alias] = out
-    return {"name": lock["name"], "version": lock["version"], "lockfileVersion": 1, "requires": True, "dependencies": root}
+    return {
+        "name": lock["name"],
+        "version": lock["version"],
+        "lockfileVersion": 1,
+        "requires": True,
+        "dependencies": root,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +219,21 @@ def world():
             tamper = make_project(scratch / "project-tamper", {"fx-tamper": "1.0.0"})
             client("npm", scratch / "lock-tamper", upstream_url).install(tamper)
             # Bytes the lockfile never saw, served where the lockfile says.
-            pack(scratch / "src-evil", scratch / "evil", {"name": "fx-tamper", "version": "1.0.0"}, {"index.js": "evil()\n"})
+            pack(
+                scratch / "src-evil",
+                scratch / "evil",
+                {"name": "fx-tamper", "version": "1.0.0"},
+                {"index.js": "evil()\n"},
+            )
             evil = next((scratch / "evil").glob("*.tgz"))
             shutil.copy(evil, upstream_out / "fx-tamper/-/fx-tamper-1.0.0.tgz")
-            yield {"scratch": scratch, "upstream": upstream, "upstream_url": upstream_url, "projects": projects,
-                   "tamper": tamper}  # fmt: skip
+            yield {
+                "scratch": scratch,
+                "upstream": upstream,
+                "upstream_url": upstream_url,
+                "projects": projects,
+                "tamper": tamper,
+            }
         finally:
             upstream.stop()
 
@@ -190,17 +252,46 @@ def mirrored(world):
     mirror_port = free_port()
     mirror_url = f"http://127.0.0.1:{mirror_port}/"
     # yarn 4 alone first: its checksums are not npm integrities, so upstream's dist.integrity is the check
-    berry = staticreg("mirror", str(lockfile_of(projects["yarn4"])), "--upstream", world["upstream_url"], "--into", str(into),
-                      "--report", str(scratch / "berry.json"), cwd=scratch)  # fmt: skip
+    berry = staticreg(
+        "mirror",
+        str(lockfile_of(projects["yarn4"])),
+        "--upstream",
+        world["upstream_url"],
+        "--into",
+        str(into),
+        "--report",
+        str(scratch / "berry.json"),
+        cwd=scratch,
+    )
     assert berry.returncode == 0, berry.stderr
     locks = [str(lockfile_of(p)) for p in projects.values()]
-    full = staticreg("mirror", *locks, "--upstream", world["upstream_url"], "--into", str(into),
-                     "--yarn-lock-out", str(scratch / "yarn1-mirror.lock"), "--bun-lock-out", str(scratch / "bun-mirror.lock"),
-                     "--registry-url", mirror_url,
-                     "--report", str(scratch / "full.json"), cwd=scratch)  # fmt: skip
+    full = staticreg(
+        "mirror",
+        *locks,
+        "--upstream",
+        world["upstream_url"],
+        "--into",
+        str(into),
+        "--yarn-lock-out",
+        str(scratch / "yarn1-mirror.lock"),
+        "--bun-lock-out",
+        str(scratch / "bun-mirror.lock"),
+        "--registry-url",
+        mirror_url,
+        "--report",
+        str(scratch / "full.json"),
+        cwd=scratch,
+    )
     assert full.returncode == 0, full.stderr
-    tampered = staticreg("mirror", str(world["tamper"] / "package-lock.json"), "--upstream", world["upstream_url"],
-                         "--into", str(into), cwd=scratch)  # fmt: skip
+    tampered = staticreg(
+        "mirror",
+        str(world["tamper"] / "package-lock.json"),
+        "--upstream",
+        world["upstream_url"],
+        "--into",
+        str(into),
+        cwd=scratch,
+    )
     # npm and pnpm lock only the platform variants they saw: a lockfile without the darwin one
     partial = scratch / "partial/package-lock.json"
     partial.parent.mkdir()
@@ -209,8 +300,18 @@ def mirrored(world):
     partial.write_text(json.dumps(lock, indent=2))
     variants = {}
     for flag in ([], ["--all-platforms"]):
-        run = staticreg("mirror", str(partial), "--upstream", world["upstream_url"], "--into", str(scratch / "variants"),
-                        "--report", str(scratch / "variants.json"), *flag, cwd=scratch)  # fmt: skip
+        run = staticreg(
+            "mirror",
+            str(partial),
+            "--upstream",
+            world["upstream_url"],
+            "--into",
+            str(scratch / "variants"),
+            "--report",
+            str(scratch / "variants.json"),
+            *flag,
+            cwd=scratch,
+        )
         assert run.returncode == 0, run.stderr
         variants[bool(flag)] = (run.stdout, json.loads((scratch / "variants.json").read_text()))
     output = scratch / "mirror"
@@ -219,17 +320,33 @@ def mirrored(world):
     world["upstream"].stop()  # from here on only the mirror answers
     server = hosts.nginx(output, scratch / "state-mirror", mirror_port)
     try:
-        yield {**world, "into": into, "variants": variants, "scratch_variants": scratch / "variants", "mirror_url": mirror_url, "berry": berry, "full": full, "tampered": tampered,
-               "berry_report": json.loads((scratch / "berry.json").read_text()),
-               "report": json.loads((scratch / "full.json").read_text())}  # fmt: skip
+        yield {
+            **world,
+            "into": into,
+            "variants": variants,
+            "scratch_variants": scratch / "variants",
+            "mirror_url": mirror_url,
+            "berry": berry,
+            "full": full,
+            "tampered": tampered,
+            "berry_report": json.loads((scratch / "berry.json").read_text()),
+            "report": json.loads((scratch / "full.json").read_text()),
+        }
     finally:
         server.stop()
 
 
 EXPECTED = {
-    "@fx/scoped@1.0.0", "fx-dep@1.0.0", "fx-real@1.1.0", "fx-bundler@1.0.0", "fx-bundled@1.0.0",
-    "fx-native@1.0.0", "@fx/native-linux@1.0.0", "@fx/native-darwin@1.0.0", "fx-old@1.0.0",
-}  # fmt: skip
+    "@fx/scoped@1.0.0",
+    "fx-dep@1.0.0",
+    "fx-real@1.1.0",
+    "fx-bundler@1.0.0",
+    "fx-bundled@1.0.0",
+    "fx-native@1.0.0",
+    "@fx/native-linux@1.0.0",
+    "@fx/native-darwin@1.0.0",
+    "fx-old@1.0.0",
+}
 
 
 def test_berry_lockfile_is_verified_against_the_upstream_and_says_so(mirrored):
@@ -243,7 +360,10 @@ def test_berry_lockfile_is_verified_against_the_upstream_and_says_so(mirrored):
 def test_rerun_fetches_only_what_is_missing_and_reports_skipped_entries(mirrored):
     report = mirrored["report"]
     assert report["fetched"] == [] and report["already_present"] == len(EXPECTED) and report["failures"] == []
-    skipped = {(Path(s["where"].rsplit(":", 1)[0]).parent.name, s["name"], s["reason"].split(":")[0]) for s in report["skipped"]}
+    skipped = {
+        (Path(s["where"].rsplit(":", 1)[0]).parent.name, s["name"], s["reason"].split(":")[0])
+        for s in report["skipped"]
+    }
     for project in ("project-npm", "project-npm-v1", "project-pnpm", "project-yarn1", "project-yarn4", "project-bun"):
         assert any(p == project and n == "local-dep" for p, n, _ in skipped), (project, skipped)
     assert ("project-npm", "fx-bundled", "bundled inside its parent's tarball") in skipped
@@ -262,7 +382,10 @@ def test_tampered_tarball_is_refused_and_nothing_lands(mirrored):
     line = next(i for i, text in enumerate(lock.read_text().splitlines(), 1) if '"node_modules/fx-tamper"' in text)
     expected = json.loads(lock.read_text())["packages"]["node_modules/fx-tamper"]["integrity"]
     error = next(text for text in result.stderr.splitlines() if "fx-tamper@1.0.0" in text)
-    assert f"{lock}:{line}: fx-tamper@1.0.0: the upstream's tarball does not match: expected {expected}, downloaded sha512-" in error
+    assert (
+        f"{lock}:{line}: fx-tamper@1.0.0: the upstream's tarball does not match: expected {expected}, downloaded sha512-"
+        in error
+    )
     assert "Traceback" not in result.stderr
     assert not (mirrored["into"] / "fx-tamper").exists()
     assert not list(mirrored["into"].rglob("*partial*"))
@@ -285,7 +408,9 @@ def test_mirror_serves_what_upstream_said(mirrored):
     doc = json.loads(body)
     assert status == 200 and doc["versions"]["1.0.0"]["deprecated"] == DEPRECATION
     assert "deprecated" not in doc["versions"]["2.0.0"] if "2.0.0" in doc["versions"] else True
-    assert doc["time"]["1.0.0"] == "2020-09-13T12:26:40.000Z"  # the upstream's time (the tarball's old mtime), not today
+    assert (
+        doc["time"]["1.0.0"] == "2020-09-13T12:26:40.000Z"
+    )  # the upstream's time (the tarball's old mtime), not today
     dep = json.loads(fetch(url + "fx-dep")[2])
     version = dep["versions"]["1.0.0"]
     assert dep["time"]["1.0.0"] == "2021-03-04T05:06:07.000Z"
@@ -332,7 +457,11 @@ def test_frozen_install_from_the_mirror(mirrored, name):
         assert text != (project / "bun.lock").read_text()
         (project / "bun.lock").write_text(text)
     before = lockfile_of(project).read_bytes()
-    user = client({"npm-v1": "npm", "bun-default": "bun"}.get(name, name), scratch / f"client-mirror-{name}", mirrored["mirror_url"])
+    user = client(
+        {"npm-v1": "npm", "bun-default": "bun"}.get(name, name),
+        scratch / f"client-mirror-{name}",
+        mirrored["mirror_url"],
+    )
     if user.name == "npm":
         with (user.home / ".npmrc").open("a") as f:
             f.write("replace-registry-host=always\n")

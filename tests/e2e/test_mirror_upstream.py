@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import upstream_meta
+from staticreg.npm import upstream_meta
 from tests.helpers import make_tarball
 
 pytestmark = pytest.mark.e2e
@@ -92,10 +92,25 @@ def package(server: Upstream, folder: Path, name: str, version: str = "1.0.0", *
     """A real tarball and its packument on the scripted upstream."""
     path = make_tarball(folder, {"name": name, "version": version}, {"index.js": f"// {name} {'x' * 3000}"})
     data = path.read_bytes()
-    doc = {"name": name, "dist-tags": {"latest": version}, "time": {version: "2020-01-02T03:04:05.000Z"},
-           "versions": {version: {"name": name, "version": version, **extra,
-                                  "dist": {"integrity": sri(data), "tarball": f"{server.url}{name}/-/{name.rpartition('/')[2]}-{version}.tgz"}}}}  # fmt: skip
-    server.routes[f"/{name.replace('/', '%2F')}"] = [(200, {"Content-Type": "application/json"}, json.dumps(doc).encode())]
+    doc = {
+        "name": name,
+        "dist-tags": {"latest": version},
+        "time": {version: "2020-01-02T03:04:05.000Z"},
+        "versions": {
+            version: {
+                "name": name,
+                "version": version,
+                **extra,
+                "dist": {
+                    "integrity": sri(data),
+                    "tarball": f"{server.url}{name}/-/{name.rpartition('/')[2]}-{version}.tgz",
+                },
+            }
+        },
+    }
+    server.routes[f"/{name.replace('/', '%2F')}"] = [
+        (200, {"Content-Type": "application/json"}, json.dumps(doc).encode())
+    ]
     server.routes[f"/{name}/-/{name.rpartition('/')[2]}-{version}.tgz"] = [(200, {}, data)]
     return data
 
@@ -104,22 +119,32 @@ def lockfile(folder: Path, pins: dict[str, bytes]) -> Path:
     packages = {"": {"name": "app"}}
     for key, data in pins.items():
         name, _, version = key.rpartition("@")
-        packages[f"node_modules/{name}"] = {"version": version, "integrity": sri(data),
-                                            "resolved": f"https://elsewhere.example/{name}/-/{name.rpartition('/')[2]}-{version}.tgz"}  # fmt: skip
+        packages[f"node_modules/{name}"] = {
+            "version": version,
+            "integrity": sri(data),
+            "resolved": f"https://elsewhere.example/{name}/-/{name.rpartition('/')[2]}-{version}.tgz",
+        }
     path = folder / "package-lock.json"
     path.write_text(json.dumps({"name": "app", "lockfileVersion": 3, "packages": packages}, indent=2))
     return path
 
 
 def mirror(lock: Path, url: str, into: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "staticreg", "mirror", str(lock), "--upstream", url, "--into", str(into), *extra],
-                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "staticreg", "mirror", str(lock), "--upstream", url, "--into", str(into), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_busy_upstream_is_retried_with_backoff(upstream, tmp_path):
     data = package(upstream, tmp_path / "src", "busy")
     upstream.routes["/busy"] = [(503, {}, b"busy"), (500, {}, b"oops")] + upstream.routes["/busy"]
-    upstream.routes["/busy/-/busy-1.0.0.tgz"] = [(429, {"Retry-After": "0"}, b"slow down")] + upstream.routes["/busy/-/busy-1.0.0.tgz"]
+    upstream.routes["/busy/-/busy-1.0.0.tgz"] = [(429, {"Retry-After": "0"}, b"slow down")] + upstream.routes[
+        "/busy/-/busy-1.0.0.tgz"
+    ]
     result = mirror(lockfile(tmp_path, {"busy@1.0.0": data}), upstream.url, tmp_path / "into")
     assert result.returncode == 0, result.stderr
     assert [p for p, _ in upstream.seen].count("/busy") == 3
@@ -149,11 +174,14 @@ def test_hostile_answers_are_one_line_each_and_nothing_lands(upstream, other, tm
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = sorted(line for line in result.stderr.splitlines() if line.startswith("error: "))
     says = {
-        "notjson": "is not UTF-8 JSON", "othername": "answered with the document of 'evil'",
-        "noversion": "has no version 1.0.0 of noversion", "huge": "more than the 1073741824 allowed",
-        "short": "cannot be fetched", "badmeta": "not a list of platform names",
+        "notjson": "is not UTF-8 JSON",
+        "othername": "answered with the document of 'evil'",
+        "noversion": "has no version 1.0.0 of noversion",
+        "huge": "more than the 1073741824 allowed",
+        "short": "cannot be fetched",
+        "badmeta": "not a list of platform names",
         "wrongbytes": "wrongbytes@1.0.0: the upstream's tarball does not match: expected sha512-",
-    }  # fmt: skip
+    }
     assert len(errors) == len(says), result.stderr
     for name, text in says.items():
         assert any(name in line and text in line for line in errors), (name, errors)
@@ -174,7 +202,14 @@ def test_token_goes_to_the_upstream_only_never_through_a_redirect(upstream, othe
     env = {k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")}
     env.update(HOME=str(home), MIRROR_TOKEN=TOKEN)
     env.pop("STATICREG_UPSTREAM_TOKEN", None)
-    result = mirror(lockfile(tmp_path, {"@s/moved@1.0.0": data}), upstream.url, tmp_path / "into", "--report", str(tmp_path / "r.json"), env=env)
+    result = mirror(
+        lockfile(tmp_path, {"@s/moved@1.0.0": data}),
+        upstream.url,
+        tmp_path / "into",
+        "--report",
+        str(tmp_path / "r.json"),
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert {auth for _, auth in upstream.seen} == {f"Bearer {TOKEN}"}
     assert other.seen == [("/blob", None)]
@@ -208,14 +243,30 @@ def test_a_killed_run_leaves_no_partial_tarball_and_a_rerun_completes(upstream, 
                 handler.wfile.write(data[100:])
             except OSError:
                 pass
+
         return answer
 
     for i in range(6, 12):  # half arrive at once, half hang midway
         upstream.routes[f"/slow{i}/-/slow{i}-1.0.0.tgz"] = [slowly(pins[f"slow{i}@1.0.0"])]
     lock = lockfile(tmp_path, pins)
     into = tmp_path / "into"
-    process = subprocess.Popen([sys.executable, "-m", "staticreg", "mirror", str(lock), "--upstream", upstream.url, "--into", str(into), "-j", "4"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "mirror",
+            str(lock),
+            "--upstream",
+            upstream.url,
+            "--into",
+            str(into),
+            "-j",
+            "4",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert started.wait(60)
         time.sleep(0.5)
@@ -265,13 +316,44 @@ def test_settings_mistakes_are_one_line_before_any_request(upstream, tmp_path):
     (tmp_path / "bun.lockb").write_bytes(b"#!/usr/bin/env bun\nbun-lockfile-format-v0\n\x00\x01")
     cases = [
         ([str(tmp_path / "bun.lockb")], "bun install --save-text-lockfile --frozen-lockfile --lockfile-only"),
-        ([str(lock), "--yarn-lock-out", str(tmp_path / "y.lock")], "--yarn-lock-out needs exactly one yarn 1 yarn.lock"),
+        (
+            [str(lock), "--yarn-lock-out", str(tmp_path / "y.lock")],
+            "--yarn-lock-out needs exactly one yarn 1 yarn.lock",
+        ),
     ]
     for args, says in cases:
-        result = subprocess.run([sys.executable, "-m", "staticreg", "mirror", *args, "--upstream", upstream.url, "--into", str(tmp_path / "into")],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "staticreg",
+                "mirror",
+                *args,
+                "--upstream",
+                upstream.url,
+                "--into",
+                str(tmp_path / "into"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 1 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
-    result = subprocess.run([sys.executable, "-m", "staticreg", "mirror", str(lock), "--upstream", "ftp://x/", "--into", str(tmp_path / "into")],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "mirror",
+            str(lock),
+            "--upstream",
+            "ftp://x/",
+            "--into",
+            str(tmp_path / "into"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "--upstream" in result.stderr
     assert upstream.seen == []

@@ -130,8 +130,11 @@ def test_npm_installs_from_staticreg_serve(scratch, matrix_input):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "staticreg", "serve", str(matrix_input), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=scratch,
+    )
     try:
         banner = process.stdout.readline()
         assert banner.startswith(f"Serving 8 packages (12 versions) at http://127.0.0.1:{port}/"), banner
@@ -141,7 +144,9 @@ def test_npm_installs_from_staticreg_serve(scratch, matrix_input):
         assert status == 404 and headers["content-type"].startswith("text/html")  # the site's 404 page, as nginx
         assert b"<title>Not found" in body
         npm = Npm(scratch / "npm-serve", f"http://127.0.0.1:{port}/")
-        project = make_project(scratch / "project-serve", {"demo-cli": "^1.0.0", "fixture-pre": "2.0.0-beta.1"})  # no config: no tags
+        project = make_project(
+            scratch / "project-serve", {"demo-cli": "^1.0.0", "fixture-pre": "2.0.0-beta.1"}
+        )  # no config: no tags
         npm.run("install", "--no-audit", cwd=project)
         assert resolved_version("demo-utils", project / "node_modules/demo-cli") == "1.2.0"
     finally:

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from staticreg import layout
+from staticreg.npm import layout
 from tests.e2e import hosts
 from tests.e2e.clients import client
 from tests.e2e.project import build, check_installed, new_project
@@ -44,20 +44,34 @@ def get(url: str, accept: str, encoding: str | None) -> tuple[int, dict[str, str
 
 def test_the_copy_goes_to_clients_that_accept_gzip_and_the_document_to_the_others(served):
     host, url, output, _ = served
-    for name, spelling in (("demo-utils", "demo-utils"), ("@demo/greet", "@demo%2fgreet"), ("@demo/greet", "@demo%2Fgreet")):
-        for accept, document, media in ((ABBREVIATED, layout.abbreviated_path(name), layout.ABBREVIATED_MEDIA_TYPE),
-                                        ("application/json", layout.packument_path(name), "application/json")):  # fmt: skip
+    for name, spelling in (
+        ("demo-utils", "demo-utils"),
+        ("@demo/greet", "@demo%2fgreet"),
+        ("@demo/greet", "@demo%2Fgreet"),
+    ):
+        for accept, document, media in (
+            (ABBREVIATED, layout.abbreviated_path(name), layout.ABBREVIATED_MEDIA_TYPE),
+            ("application/json", layout.packument_path(name), "application/json"),
+        ):
             copy = output / layout.precompressed_copy(document)
             for encoding in ("gzip", "gzip, deflate, br"):
                 status, got, body = get(url + spelling, accept, encoding)
-                assert (status, got.get("content-encoding"), body) == (200, "gzip", copy.read_bytes()), (host, spelling, accept)
+                assert (status, got.get("content-encoding"), body) == (200, "gzip", copy.read_bytes()), (
+                    host,
+                    spelling,
+                    accept,
+                )
                 assert got["content-type"] == media
                 vary = re.split(r"[,\s]+", got.get("vary", "").lower())
                 assert "accept" in vary and "accept-encoding" in vary, (host, vary)
             for encoding in (None, "identity", "gzip;q=0, identity"):
                 status, got, body = get(url + spelling, accept, encoding)
                 assert (status, got.get("content-encoding"), body) == (200, None, (output / document).read_bytes()), (
-                    host, spelling, accept, encoding)  # fmt: skip
+                    host,
+                    spelling,
+                    accept,
+                    encoding,
+                )
                 assert got["content-type"] == media
                 assert "accept-encoding" in re.split(r"[,\s]+", got.get("vary", "").lower()), (host, got.get("vary"))
 
@@ -74,7 +88,7 @@ def test_npm_and_pnpm_install_through_nginx_and_are_sent_the_copies(scratch, mat
             project = new_project(scratch / f"project-{name}")
             user.install(project)
             check_installed(project)
-            lines = server.log.read_text()[len(before):].splitlines()
+            lines = server.log.read_text()[len(before) :].splitlines()
             documents = [line for line in lines if '"GET /' in line and ".tgz " not in line and " 200 " in line]
             assert documents, lines
             for line in documents:

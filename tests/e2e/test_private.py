@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import auth
+from staticreg.hosting import auth
 from tests.e2e import hosts
 from tests.e2e.clients import client
 from tests.e2e.hosts import run_check
@@ -46,12 +46,15 @@ MATRIX += [("yarn1", "nginx", "token-scoped-only"), ("yarn4", "nginx", "token-sc
 # What a failed install must say (each client's own words for a 401; yarn 1 prints
 # the "error" of the body), and must not.
 SPEAKS_OF_AUTH = {
-    "npm": re.compile(r"npm error code E401\n"), "pnpm": re.compile(r"ERR_PNPM_FETCH_401\s+GET http://\S+: Unauthorized - 401"),
+    "npm": re.compile(r"npm error code E401\n"),
+    "pnpm": re.compile(r"ERR_PNPM_FETCH_401\s+GET http://\S+: Unauthorized - 401"),
     "yarn1": re.compile(r"error Error: http://\S+: authentication required: this registry is private"),
     "yarn4": re.compile(r"YN0041: .*Invalid authentication \(as an (anonymous|unknown) user\)"),
     "bun": re.compile(r"error: GET http://\S+ - 401"),
-}  # fmt: skip
-SPEAKS_OF_MISSING = re.compile(r"not found|not in this registry|couldn't find|\b404\b|no matching version", re.IGNORECASE)
+}
+SPEAKS_OF_MISSING = re.compile(
+    r"not found|not in this registry|couldn't find|\b404\b|no matching version", re.IGNORECASE
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +62,21 @@ def credentials(scratch) -> dict[str, auth.Credentials]:
     """The same token everywhere; the user's password as apr1 (nginx, Apache) and bcrypt (Caddy)."""
     tokens = scratch / "tokens.txt"
     tokens.write_text(f"# the CI's token\nci: {TOKEN}\n")
-    apr1 = subprocess.run(["openssl", "passwd", "-apr1", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
-    bcrypt = subprocess.run(["caddy", "hash-password", "--plaintext", PASSWORD], capture_output=True, text=True,
-                            check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    apr1 = subprocess.run(
+        ["openssl", "passwd", "-apr1", PASSWORD], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    bcrypt = (
+        subprocess.run(["caddy", "hash-password", "--plaintext", PASSWORD], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     (scratch / "htpasswd").write_text(f"{USER}:{apr1}\n")
     (scratch / "htpasswd-bcrypt").write_text(f"{USER}:{bcrypt}\n")
-    return {"nginx": auth.load(tokens, scratch / "htpasswd"), "apache": auth.load(tokens, scratch / "htpasswd"),
-            "caddy": auth.load(tokens, scratch / "htpasswd-bcrypt")}  # fmt: skip
+    return {
+        "nginx": auth.load(tokens, scratch / "htpasswd"),
+        "apache": auth.load(tokens, scratch / "htpasswd"),
+        "caddy": auth.load(tokens, scratch / "htpasswd-bcrypt"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +107,19 @@ def configure(user, name: str, case: str, url: str) -> None:
     elif name == "yarn4":
         user.extra_settings = 'npmAuthToken: "${NPM_TOKEN}"\n' + ("npmAlwaysAuth: true\n" if always else "")
     elif name == "bun":
+
         def prepare(project: Path) -> None:
             (project / "bunfig.toml").write_text(
-                f'[install]\nregistry = {{ url = "{url}", token = "$NPM_TOKEN" }}\nsaveTextLockfile = true\n')
+                f'[install]\nregistry = {{ url = "{url}", token = "$NPM_TOKEN" }}\nsaveTextLockfile = true\n'
+            )
+
         user.prepare = prepare
     assert name != "bun" or token, "bun's Basic is not in the matrix"
 
 
-@pytest.mark.parametrize("name,registry,case", MATRIX, ids=[f"{n}-{h}-{c}" for n, h, c in MATRIX], indirect=["registry"])
+@pytest.mark.parametrize(
+    "name,registry,case", MATRIX, ids=[f"{n}-{h}-{c}" for n, h, c in MATRIX], indirect=["registry"]
+)
 def test_install(name, registry, case, scratch):
     host, url = registry
     user = client(name, scratch / f"client-{name}-{host}-{case}", url)
@@ -131,15 +147,26 @@ def get(url: str, authorization: str | None = None, accept: str | None = None):
 
 
 KINDS = {  # every kind of URL the registry serves, and one it does not
-    "document": ("@fixture%2fhello", None), "document (pnpm's %2F)": ("@fixture%2Fhello", None),
-    "abbreviated document": ("@fixture%2fhello", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"),
-    "unscoped document": ("demo-utils", None), "version document": ("demo-utils/1.2.0", None),
-    "tag document": ("demo-utils/latest", None), "dist-tags": ("-/package/demo-utils/dist-tags", None),
-    "tarball": ("@fixture/hello/-/hello-1.0.0.tgz", None), "tarball (yarn 4's %2f)": ("@fixture%2fhello/-/hello-1.0.0.tgz", None),
-    "unscoped tarball": ("demo-utils/-/demo-utils-1.2.0.tgz", None), "ping": ("-/ping", None), "home page": ("", None),
-    "package page": ("-/web/package/@fixture/hello/", None), "404 page": ("404.html", None),
-    "asset": ("-/web/assets/style.css", None), "search index": ("-/web/search-index.json", None),
-}  # fmt: skip
+    "document": ("@fixture%2fhello", None),
+    "document (pnpm's %2F)": ("@fixture%2Fhello", None),
+    "abbreviated document": (
+        "@fixture%2fhello",
+        "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+    ),
+    "unscoped document": ("demo-utils", None),
+    "version document": ("demo-utils/1.2.0", None),
+    "tag document": ("demo-utils/latest", None),
+    "dist-tags": ("-/package/demo-utils/dist-tags", None),
+    "tarball": ("@fixture/hello/-/hello-1.0.0.tgz", None),
+    "tarball (yarn 4's %2f)": ("@fixture%2fhello/-/hello-1.0.0.tgz", None),
+    "unscoped tarball": ("demo-utils/-/demo-utils-1.2.0.tgz", None),
+    "ping": ("-/ping", None),
+    "home page": ("", None),
+    "package page": ("-/web/package/@fixture/hello/", None),
+    "404 page": ("404.html", None),
+    "asset": ("-/web/assets/style.css", None),
+    "search index": ("-/web/search-index.json", None),
+}
 
 
 @pytest.mark.parametrize("registry", ["nginx", "apache", "caddy"], indirect=True)
@@ -147,7 +174,12 @@ def test_every_kind_of_url_is_401_without_credentials(registry):
     _host, url = registry
     basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     for kind, (path, accept) in {**KINDS, "missing package": ("no-such-package", None)}.items():
-        for given in (None, f"Bearer {WRONG}", f"bearer {TOKEN}", "Basic " + base64.b64encode(f"{USER}:wrong".encode()).decode()):
+        for given in (
+            None,
+            f"Bearer {WRONG}",
+            f"bearer {TOKEN}",
+            "Basic " + base64.b64encode(f"{USER}:wrong".encode()).decode(),
+        ):
             status, headers, body = get(url + path, given, accept)
             assert status == 401, (kind, given, status)
             assert headers["www-authenticate"] == f'Basic realm="{auth.REALM}"', kind
@@ -160,7 +192,9 @@ def test_every_kind_of_url_is_401_without_credentials(registry):
             status, headers, _ = get(url + path, given, accept)
             assert status == 200, (kind, given, status)
             assert "public" not in headers.get("cache-control", "") and "private" in headers["cache-control"], kind
-    assert get(url + "no-such-package", f"Bearer {TOKEN}")[0] == 404  # only a client with credentials learns it is missing
+    assert (
+        get(url + "no-such-package", f"Bearer {TOKEN}")[0] == 404
+    )  # only a client with credentials learns it is missing
 
 
 @pytest.mark.parametrize("registry", ["nginx", "apache", "caddy"], indirect=True)
@@ -186,8 +220,19 @@ def test_check_with_a_token_reports_a_registry_left_public(scratch, matrix_input
     assert result.returncode == 1
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
     kinds = {re.search(r": the (.+?) (is served|answers)", line).group(1) for line in problems}
-    assert {"ping", "document", "abbreviated document", "version document", "dist-tags", "tarball", "site page",
-            "package page", "asset", "search index", "missing file"} <= kinds  # fmt: skip
+    assert {
+        "ping",
+        "document",
+        "abbreviated document",
+        "version document",
+        "dist-tags",
+        "tarball",
+        "site page",
+        "package page",
+        "asset",
+        "search index",
+        "missing file",
+    } <= kinds
     assert "a shared cache may keep it" in result.stdout
 
 
@@ -202,18 +247,35 @@ def test_dev_server_with_tokens_refuses_reads_and_publishes_without_credential(s
         status, headers, _body = get(server.url + "-/ping")
         assert (status, headers["www-authenticate"]) == (401, f'Basic realm="{auth.REALM}"')
         assert get(server.url + "-/ping", f"Bearer {TOKEN}")[0] == 200
-        source = pack(tmp_path / "src", tmp_path / "packed", {"name": "@acme/private-pkg", "version": "1.0.0"},
-                      {"index.js": "module.exports = 1\n"})  # fmt: skip
+        source = pack(
+            tmp_path / "src",
+            tmp_path / "packed",
+            {"name": "@acme/private-pkg", "version": "1.0.0"},
+            {"index.js": "module.exports = 1\n"},
+        )
         package = source.parent.parent / "src"
         # npm itself will not publish with no credential at all (ENEEDAUTH): what it
         # would send, sent without one.
         data = base64.b64encode(source.read_bytes()).decode()
-        document = {"_id": "@acme/private-pkg", "name": "@acme/private-pkg", "dist-tags": {"latest": "1.0.0"},
-                    "versions": {"1.0.0": {"name": "@acme/private-pkg", "version": "1.0.0"}},
-                    "_attachments": {"@acme/private-pkg-1.0.0.tgz": {"content_type": "application/octet-stream",
-                                                                      "data": data, "length": source.stat().st_size}}}  # fmt: skip
-        request = urllib.request.Request(server.url + "@acme%2fprivate-pkg", data=json.dumps(document).encode(),
-                                         method="PUT", headers={"Content-Type": "application/json"})  # fmt: skip
+        document = {
+            "_id": "@acme/private-pkg",
+            "name": "@acme/private-pkg",
+            "dist-tags": {"latest": "1.0.0"},
+            "versions": {"1.0.0": {"name": "@acme/private-pkg", "version": "1.0.0"}},
+            "_attachments": {
+                "@acme/private-pkg-1.0.0.tgz": {
+                    "content_type": "application/octet-stream",
+                    "data": data,
+                    "length": source.stat().st_size,
+                }
+            },
+        }
+        request = urllib.request.Request(
+            server.url + "@acme%2fprivate-pkg",
+            data=json.dumps(document).encode(),
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
         with pytest.raises(urllib.error.HTTPError) as anonymous:
             urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=30)
         assert anonymous.value.code == 401 and "needs a token" in json.loads(anonymous.value.read())["error"]
@@ -240,8 +302,12 @@ def test_dev_server_with_tokens_refuses_reads_and_publishes_without_credential(s
 def test_dev_server_refuses_a_hostile_tokens_file(tmp_path):
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("ci: 0123456789abcdef\nevil: 0123456789abcdef}\n")
-    result = subprocess.run([*__import__("tests.process", fromlist=["CLI"]).CLI, "serve", str(tmp_path), "--tokens", str(tokens)],
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [*__import__("tests.process", fromlist=["CLI"]).CLI, "serve", str(tmp_path), "--tokens", str(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1 and result.stderr.startswith(f"Error: {tokens}:2: evil's token holds '}}'")
     assert "Traceback" not in result.stderr
 
@@ -278,8 +344,12 @@ def test_a_browser_with_basic_credentials_loads_the_site_and_searches(registry):
 def test_dev_server_with_htpasswd_takes_its_users(tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
-    apr1 = subprocess.run(["openssl", "passwd", "-apr1", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
-    sha512 = subprocess.run(["openssl", "passwd", "-6", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
+    apr1 = subprocess.run(
+        ["openssl", "passwd", "-apr1", PASSWORD], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    sha512 = subprocess.run(
+        ["openssl", "passwd", "-6", PASSWORD], capture_output=True, text=True, check=True
+    ).stdout.strip()
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"{USER}:{apr1}\nother:{sha512}\n")
     server = Serve(input_dir, tmp_path, "--htpasswd", str(htpasswd))
@@ -299,7 +369,7 @@ def test_check_sends_the_credential_to_the_registrys_origin_only():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from staticreg import check
+    from staticreg.hosting import check
 
     seen: dict[int, list] = {}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from staticreg import hosted
+from staticreg.build.reader import sri
 from staticreg.config import Config
-from staticreg.reader import sri
-from staticreg.store import FolderStore, S3Store
+from staticreg.hosting import hosted
+from staticreg.hosting.store import FolderStore, S3Store
 from tests.e2e import hosts
 from tests.e2e.clients import client
 from tests.e2e.npm import make_project, pack
@@ -37,11 +37,19 @@ def packed(scratch):
     out = scratch / "packed"
     out.mkdir()
     for version in ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"):
-        pack(scratch / f"src-lib-{version}", out, {"name": "@team/lib", "version": version, "main": "index.js"},
-             {"index.js": f"module.exports = '{version}'\n", "README.md": f"# lib {version}\n"})  # fmt: skip
+        pack(
+            scratch / f"src-lib-{version}",
+            out,
+            {"name": "@team/lib", "version": version, "main": "index.js"},
+            {"index.js": f"module.exports = '{version}'\n", "README.md": f"# lib {version}\n"},
+        )
     for i in range(8):
-        pack(scratch / f"src-tool-{i}", out, {"name": f"team-tool-{i}", "version": "1.0.0"},
-             {"index.js": f"module.exports = {i}\n"})  # fmt: skip
+        pack(
+            scratch / f"src-tool-{i}",
+            out,
+            {"name": f"team-tool-{i}", "version": "1.0.0"},
+            {"index.js": f"module.exports = {i}\n"},
+        )
     return out
 
 
@@ -58,8 +66,13 @@ def fresh_target() -> str:
 
 def s3_publish(server, target: str, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = hosts.s3_env() | (env_extra or {})
-    return subprocess.run([sys.executable, "-m", "staticreg", *args, "--to", target, "--endpoint-url", server.url()],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "staticreg", *args, "--to", target, "--endpoint-url", server.url()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def url_of(server, target: str) -> str:
@@ -135,11 +148,19 @@ def test_publish_into_an_empty_bucket_then_npm_and_pnpm_install(scratch, moto, p
     assert "published @team/lib@1.0.0" in first.stdout
     for tool in ("npm", "pnpm"):
         install(scratch, tool, url, {"@team/lib": "^1.0.0"}, "empty")
-    second = s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.1.0")),
-                        str(tarball(packed, "team-tool-0", "1.0.0")))  # fmt: skip
+    second = s3_publish(
+        moto,
+        target,
+        "publish",
+        str(tarball(packed, "@team/lib", "1.1.0")),
+        str(tarball(packed, "team-tool-0", "1.0.0")),
+    )
     assert second.returncode == 0, second.stderr
     docs = assert_consistent(url, ["@team/lib", "team-tool-0"])
-    assert list(docs["@team/lib"]["versions"]) == ["1.0.0", "1.1.0"] and docs["@team/lib"]["dist-tags"]["latest"] == "1.1.0"
+    assert (
+        list(docs["@team/lib"]["versions"]) == ["1.0.0", "1.1.0"]
+        and docs["@team/lib"]["dist-tags"]["latest"] == "1.1.0"
+    )
     for tool in ("npm", "pnpm"):
         install(scratch, tool, url, {"@team/lib": "^1.1.0", "team-tool-0": "1.0.0"}, "second")
     # the site and search index follow: a package page, the home page lists both
@@ -159,8 +180,12 @@ def test_publish_into_a_bucket_a_build_filled(scratch, moto, packed):
     url = url_of(moto, target)
     input_dir = make_input(scratch / "built-input", scratch / "built-src")
     registry = build(input_dir, scratch / "built-registry", url, scratch)
-    deployed = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url",
-                               moto.url(), "-q"], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+    deployed = subprocess.run(
+        [sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url", moto.url(), "-q"],
+        capture_output=True,
+        text=True,
+        env=hosts.s3_env(),
+    )
     assert deployed.returncode == 0, deployed.stderr
     assert list(registry.rglob("*.gz")) and gzip_keys(moto, target) == []  # the build's copies stay behind
     result = s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")))
@@ -176,13 +201,44 @@ def test_two_pipelines_keep_both_versions(scratch, moto, packed):
     """Pipeline A adds a version of a package while pipeline B adds another package: both stay."""
     target = fresh_target()
     url = url_of(moto, target)
-    assert s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")), "--base-url", url).returncode == 0
-    a = subprocess.Popen([sys.executable, "-m", "staticreg", "publish", str(tarball(packed, "@team/lib", "1.1.0")),
-                          "--to", target, "--endpoint-url", moto.url()], env=hosts.s3_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    b = subprocess.Popen([sys.executable, "-m", "staticreg", "publish", str(tarball(packed, "team-tool-1", "1.0.0")),
-                          "--to", target, "--endpoint-url", moto.url()], env=hosts.s3_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert (
+        s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")), "--base-url", url).returncode
+        == 0
+    )
+    a = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "publish",
+            str(tarball(packed, "@team/lib", "1.1.0")),
+            "--to",
+            target,
+            "--endpoint-url",
+            moto.url(),
+        ],
+        env=hosts.s3_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    b = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "publish",
+            str(tarball(packed, "team-tool-1", "1.0.0")),
+            "--to",
+            target,
+            "--endpoint-url",
+            moto.url(),
+        ],
+        env=hosts.s3_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for p in (a, b):
         _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -195,12 +251,22 @@ def test_two_pipelines_keep_both_versions(scratch, moto, packed):
 def test_eight_publishers_at_once_lose_nothing(scratch, moto, packed):
     target = fresh_target()
     url = url_of(moto, target)
-    assert s3_publish(moto, target, "publish", str(tarball(packed, "team-tool-7", "1.0.0")), "--base-url", url).returncode == 0
+    assert (
+        s3_publish(moto, target, "publish", str(tarball(packed, "team-tool-7", "1.0.0")), "--base-url", url).returncode
+        == 0
+    )
     jobs = [tarball(packed, "@team/lib", v) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")]
     jobs += [tarball(packed, f"team-tool-{i}", "1.0.0") for i in range(4)]
-    procs = [subprocess.Popen([sys.executable, "-m", "staticreg", "publish", str(t), "--to", target, "--endpoint-url",
-                               moto.url()], env=hosts.s3_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for t in jobs]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "staticreg", "publish", str(t), "--to", target, "--endpoint-url", moto.url()],
+            env=hosts.s3_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for t in jobs
+    ]
     for p in procs:
         _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -236,8 +302,13 @@ def test_a_lost_race_is_retried_412_from_the_store_and_an_injected_409(scratch, 
         elif key.endswith("/@team/lib/staticreg.json") and seen["412"] and not seen["409"]:
             # then the store itself reports a conflicting write in flight (S3's 409)
             seen["409"] += 1
-            raise ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "injected"},
-                               "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutObject")  # fmt: skip
+            raise ClientError(
+                {
+                    "Error": {"Code": "ConditionalRequestConflict", "Message": "injected"},
+                    "ResponseMetadata": {"HTTPStatusCode": 409},
+                },
+                "PutObject",
+            )
         return real_put(**kwargs)
 
     store.s3.put_object = racing_put
@@ -250,12 +321,19 @@ def test_a_lost_race_is_retried_412_from_the_store_and_an_injected_409(scratch, 
 def test_a_publish_killed_at_any_moment_is_completed_by_running_it_again(scratch, moto, packed):
     target = fresh_target()
     url = url_of(moto, target)
-    assert s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")), "--base-url", url).returncode == 0
+    assert (
+        s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")), "--base-url", url).returncode
+        == 0
+    )
     change = [str(tarball(packed, "@team/lib", "2.0.0")), str(tarball(packed, "team-tool-5", "1.0.0"))]
     rng = random.Random(7)
     for _ in range(6):
-        p = subprocess.Popen([sys.executable, "-m", "staticreg", "publish", *change, "--to", target, "--endpoint-url",
-                              moto.url()], env=hosts.s3_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        p = subprocess.Popen(
+            [sys.executable, "-m", "staticreg", "publish", *change, "--to", target, "--endpoint-url", moto.url()],
+            env=hosts.s3_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.3, 2.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -305,8 +383,15 @@ def test_a_folder_served_by_nginx_while_eight_publishers_write_and_a_reader_chec
         jobs = [tarball(packed, "@team/lib", v) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")]
         jobs += [tarball(packed, f"team-tool-{i}", "1.0.0") for i in range(4)]
         try:
-            procs = [subprocess.Popen([sys.executable, "-m", "staticreg", "publish", str(t), "--to", str(root)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in jobs]  # fmt: skip
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "staticreg", "publish", str(t), "--to", str(root)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for t in jobs
+            ]
             for p in procs:
                 _out, err = p.communicate(timeout=300)
                 assert p.returncode == 0, err
@@ -337,8 +422,12 @@ def test_a_publish_brings_a_bucket_an_older_staticreg_filled_to_this_layout(scra
     input_dir = make_input(scratch / "gen1-input", scratch / "gen1-src")
     registry = build(input_dir, scratch / "gen1-registry", url, scratch)
     to_generation_one(registry)
-    deployed = subprocess.run([sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url",
-                               moto.url(), "-q"], capture_output=True, text=True, env=hosts.s3_env())  # fmt: skip
+    deployed = subprocess.run(
+        [sys.executable, "-m", "staticreg", "deploy", str(registry), target, "--endpoint-url", moto.url(), "-q"],
+        capture_output=True,
+        text=True,
+        env=hosts.s3_env(),
+    )
     assert deployed.returncode == 0, deployed.stderr
     assert f"{prefix}-/web/package/demo-utils/v/1.0.0/index.html" in hosts.bucket_keys(moto, prefix)
     result = s3_publish(moto, target, "publish", str(tarball(packed, "@team/lib", "1.0.0")))

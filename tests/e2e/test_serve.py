@@ -38,8 +38,12 @@ def npm_for(server: Serve, folder: Path, publish: bool = False) -> Npm:
 
 
 def test_a_tarball_copied_in_slowly_is_taken_when_complete(serve, input_dir, tmp_path):
-    tarball = pack(tmp_path / "src", tmp_path / "packed", {"name": "slow-pkg", "version": "1.0.0"},
-                   {"index.js": "module.exports = 'slow'\n" + "// padding\n" * 4000})  # fmt: skip
+    tarball = pack(
+        tmp_path / "src",
+        tmp_path / "packed",
+        {"name": "slow-pkg", "version": "1.0.0"},
+        {"index.js": "module.exports = 'slow'\n" + "// padding\n" * 4000},
+    )
     data = tarball.read_bytes()
     target = input_dir / tarball.name
     with target.open("wb") as f:  # pauses longer than the debounce: the server sees it half-written
@@ -76,8 +80,12 @@ def test_a_broken_tarball_shows_its_error_and_the_rest_still_installs(serve, inp
 def test_npm_publish_to_the_dev_server_then_install(serve, input_dir, tmp_path):
     npm = npm_for(serve, tmp_path / "npm", publish=True)
     source = tmp_path / "pub"
-    pack(source, tmp_path / "ignored", {"name": "@fixture/pub", "version": "1.0.0", "dependencies": {"demo-utils": "^1.1.0"}},
-         {"index.js": "module.exports = require('demo-utils')\n"})  # fmt: skip
+    pack(
+        source,
+        tmp_path / "ignored",
+        {"name": "@fixture/pub", "version": "1.0.0", "dependencies": {"demo-utils": "^1.1.0"}},
+        {"index.js": "module.exports = require('demo-utils')\n"},
+    )
     npm.run("publish", cwd=source)
     assert (input_dir / "@fixture/pub-1.0.0.tgz").is_file()  # a scoped package goes into its scope's folder
     project = make_project(tmp_path / "project", {"@fixture/pub": "^1.0.0"})

@@ -75,10 +75,17 @@ def npm_dir() -> Path:
 
 def verify_with_npm(url: str, specs: list[str], workdir: Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.lower().startswith(("npm_config_", "http_proxy", "https_proxy"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.lower().startswith(("npm_config_", "http_proxy", "https_proxy"))
+    }
     env.update(HOME=str(workdir), HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, NO_PROXY="127.0.0.1,localhost")
-    result = subprocess.run(["node", "-e", VERIFY_WITH_NPM, str(npm_dir()), url, json.dumps(specs), str(workdir / "cache")],
-                            capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        ["node", "-e", VERIFY_WITH_NPM, str(npm_dir()), url, json.dumps(specs), str(workdir / "cache")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     print(f"--- npm's pacote against {url}: {result.stdout}")
     return json.loads(result.stdout)
@@ -95,10 +102,22 @@ class Pnpm12(PnpmClient):
     def command(self, frozen: bool) -> list[str]:
         if not PNPM12.exists():
             raise RuntimeError(f"{PNPM12} is missing: run scripts/setup --test")
-        return [str(PNPM12), "install", "--frozen-lockfile" if frozen else "--no-frozen-lockfile", "--reporter=append-only"]
+        return [
+            str(PNPM12),
+            "install",
+            "--frozen-lockfile" if frozen else "--no-frozen-lockfile",
+            "--reporter=append-only",
+        ]
 
     def audit(self, project: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([str(PNPM12), "audit", "signatures"], cwd=project, env=self.env(), capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(PNPM12), "audit", "signatures"],
+            cwd=project,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def install_and_audit(url: str, workdir: Path, dependencies: dict[str, str] = PROJECT) -> subprocess.CompletedProcess:
@@ -136,23 +155,40 @@ def input_dir(scratch, keys) -> Path:
     """sig-a -> @sig/b, up-mirrored; up-mirrored as `staticreg mirror` leaves it: its sidecar
     with the upstream's own signature, made with the upstream's key, and the upstream's keys file."""
     from staticreg import keyfiles
-    from staticreg.signatures import PublicKey
+    from staticreg.npm.signatures import PublicKey
 
     folder = scratch / "input"
-    pack(scratch / "src/a", folder, {"name": "sig-a", "version": "1.0.0",
-                                     "dependencies": {"@sig/b": "^1.0.0", "up-mirrored": "^1.0.0"}},
-         {"index.js": "module.exports = require('@sig/b') + require('up-mirrored')\n"})  # fmt: skip
+    pack(
+        scratch / "src/a",
+        folder,
+        {"name": "sig-a", "version": "1.0.0", "dependencies": {"@sig/b": "^1.0.0", "up-mirrored": "^1.0.0"}},
+        {"index.js": "module.exports = require('@sig/b') + require('up-mirrored')\n"},
+    )
     for version in ("1.0.0", "1.1.0"):
-        pack(scratch / f"src/b-{version}", folder, {"name": "@sig/b", "version": version}, {"index.js": f"module.exports = '{version}'\n"})
-    tarball = pack(scratch / "src/up", folder, {"name": "up-mirrored", "version": "1.0.0"}, {"index.js": "module.exports = 'up'\n"})
+        pack(
+            scratch / f"src/b-{version}",
+            folder,
+            {"name": "@sig/b", "version": version},
+            {"index.js": f"module.exports = '{version}'\n"},
+        )
+    tarball = pack(
+        scratch / "src/up", folder, {"name": "up-mirrored", "version": "1.0.0"}, {"index.js": "module.exports = 'up'\n"}
+    )
     for path in folder.glob("*.tgz"):
         os.utime(path, (OLD, OLD))
     upstream = keyfiles.signer_from_file(scratch / "upstream.pem")
     integrity = integrity_of(tarball.read_bytes())
-    sidecar = {"name": "up-mirrored", "version": "1.0.0", "integrity": integrity, "time": "2020-01-01T00:00:00.000Z",
-               "signatures": [upstream.sign("up-mirrored", "1.0.0", integrity)]}  # fmt: skip
+    sidecar = {
+        "name": "up-mirrored",
+        "version": "1.0.0",
+        "integrity": integrity,
+        "time": "2020-01-01T00:00:00.000Z",
+        "signatures": [upstream.sign("up-mirrored", "1.0.0", integrity)],
+    }
     Path(f"{tarball}{keyfiles.SIDECAR_SUFFIX}").write_text(json.dumps(sidecar))
-    (folder / "staticreg-upstream-keys.json").write_text(json.dumps({"keys": [PublicKey(upstream.keyid, upstream.key).entry()]}))
+    (folder / "staticreg-upstream-keys.json").write_text(
+        json.dumps({"keys": [PublicKey(upstream.keyid, upstream.key).entry()]})
+    )
     return folder
 
 
@@ -185,7 +221,9 @@ def test_pnpm_and_npm_verify_every_version_own_and_mirrored(scratch, input_dir, 
     with on_nginx(scratch, input_dir, "signed", signed(scratch)) as url:
         audit = install_and_audit(url, scratch / "signed")
         npm = verify_with_npm(url, INSTALLED + ["@sig/b@1.0.0"], scratch / "signed-npm")
-        checked = subprocess.run([sys.executable, "-m", "staticreg", "check", url, "--all"], capture_output=True, text=True)
+        checked = subprocess.run(
+            [sys.executable, "-m", "staticreg", "check", url, "--all"], capture_output=True, text=True
+        )
         served = fetch(url + "-/npm/v1/keys")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert "audited 3 packages" in audit.stdout and "3 packages have verified registry signatures" in audit.stdout
@@ -199,7 +237,11 @@ def test_pnpm_and_npm_verify_every_version_own_and_mirrored(scratch, input_dir, 
     assert checked.returncode == 0, checked.stdout
     assert checked.stdout.strip().endswith(f"Checked 3 packages, 4 signatures and 4 tarballs at {url}: 0 problems.")
     status, headers, _ = served
-    assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
+    assert (status, headers["content-type"], headers["cache-control"]) == (
+        200,
+        "application/json",
+        "public, max-age=0, must-revalidate",
+    )
 
 
 def write_served(path: Path, text: str) -> None:
@@ -224,8 +266,12 @@ def alter_a_signature(root: Path) -> None:
 def replace_a_tarball(root: Path) -> None:
     """sig-a@1.0.0's tarball swapped for other bytes, its integrity and shasum changed to match in
     every document: what someone with write access to the host, and no key, can do."""
-    evil = pack(root.parent / "src/evil", root.parent / "evil", {"name": "sig-a", "version": "1.0.0",
-                "dependencies": {"@sig/b": "^1.0.0", "up-mirrored": "^1.0.0"}}, {"index.js": "module.exports = 'evil'\n"}).read_bytes()  # fmt: skip
+    evil = pack(
+        root.parent / "src/evil",
+        root.parent / "evil",
+        {"name": "sig-a", "version": "1.0.0", "dependencies": {"@sig/b": "^1.0.0", "up-mirrored": "^1.0.0"}},
+        {"index.js": "module.exports = 'evil'\n"},
+    ).read_bytes()
     (root / "sig-a/-/sig-a-1.0.0.tgz").write_bytes(evil)
     for document in ("sig-a/index.json", "sig-a/index.corgi", "sig-a/1.0.0.json", "sig-a/latest.json"):
         path = root / document
@@ -236,7 +282,10 @@ def replace_a_tarball(root: Path) -> None:
         write_served(path, json.dumps(doc))
 
 
-@pytest.mark.parametrize("label, mutate, package", [("sig", alter_a_signature, "@sig/b@1.1.0"), ("tarball", replace_a_tarball, "sig-a@1.0.0")])
+@pytest.mark.parametrize(
+    "label, mutate, package",
+    [("sig", alter_a_signature, "@sig/b@1.1.0"), ("tarball", replace_a_tarball, "sig-a@1.0.0")],
+)
 def test_tampering_on_the_host_is_caught_by_pnpm_and_npm(scratch, input_dir, keys, label, mutate, package):
     with on_nginx(scratch, input_dir, f"tampered-{label}", signed(scratch), mutate=mutate) as url:
         audit = install_and_audit(url, scratch / f"tampered-{label}")  # the install itself succeeds
@@ -276,10 +325,21 @@ def test_after_a_key_rotation_old_versions_keep_their_signatures_and_both_keys_v
     output = scratch / "registry-rotation"
     build(scratch, folder, output, url, signed(scratch))
     before = json.loads((output / "@sig/b/index.json").read_bytes())
-    later = pack(scratch / "src/later", folder, {"name": "sig-later", "version": "1.0.0"}, {"index.js": "module.exports = 'later'\n"})
+    later = pack(
+        scratch / "src/later",
+        folder,
+        {"name": "sig-later", "version": "1.0.0"},
+        {"index.js": "module.exports = 'later'\n"},
+    )
     os.utime(later, (LATER, LATER))
-    build(scratch, folder, output, url, f"signing_key: {scratch / 'next.pem'}",
-          f"retired_keys:\n  - file: {scratch / 'ours.pem'}\n    expires: 2021-06-01T00:00:00Z")  # fmt: skip
+    build(
+        scratch,
+        folder,
+        output,
+        url,
+        f"signing_key: {scratch / 'next.pem'}",
+        f"retired_keys:\n  - file: {scratch / 'ours.pem'}\n    expires: 2021-06-01T00:00:00Z",
+    )
     after = json.loads((output / "@sig/b/index.json").read_bytes())
     assert after["versions"]["1.1.0"]["dist"]["signatures"] == before["versions"]["1.1.0"]["dist"]["signatures"]
     with hosts.running(hosts.nginx(output, scratch / "nginx-rotation", port)):
@@ -289,9 +349,11 @@ def test_after_a_key_rotation_old_versions_keep_their_signatures_and_both_keys_v
     assert "4 packages have verified registry signatures" in audit.stdout
     assert npm["keys"] == [keys["next"], keys["ours"], keys["upstream"]]
     assert {spec: r.get("keyids") for spec, r in npm["results"].items()} == {
-        "sig-a@1.0.0": [keys["ours"]], "@sig/b@1.1.0": [keys["ours"]],  # 2020: before the retired key's expiry
-        "up-mirrored@1.0.0": [keys["upstream"]], "sig-later@1.0.0": [keys["next"]],  # 2022: the new key
-    }  # fmt: skip
+        "sig-a@1.0.0": [keys["ours"]],
+        "@sig/b@1.1.0": [keys["ours"]],  # 2020: before the retired key's expiry
+        "up-mirrored@1.0.0": [keys["upstream"]],
+        "sig-later@1.0.0": [keys["next"]],  # 2022: the new key
+    }
     listed = json.loads((output / "-/npm/v1/keys").read_bytes())["keys"]
     assert [k["expires"] for k in listed] == [None, "2021-06-01T00:00:00.000Z", None]
 
@@ -325,9 +387,12 @@ def on_host(host: str, scratch: Path, input_dir: Path):
     prefix = "/npm/" if host == "nginx_prefix" else "/"
     url = f"http://127.0.0.1:{port}{prefix}"
     root = build(scratch, input_dir, scratch / f"registry-{host}", url, signed(scratch))
-    started = {"nginx_prefix": lambda: hosts.nginx(root, state, port, prefix=prefix),
-               "apache": lambda: hosts.apache(root, state, port), "caddy": lambda: hosts.caddy(root, state, port),
-               "http_server": lambda: hosts.http_server(root, port)}[host]()  # fmt: skip
+    started = {
+        "nginx_prefix": lambda: hosts.nginx(root, state, port, prefix=prefix),
+        "apache": lambda: hosts.apache(root, state, port),
+        "caddy": lambda: hosts.caddy(root, state, port),
+        "http_server": lambda: hosts.http_server(root, port),
+    }[host]()
     with hosts.running(started):
         yield url
 
@@ -341,20 +406,29 @@ def test_other_hosts_serve_the_keys_pnpm_verifies_with(scratch, input_dir, host)
     assert status == 200 and json.loads(body)["keys"]
     assert all(result.get("ok") and result["keyids"] for result in npm["results"].values()), npm
     if host != "http_server":  # a host with no configuration sends what it guesses
-        assert (headers["content-type"], headers["cache-control"]) == ("application/json", "public, max-age=0, must-revalidate")
+        assert (headers["content-type"], headers["cache-control"]) == (
+            "application/json",
+            "public, max-age=0, must-revalidate",
+        )
     assert audit.returncode == 0 and "3 packages have verified registry signatures" in audit.stdout, audit.stdout
 
 
 def test_serve_signs_what_npm_publishes_with_the_key_from_the_environment(scratch, tmp_path, keys, monkeypatch):
     folder = tmp_path / "input"
-    pack(tmp_path / "src/base", folder, {"name": "served-base", "version": "1.0.0"}, {"index.js": "module.exports = 1\n"})
+    pack(
+        tmp_path / "src/base", folder, {"name": "served-base", "version": "1.0.0"}, {"index.js": "module.exports = 1\n"}
+    )
     os.utime(folder / "served-base-1.0.0.tgz", (OLD, OLD))
     monkeypatch.setenv("STATICREG_SIGNING_KEY", (scratch / "ours.pem").read_text())  # the PEM itself, as a CI secret
     server = Serve(folder, tmp_path)
     try:
         source = tmp_path / "src/published"
-        pack(source, tmp_path / "packed", {"name": "served-new", "version": "1.0.0", "dependencies": {"served-base": "^1.0.0"}},
-             {"index.js": "module.exports = 2\n"})  # fmt: skip
+        pack(
+            source,
+            tmp_path / "packed",
+            {"name": "served-new", "version": "1.0.0", "dependencies": {"served-base": "^1.0.0"}},
+            {"index.js": "module.exports = 2\n"},
+        )
         npm = Npm(tmp_path / "npm", server.url)
         with (npm.home / ".npmrc").open("a") as f:
             f.write(f"//127.0.0.1:{server.port}/:_authToken=dev\n")
@@ -364,7 +438,11 @@ def test_serve_signs_what_npm_publishes_with_the_key_from_the_environment(scratc
         status, headers, body = fetch(server.url + "-/npm/v1/keys")
     finally:
         server.stop()
-    assert (status, headers["content-type"], headers["cache-control"]) == (200, "application/json", "public, max-age=0, must-revalidate")
+    assert (status, headers["content-type"], headers["cache-control"]) == (
+        200,
+        "application/json",
+        "public, max-age=0, must-revalidate",
+    )
     assert [k["keyid"] for k in json.loads(body)["keys"]] == [keys["ours"]]
     assert audit.returncode == 0 and "2 packages have verified registry signatures" in audit.stdout, audit.stdout
 
@@ -394,8 +472,14 @@ def test_npm_audit_signatures_itself_stops_at_sigstores_tuf_repository(scratch, 
     project = make_project(scratch / "npm-audit-project", PROJECT)
     npm.run("install", cwd=project)
     env = {**npm.env(), "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost"}
-    audit = subprocess.run([npm_binary(), "audit", "signatures", "--fetch-retries=0"], cwd=project, env=env,
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    audit = subprocess.run(
+        [npm_binary(), "audit", "signatures", "--fetch-retries=0"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     print(f"--- npm audit signatures: exit {audit.returncode}\n{audit.stdout}{audit.stderr}")
     assert audit.returncode != 0 and "ECONNREFUSED" in audit.stdout + audit.stderr
     assert "/-/npm/v1/keys" not in (scratch / "nginx-signed-clients" / "access.log").read_text()

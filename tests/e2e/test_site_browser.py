@@ -20,12 +20,12 @@ from tests.helpers import make_tarball
 pytestmark = pytest.mark.e2e
 
 
-
 def build(input_dir: Path, output: Path, base_url: str, extra: str = "") -> None:
     config = output.parent / f"{output.name}.yml"
     config.write_text(f"input: {input_dir}\noutput: {output}\nbase_url: {base_url}\ntitle: staticreg examples\n{extra}")
-    result = subprocess.run([sys.executable, "-m", "staticreg", "build", "-q", "-c", str(config)],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "staticreg", "build", "-q", "-c", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -42,20 +42,29 @@ def examples(tmp_path_factory):
     scratch = tmp_path_factory.mktemp("site-browser")
     input_dir = copy_examples(scratch / "input")
     manifest = {
-        "name": "@demo/format", "description": "Formats greetings for @demo/greet",
-        "keywords": ["greeting", "format"], "license": "Apache-2.0", "author": "Demo Team <team@demo.test>",
-        "repository": "github:demo/format", "homepage": "https://demo.test/format",
+        "name": "@demo/format",
+        "description": "Formats greetings for @demo/greet",
+        "keywords": ["greeting", "format"],
+        "license": "Apache-2.0",
+        "author": "Demo Team <team@demo.test>",
+        "repository": "github:demo/format",
+        "homepage": "https://demo.test/format",
         "dependencies": {"@demo/greet": "^1.0.0", "left-pad": "^1.3.0"},
-    }  # fmt: skip
+    }
     readme = {"README.md": "# @demo/format\n\nFormats greetings.\n\n```js\nformat('hi') // => 'Hi!'\n```\n"}
     for version in ("1.0.0", "1.0.1", "1.0.2"):  # the same README: one page for the three versions
         make_tarball(input_dir, {**manifest, "version": version}, readme)
     port = free_port()
     output = scratch / "registry"
-    build(input_dir, output, f"http://127.0.0.1:{port}/", extra=(
-        'dist_tags:\n  demo-utils:\n    next: "2.0.0-beta.1"\n'
-        'deprecations:\n  "demo-utils@1.0.0": "demo-utils 1.0.0 has a bug in shout(); use 1.1.0 or later"\n'
-    ))  # fmt: skip
+    build(
+        input_dir,
+        output,
+        f"http://127.0.0.1:{port}/",
+        extra=(
+            'dist_tags:\n  demo-utils:\n    next: "2.0.0-beta.1"\n'
+            'deprecations:\n  "demo-utils@1.0.0": "demo-utils 1.0.0 has a bug in shout(); use 1.1.0 or later"\n'
+        ),
+    )
     server = start_nginx(output, scratch / "nginx", port)
     yield server
     server.stop()
@@ -215,15 +224,21 @@ def hostile(tmp_path_factory):
     scratch = tmp_path_factory.mktemp("site-hostile")
     input_dir = scratch / "input"
     manifest = {
-        "name": "evil-pkg", "description": PAYLOAD, "keywords": [PAYLOAD, "</script>", "<svg onload=alert(1)>"],
-        "license": PAYLOAD, "homepage": "javascript:window.__pwned='homepage'",
+        "name": "evil-pkg",
+        "description": PAYLOAD,
+        "keywords": [PAYLOAD, "</script>", "<svg onload=alert(1)>"],
+        "license": PAYLOAD,
+        "homepage": "javascript:window.__pwned='homepage'",
         "repository": {"type": "git", "url": "javascript:window.__pwned='repository'"},
-        "bugs": {"url": "javascript:alert('bugs')", "email": "a@b.test\" onmouseover=\"alert(1)"},
+        "bugs": {"url": "javascript:alert('bugs')", "email": 'a@b.test" onmouseover="alert(1)'},
         "author": {"name": PAYLOAD, "url": "javascript:window.__pwned='author'"},
         "dependencies": {PAYLOAD: PAYLOAD, "demo-dep": "^1.0.0"},
-    }  # fmt: skip
-    make_tarball(input_dir, {**manifest, "version": "1.0.0", "deprecated": PAYLOAD},
-                 {"README.md": HOSTILE_README.replace("# evil", "# old evil", 1)})  # fmt: skip
+    }
+    make_tarball(
+        input_dir,
+        {**manifest, "version": "1.0.0", "deprecated": PAYLOAD},
+        {"README.md": HOSTILE_README.replace("# evil", "# old evil", 1)},
+    )
     make_tarball(input_dir, {**manifest, "version": "2.0.0"}, {"README.md": HOSTILE_README})
     make_tarball(input_dir, {"name": "demo-dep", "version": "1.0.0", "description": "<b>bold?</b>"})
     port = free_port()
@@ -274,7 +289,9 @@ def test_hostile_package_runs_nothing(browser, hostile):
     b.wait(lambda d: d.current_url.endswith("/-/web/package/evil-pkg/"))
     assert b.css(".readme h1").text == "evil"
     assert PAYLOAD in b.css(".lead").text and PAYLOAD in b.css(".dependency-list").text
-    assert [a.get_attribute("href") for a in b.all(".secondary a[rel]")] == []  # no homepage/repository/bugs/author links
+    assert [
+        a.get_attribute("href") for a in b.all(".secondary a[rel]")
+    ] == []  # no homepage/repository/bugs/author links
     b.screenshot("hostile-package-light")
     check_inert(b, "package page")
     for link in b.all(".readme a"):  # clicking what is left of the links goes nowhere

@@ -20,11 +20,27 @@ pytestmark = pytest.mark.e2e
 
 def test_yarn4_quarantines_a_version_packed_today_unless_the_gate_is_off(tmp_path):
     input_dir = tmp_path / "input"
-    pack(tmp_path / "src", input_dir, {"name": "fixture-fresh", "version": "1.0.0"}, {"index.js": "module.exports = 1\n"})
+    pack(
+        tmp_path / "src", input_dir, {"name": "fixture-fresh", "version": "1.0.0"}, {"index.js": "module.exports = 1\n"}
+    )
     port = free_port()
     registry = tmp_path / "registry"
-    built = subprocess.run([sys.executable, "-m", "staticreg", "build", str(input_dir), "-o", str(registry), "-q",
-                            "--base-url", f"http://127.0.0.1:{port}/"], capture_output=True, text=True)  # fmt: skip
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "staticreg",
+            "build",
+            str(input_dir),
+            "-o",
+            str(registry),
+            "-q",
+            "--base-url",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     published = json.loads((registry / "fixture-fresh/index.json").read_text())["time"]["1.0.0"]
     with hosts.running(hosts.nginx(registry, tmp_path / "nginx", port)) as server:
