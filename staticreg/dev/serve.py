@@ -78,7 +78,7 @@ class RegistryHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         return io.BytesIO(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the parameter name of BaseHTTPRequestHandler.log_message
         if os.environ.get("STATICREG_ACCESS_LOG"):
             super().log_message(format, *args)
 
