@@ -75,16 +75,12 @@ def test_a_missing_input_folder_is_a_build_error(tmp_path):
         Discovery(tmp_path / "nothing", skip=[])
 
 
-def test_ready_says_when_the_child_has_finished(tmp_path):
+def test_forked_says_whether_walkers_run_beside_the_build(tmp_path):
     make_input(tmp_path)
     with Discovery(tmp_path, skip=[]) as found:
-        for _ in range(500):
-            if found.ready():
-                break
-            threading.Event().wait(0.01)
-        assert found.ready()
+        assert found.forked
         assert found.result()[:3] == discover(tmp_path, [])
-        assert not found.ready()  # nothing more to wait for
+        assert not found.forked  # nothing more to wait for
 
 
 def test_the_digest_changes_with_a_stat_key_and_with_a_path(tmp_path):

@@ -2,19 +2,18 @@
 
 At 100,000 tarballs discovery takes about 0.9 s of CPU, most of it in the kernel (a stat
 per tarball, a listing per folder), and loading the build cache takes about as long. Two
-forked children discover, each its share of the input's top folder, while the build
-loads its cache, and send back what they found (marshal, a few megabytes). The build
-asks, between batches of the cache, whether they are done: when the input is the one
-the cache describes, a no-op rebuild stops loading there. Where a fork is not safe (no
-fork, or threads running, as in `staticreg serve`) or a child fails, discovery runs in
-the build's own process: the children are only ever a shortcut.
+forked children discover, one core each, each its share of the input's top folder, and
+send back what they found (marshal, a few megabytes); the build loads its cache after
+them, only its head when the input is the one the cache describes (a no-op rebuild).
+Where a fork is not safe (no fork, or threads running, as in `staticreg serve`) or a
+child fails, discovery runs in the build's own process: the children are only ever a
+shortcut.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
-import select
 import signal
 import sys
 import threading
@@ -165,12 +164,10 @@ class Discovery:
             os.close(write_end)
             self._children.append((pid, read_end))
 
-    def ready(self) -> bool:
-        """Whether result() would not wait: every child has finished (and started to send)."""
-        if not self._children:
-            return False
-        pipes = [pipe for _, pipe in self._children]
-        return len(select.select(pipes, [], [], 0)[0]) == len(pipes)
+    @property
+    def forked(self) -> bool:
+        """Whether walkers were forked (else result() discovers in this process)."""
+        return bool(self._children)
 
     def result(self) -> Discovered:
         """What discover() finds, and its digest_of()."""

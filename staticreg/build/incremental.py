@@ -38,7 +38,7 @@ import marshal
 import operator
 import os
 import zlib
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -143,12 +143,11 @@ def _head(data: dict, output: Path) -> bool:
     )
 
 
-def load(path: Path, output: Path, unchanged: Callable[[str], bool] | None = None) -> Cache:
+def load(path: Path, output: Path, signature: str | None = None) -> Cache:
     """The cache; with describes_output false when it does not describe `output` as it is
     now. A missing, unreadable or foreign cache is an empty one: the build reads everything.
-    `unchanged(signature)`, asked between batches, says when the input is known to be the one
-    the cache's signature describes: a no-op rebuild needs no more than the head, so the
-    load stops there (`complete` false)."""
+    `signature`: the input's, when it is already known; when it is the cache's, the load
+    stops after the head, which is all a no-op rebuild needs (`complete` false)."""
     # Loading makes a million objects and no reference cycles: the cycle collector would
     # only walk them, again and again as they pile up (0.4 of 1.1 s at 100,000 tarballs).
     # They live as long as the build, so they are frozen, out of the collector's sight,
@@ -157,7 +156,7 @@ def load(path: Path, output: Path, unchanged: Callable[[str], bool] | None = Non
     collecting = gc.isenabled()
     gc.disable()
     try:
-        cache = _load(path, output, unchanged)
+        cache = _load(path, output, signature)
         if (
             cache.describes_output and cache.complete
         ):  # else every tarball is read again: its records would only take memory
@@ -169,17 +168,17 @@ def load(path: Path, output: Path, unchanged: Callable[[str], bool] | None = Non
             gc.enable()
 
 
-def _load(path: Path, output: Path, unchanged: Callable[[str], bool] | None) -> Cache:
+def _load(path: Path, output: Path, signature: str | None) -> Cache:
     cache = Cache()
     try:
         with open(path, "rb") as f:
             head = json.loads(f.readline())
             if head.get("format") != FORMAT or head.get("staticreg") != __version__ or not _head(head, output):
                 return Cache()
-            if unchanged is not None and unchanged(head["signature"]):
+            if signature is not None and signature == head["signature"]:
                 return _head_only(head)
             count = 0
-            for entry in _entries(f, lambda: unchanged is not None and unchanged(head["signature"])):
+            for entry in _entries(f):
                 kind, key, *rest = entry
                 if kind == "columns":  # name@version keys, then their integrities and times (None: none)
                     for version, integrity, time in zip(*rest, strict=True):
@@ -203,8 +202,6 @@ def _load(path: Path, output: Path, unchanged: Callable[[str], bool] | None) -> 
         cache.output_id = head.get("output_id") or None
         cache.spare_id = head.get("spare_id") or None
         cache.signature, cache.summary = head["signature"], head["summary"]
-    except _Stop:
-        return _head_only(head)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, EOFError):
         return Cache()
     cache.describes_output = True
@@ -218,10 +215,6 @@ def _head_only(head: dict) -> Cache:
     cache.spare_id = head.get("spare_id") or None
     cache.signature, cache.summary = head["signature"], head["summary"]
     return cache
-
-
-class _Stop(Exception):
-    """_entries was told to stop: the rest is not needed."""
 
 
 def shard_of(rel: str) -> int:
@@ -281,13 +274,10 @@ def save_records(folder: Path, records: dict[str, tuple[StatKey, TarballRecord]]
         write_file_atomic(path, marshal.dumps((RECORDS_FORMAT, __version__, entries)))
 
 
-def _entries(f, stop: Callable[[], bool] | None = None) -> Iterator[tuple]:
+def _entries(f) -> Iterator[tuple]:
     """The entries after the head, a batch at a time. Each batch is its length (4 bytes) and
-    its marshal bytes, read whole: marshal.load(f) reads a file in pieces, ten times slower.
-    `stop()`, asked before each batch, ends the reading early (raises _Stop)."""
+    its marshal bytes, read whole: marshal.load(f) reads a file in pieces, ten times slower."""
     while True:
-        if stop is not None and stop():
-            raise _Stop
         head = f.read(4)
         if len(head) != 4:
             raise ValueError("cut short")
