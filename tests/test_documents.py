@@ -116,7 +116,7 @@ def test_without_msgspec_the_json_module_writes_documents_and_state_files():
     doc = {"b": [1e16, 2**70, None], "a": "<é\u2028>"}  # msgspec would write 1e16, the json module 1e+16
     code = (
         "import sys; sys.modules['msgspec'] = None\n"  # import msgspec now fails, as where it is not installed
-        "from staticreg import documents, registry_state\n"
+        "from staticreg.npm import documents, registry_state\n"
         "doc = {'b': [1e16, 2**70, None], 'a': '<\u00e9\u2028>'}\n"
         "sys.stdout.write(documents.dumps(doc).hex() + ' ' + registry_state.dumps(doc).hex())"
     )

@@ -290,7 +290,7 @@ def test_without_isal_the_reader_inflates_with_zlib(tarballs):
     path = make_tarball(tarballs, MANIFEST, {"index.js": "x" * 5000})
     code = (
         "import sys; sys.modules['isal'] = None\n"  # import isal now fails, as where it is not installed
-        "from pathlib import Path; from staticreg import reader\n"
+        "from pathlib import Path; from staticreg.build import reader\n"
         f"record = reader.read_tarball(Path({str(path)!r}), 'x.tgz')\n"
         "sys.stdout.write(reader._inflate.__name__ + ' ' + record.integrity)"
     )
