@@ -11,7 +11,7 @@ nginx with `staticreg server-config nginx --standalone`, each on its own port on
 dependency closure (a Python client sending Accept-Encoding: gzip, with npm's and
 with pnpm's Accept header), and documents per second with wrk (every package's
 document in turn, pnpm's Accept header and gzip; apt-get install wrk), alternating.
-Writes every figure to bench/work/precompress-<count>.json.
+Writes every figure to bench/runs/precompress-<count>.json.
 """
 
 from __future__ import annotations

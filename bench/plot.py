@@ -1,6 +1,6 @@
 """Draw the benchmark's figures as one PNG, for the README's Speed section.
 
-    .venv/bin/python bench/plot.py bench/work/results-*.json -o bench/speed.png
+    .venv/bin/python bench/plot.py bench/runs/results-*.json -o bench/speed.png
 
 Left: cold build, no-op rebuild and the read floor against the number of tarballs,
 on log-log axes (every size any of the given result files measured; the newest

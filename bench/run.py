@@ -8,14 +8,14 @@ and staticreg's cold build; then a no-op rebuild and an add-one-tarball
 rebuild into the same output, all through the `staticreg build` command line,
 with the peak resident memory of the build's whole process tree and the files
 and folders the cold build wrote. For the
---peer size it also installs Verdaccio into bench/work (no uplinks), publishes
+--peer size it also installs Verdaccio into bench/runs (no uplinks), publishes
 the same tarballs into it, serves staticreg's output with nginx, and compares:
 the publish loop against the build, documents per second (wrk, which the peer
 comparison needs: apt-get install wrk; and the Node.js client), bytes, and cold
 pnpm and npm installs; then all of it again with the build's gzip copies of the
 package documents (NAME.gz, which nginx's gzip_static sends) moved out of the
 served tree, and pnpm's own cost with no network. Everything listens on 127.0.0.1 on free ports. Ratios
-are printed, and written with the raw figures to bench/work/results-*.json.
+are printed, and written with the raw figures to bench/runs/results-*.json.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from staticreg.build import reader  # noqa: E402
 from tests.e2e.npm import Npm  # noqa: E402
 from tests.e2e.servers import Server, free_port, start_nginx, wait_for  # noqa: E402
 
-WORK = HERE / "work"
+WORK = HERE / "runs"  # outputs, tools and figures of every run (ignored by git)
 TOOLS = WORK / "tools"
 CHUNK = 1024 * 1024
 
@@ -286,7 +286,7 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
 
 # -- Verdaccio ------------------------------------------------------------------
 def ensure_tools() -> Path:
-    """Verdaccio and pnpm, installed by name with npm into bench/work/tools."""
+    """Verdaccio and pnpm, installed by name with npm into bench/runs/tools."""
     bin_dir = TOOLS / "node_modules" / ".bin"
     if not (bin_dir / "verdaccio").exists() or not (bin_dir / "pnpm").exists():
         TOOLS.mkdir(parents=True, exist_ok=True)
@@ -294,7 +294,7 @@ def ensure_tools() -> Path:
         (TOOLS / "package.json").write_text(
             json.dumps({"private": True, "overrides": {"verdaccio-audit": {"node-fetch": "^2.7.0"}}})
         )
-        log("installing verdaccio@6 and pnpm@10 into bench/work/tools")
+        log("installing verdaccio@6 and pnpm@10 into bench/runs/tools")
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "verdaccio@6", "pnpm@10"], cwd=TOOLS, check=True)
     return bin_dir
 
@@ -648,7 +648,7 @@ def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_second
     wrk_binary()
     published = work / "verdaccio" / "published.json"  # written once the publish loop has finished
     if reuse and not published.exists():
-        raise RuntimeError(f"--reuse-verdaccio: no finished publish loop of {count} tarballs in bench/work to reuse")
+        raise RuntimeError(f"--reuse-verdaccio: no finished publish loop of {count} tarballs in bench/runs to reuse")
     nginx = start_nginx(work / "out", work / "nginx", nginx_port)
     verdaccio = Verdaccio(bin_dir, work / "verdaccio", free_port(), reuse=reuse)
     results: dict = {}
