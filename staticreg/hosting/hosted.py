@@ -672,31 +672,45 @@ def _migrate(
     for name in sorted(before.fingerprints):
         if name in packages or name not in names_after:
             continue
-        doc_blob = store.read(layout.packument_path(name))
-        if doc_blob is None:
-            continue
-        stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
-        package = _model(name, stored.records, [], stored, config, now)
+        if (entry := _rewrite(store, name, names_after, config, settings_key, now, documents=True)) is not None:
+            entries[name] = entry
+            report.packages.append(name)
+    return entries
+
+
+def _rewrite(
+    store: Store,
+    name: str,
+    names_after: set[str],
+    config: Config,
+    settings_key: str,
+    now: datetime,
+    documents: bool,
+) -> tuple[dict, list[str], str] | None:
+    """A package no change touched, made again from what the store holds: its pages, and with
+    `documents` its documents where this layout puts them (the old layout's removed). Its new
+    entry; None when the store has no document for it."""
+    doc_blob = store.read(layout.packument_path(name))
+    if doc_blob is None:
+        return None
+    stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
+    package = _model(name, stored.records, [], stored, config, now)
+    if documents:
         made = _files(package, config, stored.state, stored.doc)
         for path in (layout.abbreviated_path(name), layout.dist_tags_path(name), *_version_documents(package)):
             store.write(path, made.files[path])
         if store.folder_host:
             for existing_path, twin in made.links:
                 store.link(existing_path, twin)
-        if config.site:
-            from staticreg.site import pages as site
+    if config.site:
+        from staticreg.site import pages as site
 
-            readmes = _TextReadmes(stored.state.readmes)
-            for path, data in site.render_package(names_after, package, config, _site(config), readmes):
-                store.write(path, data)
+        readmes = _TextReadmes(stored.state.readmes)
+        for path, data in site.render_package(names_after, package, config, _site(config), readmes):
+            store.write(path, data)
+    if documents:
         _remove_legacy(store, name, stored.records, stored.doc, config)
-        entries[name] = (
-            _row(package, config),
-            depends_on(package),
-            incremental.fingerprint(package, settings_key, names_after),
-        )
-        report.packages.append(name)
-    return entries
+    return _row(package, config), depends_on(package), incremental.fingerprint(package, settings_key, names_after)
 
 
 _SITE_CACHE: dict = {}
@@ -734,24 +748,9 @@ def _dependents(
     for name in sorted(before.depends_on):
         if name in packages or name not in names_after or not came_or_went.intersection(before.depends_on[name]):
             continue
-        doc_blob = store.read(layout.packument_path(name))
-        if doc_blob is None:
-            continue
-        stored = _existing(store, name, doc_blob, store.read(layout.package_state_path(name)))
-        package_state = stored.state
-        package = _model(name, stored.records, [], stored, config, now)
-        if config.site:
-            from staticreg.site import pages as site
-
-            readmes = _TextReadmes(package_state.readmes)
-            for path, data in site.render_package(names_after, package, config, _site(config), readmes):
-                store.write(path, data)
-        entries[name] = (
-            _row(package, config),
-            depends_on(package),
-            incremental.fingerprint(package, settings_key, names_after),
-        )
-        report.packages.append(name)
+        if (entry := _rewrite(store, name, names_after, config, settings_key, now, documents=False)) is not None:
+            entries[name] = entry
+            report.packages.append(name)
     return entries
 
 
