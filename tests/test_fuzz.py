@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import tarfile
 import tempfile
 from datetime import datetime, timezone
@@ -159,6 +160,7 @@ PATH_PARTS = [
 ]
 member_paths = st.one_of(
     st.lists(st.sampled_from(PATH_PARTS), min_size=1, max_size=5).map("/".join),
+    st.lists(st.sampled_from(PATH_PARTS), min_size=1, max_size=3).map(lambda p: "/".join(p) + "/"),
     st.lists(st.sampled_from(PATH_PARTS), min_size=0, max_size=4).map(lambda p: "/" + "/".join(p)),
     st.text(max_size=40),
 )
@@ -181,6 +183,7 @@ PAX_VALUES = ["1", "0", "-1", "x", "0,1", "0,x,1", "99999999999999999999", "BINA
 MEMBER_TYPES = [
     tarfile.REGTYPE,
     tarfile.REGTYPE,
+    tarfile.AREGTYPE,  # a folder, when its name ends in "/" (old V7 tars)
     tarfile.DIRTYPE,
     tarfile.SYMTYPE,
     tarfile.LNKTYPE,
@@ -212,7 +215,7 @@ def tar_of(spec, fmt: int) -> bytes:
             info.linkname = linkname
             if fmt == tarfile.PAX_FORMAT:
                 info.pax_headers = pax
-            is_file = kind in (tarfile.REGTYPE, tarfile.CONTTYPE)
+            is_file = kind in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
             info.size = len(data) if is_file else 0
             tar.addfile(info, io.BytesIO(data) if is_file else None)
     return buf.getvalue()
@@ -392,3 +395,86 @@ def test_documents_are_json_that_reads_back_as_written(value):
     assert _ordered(json.loads(data)) == _ordered(value)
     assert data == documents.dumps(json.loads(data))  # the same bytes once read back (hosted compares so)
     assert not any(raw in data for raw in (b"<", b">", b"&", "\u2028".encode(), "\u2029".encode()))
+
+
+def _gzipped(data: bytes) -> bytes:
+    return data if data[:2] == b"\x1f\x8b" else gzip.compress(data, mtime=0)
+
+
+INSIDE_PARTS = ["package.json", "README.md", "readme", "index.js", "lib", "a", "\u00e9", "x" * 60, "binding.gyp"]
+inside_paths = st.lists(st.sampled_from(INSIDE_PARTS), min_size=1, max_size=4).map("/".join)
+# (offset, width) of the numbers in a tar header: mode, uid, gid, size, mtime, devmajor, devminor
+NUMBER_FIELDS = [(100, 8), (108, 8), (116, 8), (124, 12), (136, 12), (329, 8), (337, 8)]
+
+
+def _number_forms(value: int, width: int) -> list[bytes]:
+    """Ways tars write `value` in a field of `width` bytes that tarfile reads as `value`."""
+    digits = format(value, "o")
+    forms = [
+        digits.rjust(width - 1, "0").encode() + b"\0",
+        digits.rjust(width - 2, "0").encode() + b" \0",
+        digits.rjust(width, " ").encode(),
+        (" " + digits).encode().ljust(width, b"\0"),
+        b"\x80" + value.to_bytes(width - 1, "big"),
+        digits.encode() + b"\0" + b"junk"[: max(0, width - len(digits) - 1)],
+    ]
+    return [form for form in forms if len(form) == width]
+
+
+@st.composite
+def valid_tarballs(draw) -> bytes:
+    """Tarballs a client would install, in the many ways tars write headers: every format,
+    old V7 folders, links, long paths, numbers spelled oddly, signed checksums, bytes after
+    the end; so that the fast path's decisions are compared on tarballs that read."""
+    spec = [("package/package.json", tarfile.REGTYPE, "", json.dumps(draw(manifests)).encode(), {})]
+    for path in draw(st.lists(inside_paths, max_size=6)):
+        kind = draw(st.sampled_from([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, "sym", "hard"]))
+        if kind == "sym":
+            spec.append((f"package/{path}", tarfile.SYMTYPE, "index.js", b"", {}))
+        elif kind == "hard":
+            spec.append((f"package/{path}", tarfile.LNKTYPE, "package/index.js", b"", {}))
+        else:
+            slash = "/" if kind == tarfile.AREGTYPE and draw(st.booleans()) else ""
+            spec.append((f"package/{path}{slash}", kind, "", draw(st.binary(max_size=700)), {}))
+    fmt = draw(st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]))
+    try:
+        raw = bytearray(tar_of(spec, fmt))
+    except (ValueError, UnicodeError):
+        reject()
+    offset = 0
+    while offset + 512 <= len(raw) and raw[offset : offset + 512] != bytes(512):
+        header = raw[offset : offset + 512]
+        size = tarfile.nti(bytes(header[124:136]))  # type: ignore[attr-defined]
+        for at, width in NUMBER_FIELDS:
+            if draw(st.integers(0, 3)) == 0:
+                value = tarfile.nti(bytes(header[at : at + width]))  # type: ignore[attr-defined]
+                not_a_number = b"9" * width  # tarfile refuses the header (ends the archive, past the first)
+                header[at : at + width] = draw(st.sampled_from([*_number_forms(value, width), not_a_number]))
+        signed = draw(st.booleans()) and any(byte > 127 for byte in header[:148] + header[156:])
+        total = 256 + sum(struct.unpack_from("148b8x356b" if signed else "148B8x356B", header))
+        header[148:156] = format(total, "o").rjust(6, "0").encode() + b"\0 "
+        raw[offset : offset + 512] = header
+        offset += 512 + -(-size // 512) * 512  # tarfile wrote a size only where data follows
+    if draw(st.integers(0, 3)) == 0:  # one byte of a header changed: a bad checksum, or another member
+        at = draw(st.integers(0, min(len(raw), 2048) - 1))
+        raw[at] = draw(st.integers(0, 255))
+    packed = gzip.compress(bytes(raw) + draw(st.binary(max_size=600)), mtime=0)
+    return packed + (draw(st.binary(min_size=1, max_size=8)) if draw(st.integers(0, 7)) == 0 else b"")
+
+
+@settings(max_examples=settings.default.max_examples * 3)  # a difference is rare: look thrice as hard
+@given(st.one_of(valid_tarballs(), valid_tarballs(), tarballs(), mutated()).map(_gzipped))
+def test_the_fast_path_decides_only_as_the_streaming_reader_does(data):
+    """reader._read_whole (a tarball whole in memory) either leaves a tarball to the
+    streaming reader or makes the very record that reader makes of it. (That it decides
+    the tarballs npm pack makes: tests/test_reader.py.)"""
+    path = _SCRATCH / "fast.tgz"
+    path.write_bytes(data)
+    store = reader.ReadmeStore(_SCRATCH / "readmes")
+    fast = reader._read_whole(data, "fast.tgz", path.stat().st_mtime, store)
+    try:
+        slow = reader.read_tarball(path, "fast.tgz", None, store, whole=False)
+    except TarballError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow

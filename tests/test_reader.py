@@ -1,6 +1,8 @@
 import base64
 import gzip
 import hashlib
+import io
+import json
 import os
 import re
 import struct
@@ -497,3 +499,35 @@ def test_a_file_that_stops_short_says_so_and_other_faults_do_not(tarballs):
         "garbage.tgz": False,
         "not-tar.tgz": False,
     }
+
+
+def test_the_fast_path_reads_what_npm_pack_makes_and_leaves_the_rest(tarballs, monkeypatch):
+    """Plain ustar members (folders, files, links, ustar's prefix for a long path) are read
+    whole in memory; a pax header goes to the streaming reader, with the same result."""
+    long_path = "lib/" + "/".join(["a-rather-long-folder-name"] * 5) + "/index.js"  # > 100 bytes: ustar's prefix
+    plain = tarballs / "plain.tgz"  # as npm pack writes it: ustar, a long path split into prefix and name
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in [
+            (tarfile.TarInfo("package"), None),
+            file_member("package/package.json", json.dumps(MANIFEST).encode()),
+            file_member("package/README.md", b"# Demo"),
+            file_member(f"package/{long_path}", b"x"),
+            link_member("package/link.js", "README.md"),
+        ]:
+            if data is None and not info.issym():
+                info.type = tarfile.DIRTYPE
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    plain.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    pax = make_tarball(tarballs, MANIFEST, {"Ünïcode-name.js": "x"}, filename="pax.tgz")  # non-ASCII: a pax header
+    streamed = {path.name: reader.read_tarball(path, path.name, whole=False) for path in (plain, pax)}
+    assert reader._read_whole(plain.read_bytes(), "plain.tgz", plain.stat().st_mtime, None) == streamed["plain.tgz"]
+    assert reader._read_whole(pax.read_bytes(), "pax.tgz", pax.stat().st_mtime, None) is None
+
+    def no_streaming(*args):
+        raise AssertionError("the streaming reader was used")
+
+    monkeypatch.setattr(reader, "_scan", no_streaming)
+    assert read(plain) == streamed["plain.tgz"]
+    with pytest.raises(AssertionError, match="streaming"):
+        read(pax)
