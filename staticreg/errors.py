@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
 
@@ -34,3 +36,17 @@ class BuildError(StaticregError):
         self.ends_early = ends_early  # a rejected tarball stops short: perhaps it is still being written
         lines = [summary] + [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that stops a tarball (or a setting) from being used: what a build reports
+    and, with --keep-going, builds without. Here rather than in npm.model, which re-exports
+    it, so that a no-op rebuild can report the problems it remembers without loading the model."""
+
+    source: str  # a tarball path relative to the input folder, or "staticreg.yml:12"
+    reason: str
+    ends_early: bool = False  # the tarball stops short (see TarballError)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from staticreg.config import Config, Override
+from staticreg.errors import Problem as Problem  # its home is errors; the build imports it from here
 from staticreg.npm import layout, names, upstream_meta
 from staticreg.npm.records import TarballRecord, pack_manifest
 from staticreg.npm.semver import parse_range, satisfies
@@ -34,18 +35,6 @@ HOISTED_FIELDS = (
     "bugs",
     "license",
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that stops a tarball (or a setting) from being used."""
-
-    source: str  # a tarball path relative to the input folder, or "staticreg.yml:12"
-    reason: str
-    ends_early: bool = False  # the tarball stops short (see TarballError)
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
 
 
 @dataclass(slots=True)  # slots: 100,000 of them are held at once
