@@ -345,6 +345,8 @@ def _read_dist_tags(node, problems: _Problems, label: str) -> tuple[Override, ..
 
 
 def _read_deprecations(node, problems: _Problems, label: str) -> tuple[Override, ...]:
+    if node is None:
+        return ()  # semver (semantic_version, 15 ms to import) is loaded only for a config with deprecations
     from staticreg.npm.semver import RangeProblem, parse_range
 
     out = []

@@ -10,8 +10,6 @@ the web server's Last-Modified and ETag stay put. This module knows nothing of n
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import filecmp
 import glob
@@ -63,6 +61,8 @@ def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False where the system cannot."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes.util  # here: only a commit needs it, and a no-op rebuild makes none
+
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:

@@ -14,12 +14,15 @@ see site._render.)
 
 from __future__ import annotations
 
-import ctypes
+import ctypes  # here, not in each forked child: a child importing it was 8-16 ms of discovery's walk
 import gc
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pools' modules are imported where pools are made: a no-op rebuild makes none
+    from concurrent.futures import ProcessPoolExecutor
 
 
 def start(pool: ProcessPoolExecutor) -> ProcessPoolExecutor:
