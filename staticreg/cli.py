@@ -7,11 +7,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from staticreg import __version__
+
+if TYPE_CHECKING:
+    from staticreg.build.start import BuildReport, Started
 
 _PATH = click.Path(path_type=Path)
 _TOKENS = click.option(
@@ -71,11 +74,13 @@ def cli() -> None:
 @click.pass_obj
 def build_command(obj, config_file, quiet, **flags) -> None:
     """Build a static registry from the tarballs in INPUT_DIR."""
-    from staticreg.build.pipeline import build
+    from staticreg.build import start
     from staticreg.config import load_config
 
     config = load_config(config_file, **flags)
-    report = build(config, show_progress=not quiet, process_ends=bool(obj and obj.get("process_ends")))
+    report = start.build(
+        config, _build_stages, show_progress=not quiet, process_ends=bool(obj and obj.get("process_ends"))
+    )
     for problem in report.rejected:
         click.echo(f"rejected: {problem}", err=True)
     for problem in report.warnings:
@@ -88,6 +93,14 @@ def build_command(obj, config_file, quiet, **flags) -> None:
             f"tarball{'s' if report.tarballs != 1 else ''}{rejected} into {config.output_dir} "
             f"in {report.timings['total']:.2f} s. Report: {config.report_path}"
         )
+
+
+def _build_stages(begun: Started) -> BuildReport:
+    """pipeline.stages, imported only when they run: a no-op rebuild ends before them, having
+    loaded none of the build (the model, the reader, the writers; see start)."""
+    from staticreg.build.pipeline import stages
+
+    return stages(begun)
 
 
 @cli.command("serve")
@@ -616,14 +629,14 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit as end:
-        build = sys.modules.get("staticreg.build.pipeline")
+        build = sys.modules.get("staticreg.build.start")
         if build and build.left_for_exit and isinstance(end.code, (int, type(None))):
             _end_now(end.code or 0)
         raise
 
 
 def _end_now(code: int) -> NoReturn:
-    """End the process without freeing what a build left (see build.left_for_exit):
+    """End the process without freeing what a build left (see start.left_for_exit):
     flush what was printed, wait for the build's background threads, then _exit."""
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:

@@ -12,6 +12,7 @@ shortcut.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import os
 import signal
@@ -20,14 +21,27 @@ import threading
 import zlib
 from pathlib import Path
 
-from staticreg.build import incremental, workers
-from staticreg.errors import BuildError
+from staticreg.build import workers
+from staticreg.errors import BuildError, Problem
 from staticreg.npm import upstream_meta
-from staticreg.npm.model import Problem
 
 TARBALL_SUFFIXES = (".tgz", ".tar.gz")
+StatKey = tuple  # (size, mtime_ns, inode): a tarball unchanged since the last build has the same
 # a stat key is None for a dangling link: reading it names the problem
-Found = tuple[list[str], dict[str, incremental.StatKey | None], list[Problem]]
+Found = tuple[list[str], dict[str, StatKey | None], list[Problem]]
+
+
+def key_of(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def stats_digest(sources: list[str], stats: dict[str, StatKey | None]) -> str:
+    """Of every tarball's path (`sources`, sorted, as discovery gives them) and stat key:
+    made once a build, for both of its signatures. No path holds a NUL."""
+    digest = hashlib.sha256("\0".join(sources).encode("utf-8", "surrogateescape"))
+    # marshal's version 2: equal values, equal bytes, in a twentieth of repr's time (see incremental.fingerprint)
+    digest.update(marshal.dumps([stats[rel] for rel in sources], 2))
+    return digest.hexdigest()
 
 
 def _require_folder(input_dir: Path) -> None:
@@ -54,7 +68,7 @@ def discover(input_dir: Path, skip: list[Path], share: tuple[int, int] = (0, 1))
         except OSError:
             pass
     found: list[str] = []
-    stats: dict[str, incremental.StatKey | None] = {}
+    stats: dict[str, StatKey | None] = {}
     problems: list[Problem] = []
     pending = [(os.fspath(input_dir), "")]
     while pending:  # os.scandir: the kind of each entry comes with the listing, without a stat
@@ -90,7 +104,7 @@ def discover(input_dir: Path, skip: list[Path], share: tuple[int, int] = (0, 1))
             if name.startswith(".") or not name.lower().endswith(TARBALL_SUFFIXES):
                 if name.endswith(upstream_meta.SUFFIX) and not name.startswith("."):  # a mirrored tarball's sidecar
                     try:
-                        stats[rel] = incremental.key_of(entry.stat(follow_symlinks=False))
+                        stats[rel] = key_of(entry.stat(follow_symlinks=False))
                     except OSError:
                         pass
                 continue
@@ -102,7 +116,7 @@ def discover(input_dir: Path, skip: list[Path], share: tuple[int, int] = (0, 1))
                     )
                     continue
             try:
-                stats[rel] = incremental.key_of(entry.stat())
+                stats[rel] = key_of(entry.stat())
             except OSError:
                 stats[rel] = None  # a dangling link: reading it names the problem
             found.append(rel)
@@ -111,14 +125,14 @@ def discover(input_dir: Path, skip: list[Path], share: tuple[int, int] = (0, 1))
     return found, stats, problems
 
 
-def digest_of(found: list[str], stats: dict[str, incremental.StatKey | None]) -> str:
+def digest_of(found: list[str], stats: dict[str, StatKey | None]) -> str:
     """Of every tarball's path and stat key, and of the mirror's sidecars beside them: what
     the build's signature says of the input folder."""
     sidecars = upstream_meta.sidecar_keys(found, stats)
-    return incremental.stats_digest(found, stats) + upstream_meta.keys_digest(sidecars)
+    return stats_digest(found, stats) + upstream_meta.keys_digest(sidecars)
 
 
-Discovered = tuple[list[str], dict[str, incremental.StatKey | None], list[Problem], str]  # Found and its digest_of()
+Discovered = tuple[list[str], dict[str, StatKey | None], list[Problem], str]  # Found and its digest_of()
 
 
 def _with_digest(found: Found) -> Discovered:
@@ -185,7 +199,7 @@ class Discovery:
         if failed:  # a child failed (a bug, memory): discover here, where errors show
             return _with_digest(discover(self.input_dir, self.skip))
         found: list[str] = []
-        stats: dict[str, incremental.StatKey | None] = {}
+        stats: dict[str, StatKey | None] = {}
         problems: list[Problem] = []
         for share_found, keys, share_problems, sidecars in shares:
             found += share_found

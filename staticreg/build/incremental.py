@@ -27,6 +27,10 @@ A new staticreg version drops everything; a change of a setting that shapes
 every file (base URL, title, site, templates...) changes every fingerprint, and
 so does a new layout (layout.GENERATION): an output an older staticreg laid out
 is written again whole, and none of its files is left where nothing links to it.
+
+The cache's head (read_head), the stat keys (key_of) and the input's signature
+(input_signature) are made in start and discovery, which a no-op rebuild loads without
+this module; they are named here too, with the rest of what the cache holds.
 """
 
 from __future__ import annotations
@@ -43,20 +47,27 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from staticreg import __version__
+from staticreg.build.discovery import StatKey as StatKey
+from staticreg.build.discovery import key_of as key_of
+from staticreg.build.discovery import stats_digest as stats_digest
 from staticreg.build.output import write_file_atomic
-from staticreg.config import Config, builtin_template_dir
+from staticreg.build.start import FORMAT as FORMAT
+from staticreg.build.start import cache_path as cache_path
+from staticreg.build.start import input_signature as input_signature
+from staticreg.build.start import output_token as output_token
+from staticreg.build.start import read_head
+from staticreg.build.start import settings_key as settings_key
+from staticreg.build.start import times_digest as times_digest
 from staticreg.npm import layout
-from staticreg.npm.model import Package, Problem, identity
+from staticreg.npm.model import Package, identity
 from staticreg.npm.records import TarballRecord
 
-FORMAT = 16  # of the cache file
 RECORDS_FORMAT = 14  # of the records files
 _COLUMN = 10_000  # name@version keys per columns entry
 _BATCH = 1000  # entries per marshal batch
 SHARDS = 64  # records files: about 1,500 records, 1.5 MB, each at 100,000 tarballs
 # A record as a flat tuple; not astuple(), whose deep copy costs more than the rest.
 _record_values = operator.attrgetter(*(f.name for f in fields(TarballRecord)))
-StatKey = tuple  # (size, mtime_ns, inode)
 
 
 @dataclass(slots=True)  # slots: one per package, tens of thousands at once
@@ -95,10 +106,6 @@ class Cache:
     by_integrity: dict[str, TarballRecord] = field(default_factory=dict)
 
 
-def cache_path(output: Path) -> Path:
-    return layout.beside(output, layout.BESIDE_CACHE)
-
-
 def spare_path(output: Path) -> Path:
     return layout.beside(output, layout.BESIDE_SPARE)
 
@@ -113,34 +120,11 @@ def readmes_path(output: Path) -> Path:
     return layout.beside(output, layout.BESIDE_READMES)
 
 
-def output_token(folder: Path) -> str | None:
-    """What tells the output a cache describes: a digest of its state file, which changes
-    whenever any package's files do (it holds every package's fingerprint). Unlike the
-    folder's inode, it is the same in a copy of the folder. None: not a staticreg output."""
-    try:
-        return hashlib.sha256((folder / layout.REGISTRY_STATE).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def stat_key(path: Path) -> StatKey | None:
     try:
         return key_of(os.stat(path))
     except OSError:
         return None
-
-
-def key_of(st: os.stat_result) -> StatKey:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def _head(data: dict, output: Path) -> bool:
-    return (
-        data.get("format") == FORMAT
-        and data.get("staticreg") == __version__
-        and bool(data.get("output_id"))
-        and data["output_id"] == output_token(output)
-    )
 
 
 def load(path: Path, output: Path, signature: str | None = None) -> Cache:
@@ -172,8 +156,8 @@ def _load(path: Path, output: Path, signature: str | None) -> Cache:
     cache = Cache()
     try:
         with open(path, "rb") as f:
-            head = json.loads(f.readline())
-            if head.get("format") != FORMAT or head.get("staticreg") != __version__ or not _head(head, output):
+            head = read_head(f, output)
+            if head is None:
                 return Cache()
             if signature is not None and signature == head["signature"]:
                 return _head_only(head)
@@ -348,73 +332,6 @@ def save(path: Path, cache: Cache) -> None:
 def _batch(entries: list[tuple]) -> bytes:
     data = marshal.dumps(entries)
     return len(data).to_bytes(4, "big") + data
-
-
-def _tree_stamp(folder: Path | None) -> list:
-    """Each file of a template folder with a digest of its bytes: by content, not by mtime,
-    so that a fresh checkout (new mtimes) or another machine makes the same fingerprints."""
-    if folder is None or not folder.is_dir():
-        return []
-    stamp = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            try:
-                with open(path, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-            except OSError:
-                digest = None
-            stamp.append((os.path.relpath(path, folder), digest))
-    return stamp
-
-
-def settings_key(config: Config) -> str:
-    """Everything outside the packages themselves that shapes the files of every package."""
-    shape = (
-        __version__,
-        layout.GENERATION,
-        config.base_url,
-        config.title,
-        config.site,
-        config.index_html,
-        config.precompress,
-        _tree_stamp(config.template_dir),
-        _tree_stamp(builtin_template_dir()),
-        config.signing.settings() if config.signing else None,  # key ids: a new key signs every document again
-    )
-    return hashlib.sha256(repr(shape).encode()).hexdigest()
-
-
-def stats_digest(sources: list[str], stats: dict[str, StatKey | None]) -> str:
-    """Of every tarball's path (`sources`, sorted, as discovery gives them) and stat key:
-    made once a build, for both of its signatures. No path holds a NUL."""
-    digest = hashlib.sha256("\0".join(sources).encode("utf-8", "surrogateescape"))
-    # marshal's version 2: equal values, equal bytes, in a twentieth of repr's time (see fingerprint)
-    digest.update(marshal.dumps([stats[rel] for rel in sources], 2))
-    return digest.hexdigest()
-
-
-def times_digest(times: dict[str, str]) -> str:
-    """Of the kept publish times: made while discovery runs, for the input's signature.
-    marshal's version 2: equal values, equal bytes (see fingerprint), in a fifth of repr's time."""
-    return hashlib.sha256(marshal.dumps(sorted(times.items()), 2)).hexdigest()
-
-
-def input_signature(config: Config, settings: str, stats: str, problems: list[Problem], times: str) -> str:
-    """Changes when anything a build reads changes: tarballs (`stats`, a stats_digest),
-    settings, overrides, kept times (`times`, a times_digest)."""
-    shape = (
-        settings,
-        config.keep_going,
-        config.dist_tags,
-        config.deprecations,
-        config.publish_times,
-        stats,
-        sorted((p.source, p.reason) for p in problems),
-        times,
-    )
-    return hashlib.sha256(repr(shape).encode()).hexdigest()
 
 
 def files_by_package(

@@ -1,9 +1,9 @@
 """`staticreg build`: tarballs in, a complete registry out, or the old one untouched.
 
-The stages, each a function of its own below:
+A build starts in start.build: discovery (in child processes), the lock, the input's
+signature -> nothing changed? stop. Otherwise the stages here, each a function of its own below:
 
-    load the cache (beside discovery, in a child process) -> nothing changed? stop
-    -> read (in parallel, one pass per tarball; only what the cache does not know)
+    load the cache -> read (in parallel, one pass per tarball; only what the cache does not know)
     -> model -> plan (plan.plan_packages: keep, link or write each package)
     -> write into a staging folder -> site -> commit (save the cache, swap it in)
     -> keep publish times -> report.
@@ -11,28 +11,22 @@ The stages, each a function of its own below:
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
 import os
 import shutil
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
-from staticreg import __version__
-from staticreg.build import incremental, times
+from staticreg.build import incremental, start, times
 from staticreg.build import workers as workers_module
-from staticreg.build.discovery import Discovery
-from staticreg.build.output import OutputBusy, Staging, WriteFailed, write_file_atomic
+from staticreg.build.output import Staging
 from staticreg.build.plan import KEEP_SPARE, LINK, plan_packages
 from staticreg.build.reader import read_tarball, same_tarball
 from staticreg.build.readmes import ReadmeStore
+from staticreg.build.start import BuildReport, Inputs, Started
 from staticreg.build.writers import write_attestations, write_documents, write_registry_state
 from staticreg.config import Config
 from staticreg.errors import BuildError, TarballError
@@ -42,68 +36,6 @@ from staticreg.npm.records import TarballRecord
 from staticreg.progress import Progress
 
 _INCOMING = ".incoming"
-
-
-@dataclass
-class BuildReport:
-    config: Config
-    status: str = "ok"
-    tarballs: int = 0
-    packages: int = 0
-    versions: int = 0
-    rejected: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    duplicates: list[Problem] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    files_written: int = 0
-    files_reused: int = 0
-    # Tarballs read whole, and found unchanged by their bytes' hash (see reader.same_tarball);
-    # the rest were unchanged by their stat and not opened.
-    tarballs_read: int = 0
-    tarballs_hashed: int = 0
-    # Output paths this build added, changed and removed (for a sync to S3 or a CDN purge).
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    def json_pieces(self) -> Iterator[bytes]:
-        """The report as JSON, in pieces: at 100,000 tarballs a cold build's list of added
-        paths alone is tens of megabytes, and is never made into one string."""
-        c = self.config
-        data = {
-            "staticreg": __version__,
-            "status": self.status,
-            "input": str(c.input_dir),
-            "output": str(c.output_dir),
-            "base_url": c.base_url,
-            "counts": {
-                "tarballs": self.tarballs,
-                "packages": self.packages,
-                "versions": self.versions,
-                "rejected": len(self.rejected),
-                "warnings": len(self.warnings),
-                "duplicates": len(self.duplicates),
-            },
-            "rejected": [{"file": p.source, "reason": p.reason} for p in self.rejected],
-            "warnings": [{"file": p.source, "reason": p.reason} for p in self.warnings],
-            "duplicates": [{"file": p.source, "reason": p.reason} for p in self.duplicates],
-            "tarballs": {
-                "read": self.tarballs_read,
-                "same_bytes": self.tarballs_hashed,
-                "same_stat": self.tarballs - self.tarballs_read - self.tarballs_hashed,
-            },
-            "files": {"written": self.files_written, "unchanged": self.files_reused},
-            "paths": {"added": self.added, "changed": self.changed, "removed": self.removed},
-            "timings_seconds": {k: round(v, 3) for k, v in self.timings.items()},
-        }
-        batch: list[str] = []
-        for chunk in json.JSONEncoder(indent=2).iterencode(data):
-            batch.append(chunk)
-            if len(batch) == 10_000:
-                yield "".join(batch).encode()
-                batch = []
-        batch.append("\n")
-        yield "".join(batch).encode()
 
 
 # (path, path in the input folder, where to copy it, READMEs, the record the cache has for the path)
@@ -145,74 +77,6 @@ def read_all(tasks: list[ReadTask], workers: int, progress: Progress):
             yield result
 
 
-# What builds whose process ends right after them (the build command) made: freeing a
-# million objects one by one took 0.2 s at 100,000 tarballs; the process's end frees them at once.
-left_for_exit: list[dict] = []
-
-
-def build(
-    config: Config, now: datetime | None = None, show_progress: bool = True, process_ends: bool = False
-) -> BuildReport:
-    """Build the registry; raises BuildError (output untouched) when it must not be written.
-    `process_ends`: the caller exits right after; the build's objects are left for it to free."""
-    now = now or datetime.now(timezone.utc)
-    report = BuildReport(config=config)
-    started = time.monotonic()
-    output = config.output_dir.absolute()
-    try:
-        try:
-            return _build(config, now, report, started, output, show_progress, process_ends)
-        except OSError as exc:  # writing failed: a full disk, a read-only folder
-            raise WriteFailed(exc, output) from None
-    except OutputBusy:
-        raise  # the report beside the output belongs to the build that is writing it
-    except BuildError:
-        report.status = "failed"
-        report.timings["total"] = time.monotonic() - started
-        _save_report(config, report)
-        raise
-    finally:
-        gc.unfreeze()  # see _build: `serve` builds again and again in one process
-
-
-class _Timings:
-    """report.timings[name] for each named stage: `with timed("read"): ...`."""
-
-    def __init__(self, report: BuildReport):
-        self.report = report
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        mark = time.monotonic()
-        try:
-            yield
-        finally:
-            self.report.timings[name] = time.monotonic() - mark
-
-
-def _freeze() -> None:
-    """Move what the build has made so far out of the cycle collector's sight: it has no
-    cycles, lives to the build's end, and every full collection would walk it all again
-    (see bench/RESULTS.md, "the collector"). build() hands it back when it ends."""
-    gc.freeze()
-
-
-@dataclass
-class _Inputs:
-    """What discovery found: the tarballs (paths relative to the input folder, sorted), their
-    stat keys, the problems found on the way, the mirror's sidecars, and the signature of
-    it all with the settings (equal signatures: nothing to do)."""
-
-    sources: list[str]
-    stats: dict
-    problems: list[Problem]
-    sidecars: dict
-    stats_digest: str
-    kept_times: dict[str, str]
-    kept_digest: str
-    signature: str
-
-
 @dataclass
 class _Read:
     """The read stage's result: every record, the new cache's entries, and the copies made."""
@@ -223,105 +87,82 @@ class _Read:
     incoming: Path  # the folder of those copies
 
 
-def _build(
-    config: Config,
-    now: datetime,
-    report: BuildReport,
-    started: float,
-    output: Path,
-    show_progress: bool,
-    process_ends: bool = False,
-):
-    timed = _Timings(report)
-    # Discovery runs in a child process while this one takes the lock and loads the cache.
-    with Discovery(config.input_dir, skip=[output]) as discovery, Staging(output, config.precompress) as staging:
-        settings = incremental.settings_key(config)
-        readmes = ReadmeStore(incremental.readmes_path(output))
-        # The forked walkers have both cores to themselves: the cache's load waits for them,
-        # so that a no-op rebuild, which needs no more of the cache than its head, ends as
-        # soon as they do (bench/RESULTS.md: 1.5 s of 1.8 at 100,000 tarballs went to the
-        # load and the walkers sharing the cores).
-        inputs = _discovered(discovery, config, settings, report, started) if discovery.forked else None
-        with timed("cache"):
-            previous = incremental.load(
-                incremental.cache_path(output), output, None if inputs is None else inputs.signature
+def build(
+    config: Config, now: datetime | None = None, show_progress: bool = True, process_ends: bool = False
+) -> BuildReport:
+    """Build the registry; raises BuildError (output untouched) when it must not be written.
+    `process_ends`: the caller exits right after; the build's objects are left for it to free.
+    start.build with these stages: the command line calls that itself, so that a no-op
+    rebuild does not import this module."""
+    return start.build(config, stages, now, show_progress, process_ends)
+
+
+def stages(begun: Started) -> BuildReport:
+    """Everything a build does once start.build found that something changed, still under
+    the output's lock: from loading the whole cache to the report."""
+    config, now, report, output, staging = begun.config, begun.now, begun.report, begun.output, begun.staging
+    settings, inputs, timed, started = begun.settings, begun.inputs, begun.timed, begun.started
+    show_progress, process_ends = begun.show_progress, begun.process_ends
+    readmes = ReadmeStore(incremental.readmes_path(output))
+    with timed("cache"):
+        previous = incremental.load(incremental.cache_path(output), output)
+        if not previous.describes_output and output.is_dir():
+            previous = incremental.from_output(output, readmes)  # a registry with no cache beside it
+    with timed("read"):
+        read = _read_stage(config, inputs, previous, readmes, staging, report, show_progress)
+    with timed("model"):
+        registry, problems = _model_stage(config, inputs, read, previous, output, now, report)
+    with timed("write"):
+        fingerprints = {
+            n: incremental.fingerprint(p, settings, registry.packages) for n, p in registry.packages.items()
+        }
+        spare = incremental.spare_path(output)
+        spare_usable = previous.spare_id is not None and incremental.output_token(spare) == previous.spare_id
+        decisions = plan_packages(fingerprints, previous.packages, previous.spare if spare_usable else None)
+        kept = _write_stage(config, registry, decisions, read, previous, staging, spare, spare_usable, readmes)
+    rows: dict[str, dict] = {}
+    pages: dict[str, str] = {}
+    if config.site:
+        with timed("site"):
+            rows, pages = _site_stage(
+                config, registry, fingerprints, previous, staging, readmes, settings, show_progress
             )
-            if not previous.describes_output and output.is_dir():
-                previous = incremental.from_output(output, readmes)  # a registry with no cache beside it
-        if inputs is None:  # discovery ran here (see Discovery), after the load
-            inputs = _discovered(discovery, config, settings, report, started)
-        if previous.describes_output and previous.signature == inputs.signature:
-            if process_ends:
-                left_for_exit.append(locals())
-            return _unchanged(report, previous.summary, started)  # a no-op rebuild: nothing read, nothing written
-        with timed("read"):
-            read = _read_stage(config, inputs, previous, readmes, staging, report, show_progress)
-        with timed("model"):
-            registry, problems = _model_stage(config, inputs, read, previous, output, now, report)
-        with timed("write"):
-            fingerprints = {
-                n: incremental.fingerprint(p, settings, registry.packages) for n, p in registry.packages.items()
-            }
-            spare = incremental.spare_path(output)
-            spare_usable = previous.spare_id is not None and incremental.output_token(spare) == previous.spare_id
-            decisions = plan_packages(fingerprints, previous.packages, previous.spare if spare_usable else None)
-            kept = _write_stage(config, registry, decisions, read, previous, staging, spare, spare_usable, readmes)
-        rows: dict[str, dict] = {}
-        pages: dict[str, str] = {}
-        if config.site:
-            with timed("site"):
-                rows, pages = _site_stage(
-                    config, registry, fingerprints, previous, staging, readmes, settings, show_progress
-                )
-        token = write_registry_state(staging, config, registry, rows, fingerprints)  # output_token() of the new output
-        with timed("commit"):
-            trash, merged_times = _commit_stage(
-                config,
-                registry,
-                fingerprints,
-                kept,
-                rows,
-                pages,
-                inputs,
-                problems,
-                read,
-                previous,
-                staging,
-                output,
-                settings,
-                token,
-                report,
-            )
-        report.files_written, report.files_reused = staging.written, staging.reused
-        # Still under the lock, so that two builds never interleave their times or reports.
-        if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
-            _discard(spare)
-            os.rename(trash, spare)
-        readmes.keep_only({r.readme for r in read.records if r.readme})
-        _keep_times(config, merged_times, inputs.kept_times, report)
-        report.timings["total"] = time.monotonic() - started
-        _save_report(config, report)
-        if process_ends:
-            left_for_exit.append(locals())
+    token = write_registry_state(staging, config, registry, rows, fingerprints)  # output_token() of the new output
+    with timed("commit"):
+        trash, merged_times = _commit_stage(
+            config,
+            registry,
+            fingerprints,
+            kept,
+            rows,
+            pages,
+            inputs,
+            problems,
+            read,
+            previous,
+            staging,
+            output,
+            settings,
+            token,
+            report,
+        )
+    report.files_written, report.files_reused = staging.written, staging.reused
+    # Still under the lock, so that two builds never interleave their times or reports.
+    if trash is not None:  # the old output: the next build's staging folder, see _reuse_spare
+        _discard(spare)
+        os.rename(trash, spare)
+    readmes.keep_only({r.readme for r in read.records if r.readme})
+    _keep_times(config, merged_times, inputs.kept_times, report)
+    report.timings["total"] = time.monotonic() - started
+    start.save_report(config, report)
+    if process_ends:
+        start.left_for_exit.append(locals())
     return report
-
-
-def _discovered(discovery: Discovery, config: Config, settings: str, report: BuildReport, started: float) -> _Inputs:
-    """Wait for discovery, and make the input's signature from what it found."""
-    kept_times = times.load(config.times_path)
-    kept_digest = incremental.times_digest(kept_times)
-    sources, stats, problems, stats_digest = discovery.result()
-    report.tarballs = len(sources)
-    report.timings["discover"] = time.monotonic() - started  # with the cache's load beside it
-    _freeze()
-    sidecars = upstream_meta.sidecar_keys(sources, stats)  # what upstream said of mirrored tarballs
-    signature = incremental.input_signature(config, settings, stats_digest, problems, kept_digest)
-    return _Inputs(sources, stats, problems, sidecars, stats_digest, kept_times, kept_digest, signature)
 
 
 def _read_stage(
     config: Config,
-    inputs: _Inputs,
+    inputs: Inputs,
     previous: incremental.Cache,
     readmes: ReadmeStore,
     staging: Staging,
@@ -393,7 +234,7 @@ def _known_by_content(tasks: list, by_integrity: dict[str, TarballRecord], worke
 
 def _model_stage(
     config: Config,
-    inputs: _Inputs,
+    inputs: Inputs,
     read: _Read,
     previous: incremental.Cache,
     output: Path,
@@ -412,7 +253,7 @@ def _model_stage(
     problems += [Problem(source, reason) for source, reason in sidecar_problems]
     registry = build_registry(read.records, config, remembered, now, upstream)
     problems += registry.problems
-    _freeze()
+    start.freeze()
     report.rejected = sorted(problems, key=lambda p: p.source)
     report.warnings = registry.warnings
     report.duplicates = registry.duplicates
@@ -499,7 +340,7 @@ def _commit_stage(
     kept: dict[str, str],
     rows: dict[str, dict],
     pages: dict[str, str],
-    inputs: _Inputs,
+    inputs: Inputs,
     problems: list[Problem],
     read: _Read,
     previous: incremental.Cache,
@@ -523,7 +364,7 @@ def _commit_stage(
     report.packages = len(registry.packages)
     report.versions = registry.version_count
     integrities, published, merged = _by_version(registry, inputs.kept_times)
-    kept_digest = inputs.kept_digest if merged == inputs.kept_times else incremental.times_digest(merged)
+    kept_digest = inputs.kept_digest if merged == inputs.kept_times else start.times_digest(merged)
     cache = incremental.Cache(
         records=read.entries,
         output_id=token,
@@ -533,8 +374,8 @@ def _commit_stage(
         spare_id=incremental.output_token(output) if previous.describes_output else None,
         spare={n: incremental.Built(b.fingerprint, b.files) for n, b in previous.packages.items()},
         times=published,
-        signature=incremental.input_signature(config, settings, inputs.stats_digest, problems, kept_digest),
-        summary=_summary(report),
+        signature=start.input_signature(config, settings, inputs.stats_digest, problems, kept_digest),
+        summary=start.summary(report),
     )
     _save_cache(incremental.cache_path(output), cache, previous, output, report)
     return staging.commit(remove_old=False), merged
@@ -617,26 +458,6 @@ def _cache_hits(
     return hits, known
 
 
-def _unchanged(report: BuildReport, summary: dict, started: float) -> BuildReport:
-    report.packages, report.versions = summary["packages"], summary["versions"]
-    for name in ("rejected", "warnings", "duplicates"):
-        setattr(report, name, [Problem(source, reason) for source, reason in summary[name]])
-    report.timings["total"] = time.monotonic() - started
-    _save_report(report.config, report)
-    return report
-
-
-def _summary(report: BuildReport) -> dict:
-    return {
-        "packages": report.packages,
-        "versions": report.versions,
-        **{
-            name: [[p.source, p.reason] for p in getattr(report, name)]
-            for name in ("rejected", "warnings", "duplicates")
-        },
-    }
-
-
 def _save_cache(
     path: Path, cache: incremental.Cache, before: incremental.Cache, output: Path, report: BuildReport
 ) -> None:
@@ -706,10 +527,3 @@ def _keep_times(config: Config, merged: dict[str, str], kept: dict[str, str], re
         report.warnings.append(
             Problem(str(config.times_path), f"could not keep publish times ({exc.strerror or exc}); set times_file")
         )
-
-
-def _save_report(config: Config, report: BuildReport) -> None:
-    try:
-        write_file_atomic(config.report_path, report.json_pieces())
-    except OSError as exc:
-        print(f"warning: could not write the build report {config.report_path}: {exc.strerror or exc}", file=sys.stderr)
