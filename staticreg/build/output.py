@@ -26,7 +26,7 @@ from typing import Protocol, TextIO
 
 from staticreg.errors import BuildError
 from staticreg.npm import layout
-from staticreg.npm.layout import PING, precompressed_copy, safe_join
+from staticreg.npm.layout import PING, checked, precompressed_copy, safe_join
 
 if sys.platform != "win32":  # Windows has no fcntl: a build there takes no lock
     import fcntl
@@ -184,6 +184,7 @@ class Staging:
         self.lock_path = lock_path(self.output)
         self.old = layout.beside(self.output, layout.BESIDE_OLD)
         self.root = layout.beside(self.output, f"{layout.BESIDE_STAGING}{os.getpid()}")
+        self._root = os.fspath(self.root)
         self._lock_file: TextIO | None = None
         self.reused = 0
         self.written = 0
@@ -285,14 +286,15 @@ class Staging:
     def previous(self, relative: str) -> Path:
         return safe_join(self.output, relative)
 
-    def _target(self, relative: str) -> Path | None:
-        """Where a new file goes in staging, its folder made; None inside a kept folder."""
+    def _target(self, relative: str) -> str | None:
+        """Where a new file goes in staging, its folder made; None inside a kept folder.
+        A string, not a Path: pathlib's joins took a tenth of the write stage."""
         if self.is_kept(relative):
             return None
-        target = self.path(relative)
+        target = f"{self._root}/{checked(relative)}"
         folder = relative.rpartition("/")[0]
         if folder not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(f"{self._root}/{folder}" if folder else self._root, exist_ok=True)
             if len(self._made) >= 10_000:  # bounded: files come a package at a time, and a
                 self._made.clear()  # forgotten folder costs one more mkdir, not memory
             self._made.add(folder)
@@ -360,7 +362,7 @@ class Staging:
         os.replace(source, target)
         self._note(relative)
 
-    def _link_if_same(self, relative: str, target: Path, size: int, same) -> bool:
+    def _link_if_same(self, relative: str, target: str, size: int, same) -> bool:
         """Link the previous output's file at `relative` to `target` if it is `size` bytes and
         `same(its path)`: unchanged files keep their mtime, so the server's validators stay."""
         if self.fresh:

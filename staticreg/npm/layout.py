@@ -280,15 +280,16 @@ def safe_join(root: Path, relative: str) -> Path:
     """root/relative, refusing anything that could leave root: a relative path of
     "/"-separated parts, none empty, "." or "..", with no backslash or NUL, stays
     under root (the build writes into folders it made itself, with no links)."""
-    if (
-        not relative
-        or relative.startswith("/")
-        or "\\" in relative
-        or "\0" in relative
-        or any(part in ("", ".", "..") for part in relative.split("/"))
-    ):
+    return root / checked(relative)
+
+
+def checked(relative: str) -> str:
+    """`relative` if safe_join would take it; else UnsafePath. (Tests on the string, not a
+    split: the build asks it of every file it writes.)"""
+    wrapped = f"/{relative}/"
+    if not relative or "//" in wrapped or "/./" in wrapped or "/../" in wrapped or "\\" in relative or "\0" in relative:
         raise UnsafePath(f"refusing to write outside the output folder: {relative!r}")
-    return root / relative
+    return relative
 
 
 def document_for_request(url_path: str, wants_abbreviated: bool) -> list[str]:
