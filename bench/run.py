@@ -4,7 +4,8 @@
 
 For every size: generate (or reuse) the corpus, then, alternating, the read floor
 (sha1, sha512 and inflate of every byte, in as many processes as the build uses)
-and staticreg's cold build; then a no-op rebuild and an add-one-tarball
+and staticreg's cold build, and the write floor (the cold build's output written
+again from memory: its folders and files, and nothing else); then a no-op rebuild and an add-one-tarball
 rebuild into the same output, all through the `staticreg build` command line,
 with the peak resident memory of the build's whole process tree and the files
 and folders the cold build wrote. For the
@@ -83,6 +84,38 @@ def read_floor(files: list[str], workers: int) -> float:
     return time.monotonic() - started
 
 
+# -- the write floor --------------------------------------------------------------
+def load_tree(folder: Path) -> tuple[list[str], list[tuple[str, bytes]]]:
+    """Every folder and file (with its bytes) under `folder`, relative to it; links are
+    taken as files (the build makes a few as hard links)."""
+    folders, files = [], []
+    for dirpath, _, filenames in os.walk(folder):
+        relative = os.path.relpath(dirpath, folder)
+        folders.append(relative)
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                files.append((os.path.join(relative, name), f.read()))
+    return folders, files
+
+
+def write_floor(tree: tuple[list[str], list[tuple[str, bytes]]], target: Path) -> float:
+    """Seconds to make the folders and write the files of `tree` (load_tree of a cold
+    build's output) under `target`, from memory, in one process: what the disk charges
+    for the files a registry is, with no work of the build's at all. `target` is removed
+    after, outside the time."""
+    folders, files = tree
+    shutil.rmtree(target, ignore_errors=True)
+    started = time.monotonic()
+    for relative in folders:
+        os.makedirs(target / relative, exist_ok=True)
+    for relative, data in files:
+        with open(target / relative, "wb") as f:
+            f.write(data)
+    seconds = time.monotonic() - started
+    shutil.rmtree(target)
+    return seconds
+
+
 # -- staticreg through its command line, with the peak memory of its process tree --
 def _memory(pid: int) -> tuple[int, int]:
     """(proportional set size, resident set size) of one process, in bytes.
@@ -149,7 +182,11 @@ def run_staticreg(config: Path) -> dict:
     """Run `staticreg build -c config -q`; wall seconds and peak RSS (tree and main process)."""
     command = [sys.executable, "-m", "staticreg", "build", "-c", str(config), "-q"]
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=config.parent)
+    # As an installed staticreg runs: with its bytecode compiled once (pip compiles it at
+    # install), also where the environment says not to write bytecode.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(WORK / "pycache")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=config.parent, env=env)
     peak_tree = peak_main = 0
 
     def sample() -> None:
@@ -212,15 +249,24 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
     log(f"{count}: {len(files)} tarballs, {total_bytes / 1e6:.0f} MB; warming the page cache")
     read_floor(files, workers)
 
-    floors, colds = [], []
+    floors, colds, write_floors = [], [], []
+    tree = None
     for _ in range(runs):
         floors.append(read_floor(files, workers))
+        if tree is not None:  # from the second run on: the first cold build's output is the tree
+            write_floors.append(write_floor(tree, work / "write-floor"))
         clean_output(work)
         colds.append(run_staticreg(config))
+        if tree is None:
+            tree = load_tree(work / "out")
+            write_floors.append(write_floor(tree, work / "write-floor"))
         log(
-            f"{count}: floor {floors[-1]:.2f} s, cold build {colds[-1]['seconds']:.2f} s "
-            f"({colds[-1]['seconds'] / floors[-1]:.2f}x), peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB"
+            f"{count}: read floor {floors[-1]:.2f} s, write floor {write_floors[-1]:.2f} s, cold build "
+            f"{colds[-1]['seconds']:.2f} s ({colds[-1]['seconds'] / floors[-1]:.2f}x the read floor, "
+            f"{colds[-1]['seconds'] / (floors[-1] + write_floors[-1]):.2f}x both), "
+            f"peak {colds[-1]['peak_rss_tree'] / 2**20:.0f} MiB"
         )
+    del tree
     report = json.loads((work / "report.json").read_text())
     files_written, folders_written = tree_counts(work / "out")
     log(f"{count}: the output holds {files_written} files in {folders_written} folders")
@@ -238,6 +284,11 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
         "floor": floor,
         "cold_seconds": cold,
         "cold_over_floor": statistics.median(c["seconds"] / f for c, f in zip(colds, floors, strict=True)),
+        "write_floor_seconds": write_floors,
+        "write_floor": statistics.median(write_floors),
+        "cold_over_floors": statistics.median(
+            c["seconds"] / (f + w) for c, f, w in zip(colds, floors, write_floors, strict=True)
+        ),
         "peak_rss_tree_mib": max(r["peak_rss_tree"] for r in colds) / 2**20,
         "peak_rss_main_mib": max(r["peak_rss_main"] for r in colds) / 2**20,
         "output_files": files_written,
@@ -640,9 +691,10 @@ def compare(
     return results
 
 
-def bench_peer(count: int, runs: int, nginx_port: int, build: dict, fetch_seconds: float, reuse: bool) -> dict:
+def bench_peer(
+    count: int, runs: int, nginx_port: int, build: dict, fetch_seconds: float, reuse: bool, work: Path
+) -> dict:
     corpus = DEFAULT_ROOT / str(count)
-    work = WORK / str(count)
     layout = json.loads((corpus / "corpus.json").read_text())
     bin_dir = ensure_tools()
     wrk_binary()
@@ -709,7 +761,7 @@ def machine() -> str:
 def summary(builds: dict[int, dict], peer: dict | None) -> str:
     lines = [f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", f"machine: {machine()}", ""]
     lines.append(
-        "tarballs | MB | floor s | cold s | cold/floor | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one) | files/folders written"
+        "tarballs | MB | read floor s | write floor s | cold s | cold/read floor | cold/(read + write floor) | no-op s | no-op/cold | add-one s (first after cold) | peak MiB (PSS of all processes / RSS of the main one) | files/folders written"
     )
     for _, b in sorted(builds.items()):
         noop = (
@@ -719,8 +771,8 @@ def summary(builds: dict[int, dict], peer: dict | None) -> str:
             else "- | - | -"
         )
         lines.append(
-            f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['cold_seconds']:.2f} | "
-            f"{b['cold_over_floor']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f} | "
+            f"{b['tarballs']} | {b['bytes'] / 1e6:.0f} | {b['floor']:.2f} | {b['write_floor']:.2f} | "
+            f"{b['cold_seconds']:.2f} | {b['cold_over_floor']:.2f} | {b['cold_over_floors']:.2f} | {noop} | {b['peak_rss_tree_mib']:.0f}/{b['peak_rss_main_mib']:.0f} | "
             f"{b['output_files']}/{b['output_folders']}"
         )
     sizes = sorted(builds)
@@ -811,6 +863,12 @@ def main() -> None:
     parser.add_argument(
         "--fetch-seconds", type=float, default=10, help="length of each wrk round of the peer comparison"
     )
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=WORK,
+        help="where the builds write (default bench/runs); a RAM disk here separates the disk's cost from the CPU's",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.peer and args.peer not in sizes:
@@ -822,10 +880,18 @@ def main() -> None:
         port = free_port()
         corpus = generate(count, DEFAULT_ROOT)
         builds[count] = bench_build(
-            corpus, WORK / str(count), args.runs, f"http://127.0.0.1:{port}/", rebuilds=not args.cold_only
+            corpus, args.outputs / str(count), args.runs, f"http://127.0.0.1:{port}/", rebuilds=not args.cold_only
         )
         if count == args.peer:
-            peer = bench_peer(count, args.runs, port, builds[count], args.fetch_seconds, args.reuse_verdaccio)
+            peer = bench_peer(
+                count,
+                args.runs,
+                port,
+                builds[count],
+                args.fetch_seconds,
+                args.reuse_verdaccio,
+                args.outputs / str(count),
+            )
             peer.update(
                 build_seconds=builds[count]["cold_seconds"],
                 fetch_seconds=args.fetch_seconds,

@@ -20,7 +20,7 @@ def test_corpus_is_deterministic_and_builds(tmp_path):
 
     result = bench_run.bench_build(first, tmp_path / "work", runs=1, base_url="http://127.0.0.1:9/")
     assert result["tarballs"] == 50 and result["versions"] == 50
-    assert result["peak_rss_tree_mib"] > 0 and result["floor"] > 0
+    assert result["peak_rss_tree_mib"] > 0 and result["floor"] > 0 and result["write_floor"] > 0
     assert len(result["add_one"]) == 1 and result["first_add_one"]["seconds"] > 0
     assert result["output_files"] > result["output_folders"] > 1
     assert bench_run.tree_counts(tmp_path / "work" / "out") == (result["output_files"], result["output_folders"])
