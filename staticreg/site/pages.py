@@ -123,7 +123,8 @@ def write_site(
 
     try:
         batches = _batches(registry, rows, config, kept=kept.__contains__, unchanged=unchanged)
-        for packages_done, rendered in _render(batches, config, site, readmes, workers):
+        names = frozenset(registry.packages)
+        for packages_done, rendered in _render(batches, config, site, readmes, names, workers):
             for path, data in rendered:
                 staging.write(path, data)
             progress.step(packages_done)
@@ -201,20 +202,22 @@ _LIST_PAGES_PER_BATCH = 16  # a list page shows 100 packages: it weighs as much 
 
 def _batches(
     registry: Registry, rows: list[dict], config: Config, kept=lambda name: False, unchanged=lambda page: False
-) -> Iterator[tuple[int, list[_Page]]]:
-    """(packages in it, pages) for whole packages at a time, then the lists, scopes and 404 page.
+) -> Iterator[tuple[int, list[Package] | list[_Page]]]:
+    """(packages in it, packages or pages): whole packages at a time (whose pages the renderer
+    makes: _render_batch), then the pages of the lists, scopes and 404 page.
     Packages whose pages an incremental build kept from the previous output are not rendered,
     nor list, scope and 404 pages that `unchanged` took from it."""
-    batch: list[_Page] = []
-    count = 0
+    batch: list[Package] = []
+    count = versions = 0
     for package in registry.packages.values():
         if not kept(package.name):
-            batch += _package_pages(registry.packages, package, config)
+            batch.append(package)
+            versions += len(package.versions)
         count += 1
-        if len(batch) >= _BATCH_PAGES:
+        if versions >= _BATCH_PAGES:
             yield count, batch
-            batch, count = [], 0
-    if batch:
+            batch, count, versions = [], 0, 0
+    if batch or count:
         yield count, batch
 
     pages = shared_pages(rows, config)
@@ -266,23 +269,31 @@ class _Page(NamedTuple):
     root: str | None = None  # the link to the top of the output; relative to the page unless given
 
 
-def _render(batches: Iterable[tuple[int, list[_Page]]], config: Config, site: dict, readmes: ReadmeStore, workers: int):
-    """Yield (packages, [(path, bytes)]) for each batch, in order."""
+def _render(
+    batches: Iterable[tuple[int, list[Package] | list[_Page]]],
+    config: Config,
+    site: dict,
+    readmes: ReadmeStore,
+    names: frozenset[str],
+    workers: int,
+):
+    """Yield (packages, [(path, bytes)]) for each batch, in order. `names`: every package in
+    the registry (a dependency that is one links to its page)."""
     if workers <= 1:
-        _start_renderer(config, site, readmes)
-        for count, pages in batches:
-            yield count, _render_pages(pages)
+        _start_renderer(config, site, readmes, names)
+        for count, batch in batches:
+            yield count, _render_batch(batch)
         return
     # Fresh processes, not forks of the build: by now the build holds every record, and it
     # goes on touching them, so a forked worker's share of those pages would be copied anyway.
     fresh = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        workers, fresh, initializer=_start_renderer, initargs=(config, site, readmes, os.getpid())
+        workers, fresh, initializer=_start_renderer, initargs=(config, site, readmes, names, os.getpid())
     )
     with pool:
         pending: deque = deque()
-        for count, pages in batches:
-            pending.append((count, pool.submit(_render_pages, pages)))
+        for count, batch in batches:
+            pending.append((count, pool.submit(_render_batch, batch)))
             if len(pending) >= 4 * workers:  # keep memory flat: only a few batches in flight
                 done, future = pending.popleft()
                 yield done, future.result()
@@ -295,12 +306,28 @@ _RENDERER: dict = {}
 _README_TEMPLATES = ("package.html", "version.html")
 
 
-def _start_renderer(config: Config, site: dict, readmes: ReadmeStore, parent: int | None = None) -> None:
+def _start_renderer(
+    config: Config, site: dict, readmes: ReadmeStore, names: Container[str] = frozenset(), parent: int | None = None
+) -> None:
     if parent is not None:  # in a worker process
         workers_module.die_with(parent)
     _RENDERER["env"] = environment(config)
     _RENDERER["site"] = site
     _RENDERER["readmes"] = readmes
+    _RENDERER["config"] = config
+    _RENDERER["names"] = names
+
+
+def _render_batch(batch: list[Package] | list[_Page]) -> list[tuple[str, bytes]]:
+    """Render a batch: the pages of whole packages, made here (in the worker: what each
+    version shows is most of the site's work), or pages made already."""
+    names, config = _RENDERER["names"], _RENDERER["config"]
+    pages = [
+        page
+        for item in batch
+        for page in (_package_pages(names, item, config) if isinstance(item, Package) else [item])
+    ]
+    return _render_pages(pages)
 
 
 def _render_pages(pages: list[_Page]) -> list[tuple[str, bytes]]:
