@@ -79,3 +79,17 @@ def test_the_precompress_benchmark_finds_the_install_closure_and_what_would_pay(
     kinds = bench_precompress.candidates(out)
     assert kinds["package documents (full)"]["files"] == len(list(out.rglob("index.json.gz")))
     assert kinds["version and tag documents"]["files"] > 0 and "the site's pages" in kinds
+
+
+def test_the_reader_benchmark_reads_with_both_paths_and_the_write_floor_writes_the_tree(tmp_path):
+    from bench import bench_reader
+
+    folder = bench_corpus.generate(10, tmp_path / "corpus", big=0)
+    files = sorted((folder / "tarballs").rglob("*.tgz"))
+    for whole in (True, False):
+        assert bench_reader.read_all(files, tmp_path / "scratch", whole=whole) > 0
+        copies = sorted((tmp_path / "scratch").iterdir(), key=lambda p: int(p.stem))
+        assert [p.read_bytes() for p in copies] == [f.read_bytes() for f in files]
+    tree = bench_run.load_tree(folder)
+    assert bench_run.write_floor(tree, tmp_path / "copy") > 0 and not (tmp_path / "copy").exists()
+    assert len(tree[1]) == sum(1 for p in folder.rglob("*") if p.is_file())
