@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/plot.py bench/runs/results-*.json -o bench/speed.png
 
-Left: cold build, no-op rebuild and the read floor against the number of tarballs,
+Left: cold build, no-op rebuild, the read floor and the read and write floors together
+(where measured) against the number of tarballs,
 on log-log axes (every size any of the given result files measured; the newest
 file wins for a size measured twice). Right: the times against Verdaccio that the
 peer round measured: ingest (Verdaccio's publish loop against the cold build) and
@@ -45,6 +46,14 @@ def draw(builds: dict[int, dict], peer: dict | None, target: Path) -> None:
     ax.plot(tarballs, [builds[n]["cold_seconds"] for n in sizes], "o-", label="cold build")
     ax.plot(tarballs, [builds[n]["floor"] for n in sizes], "s--", label="read floor (sha1 + sha512 + inflate)")
     ax.plot(tarballs, [2 * builds[n]["floor"] for n in sizes], ":", color="grey", label="2x the read floor")
+    with_write = [n for n in sizes if "write_floor" in builds[n]]
+    if with_write:  # results from before the write floor was measured have none
+        ax.plot(
+            [builds[n]["tarballs"] for n in with_write],
+            [builds[n]["floor"] + builds[n]["write_floor"] for n in with_write],
+            "d--",
+            label="read floor + write floor (the output's files)",
+        )
     with_noop = [n for n in sizes if "noop_seconds" in builds[n]]
     if with_noop:
         ax.plot(

@@ -4,6 +4,7 @@ are checked (the benchmark itself is bench/run.py; see bench/RESULTS.md)."""
 
 import gzip
 import json
+import os
 
 from bench import corpus as bench_corpus
 from bench import run as bench_run
@@ -93,3 +94,18 @@ def test_the_reader_benchmark_reads_with_both_paths_and_the_write_floor_writes_t
     tree = bench_run.load_tree(folder)
     assert bench_run.write_floor(tree, tmp_path / "copy") > 0 and not (tmp_path / "copy").exists()
     assert len(tree[1]) == sum(1 for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_least_write_floor_is_the_tarballs_and_package_documents(tmp_path):
+    from staticreg.build.pipeline import build
+    from staticreg.config import Config
+
+    folder = bench_corpus.generate(10, tmp_path / "corpus", big=0)
+    out = tmp_path / "out"
+    build(Config(input_dir=folder / "tarballs", output_dir=out, base_url="http://127.0.0.1:9/"), show_progress=False)
+    folders, files = bench_run.least_of(bench_run.load_tree(out))
+    names = {rel for rel, _ in files}
+    assert names == {str(p.relative_to(out)) for p in out.rglob("*.tgz")} | {
+        str(p.relative_to(out)) for p in out.rglob("index.json") if "-" not in p.relative_to(out).parts[:1]
+    }
+    assert all(os.path.dirname(rel) in folders for rel in names)
