@@ -1,10 +1,13 @@
 """Read one npm tarball, safely and in one pass.
 
-The bytes are read once: as they stream in they are hashed (sha1, sha512), copied
-to the file that will be served, and fed through gzip and tar to find
-package.json. Nothing is extracted. The tarball is untrusted: every member is
-checked, sizes are capped, and anything a client would install broken or that
-could be unsafe is refused with a TarballError that says why.
+The bytes are read once, hashed (sha1, sha512), copied to the file that will be
+served, and fed through gzip and tar to find package.json. Nothing is extracted.
+Two ways of walking the tar give one result: nearly every tarball is read whole
+in memory and its headers walked in one loop (_read_whole); anything that loop
+does not decide, or that is too big for it, is streamed through tarfile (_scan),
+which gives every refusal. The tarball is untrusted: every member is checked (by
+_Members, for both), sizes are capped, and anything a client would install
+broken or that could be unsafe is refused with a TarballError that says why.
 """
 
 from __future__ import annotations
