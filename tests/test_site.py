@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from pathlib import Path
 
@@ -118,7 +119,26 @@ def test_package_page(built):
     assert 'href="../../../../-/web/package/lib/1.0.0.html#v1.0.0"' in page  # the page with each version's README
     assert "use 2.x &lt;now&gt;" in page  # 1.0.0's deprecation
     assert "MIT" in page and 'href="../../../../?q=strings"' in page
-    assert 'href="../../../../lib/index.json"' in page
+    assert 'href="../../../../lib"' in page  # the package document, where clients ask for it
+
+
+@pytest.mark.parametrize("name", ["lib", "@acme/util"])
+def test_the_package_document_link_finds_the_document_on_every_kind_of_host(built, name):
+    """The page's "Package document (JSON)" link, resolved from the page: a folder host
+    (nginx, Apache, Caddy, serve, zero-config) and an object store both serve the package's
+    full document there."""
+    page_path = layout.site_package_page(name)
+    href = re.search(r'<a href="([^"]+)">Package document \(JSON\)</a>', read(built, page_path))[1]
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(page_path), href))
+    full = layout.packument_path(name)
+    assert target == name
+    assert layout.document_for_request(target, wants_abbreviated=False)[0:2] == [name, full]  # folder hosts
+    assert not (built / name).is_file() and (built / full).is_file()  # so they take the second
+    paths = {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()}
+    assert layout.object_keys(paths)[target] == (full, layout.DOCUMENT)  # an object store's key
+    assert (built / layout.zero_config_copy(full)).read_bytes() == (
+        built / full
+    ).read_bytes()  # <name>/ on a zero-config host
 
 
 def test_older_version_has_its_own_readme(built):

@@ -490,7 +490,9 @@ def _package_pages(names: Container[str], package: Package, config: Config) -> l
         "scope": _scope_key(name),
         "scope_page": layout.site_scope_page(key) if (key := _scope_key(name)) else None,
         "npmrc": f"{scope}:registry={config.base_url}" if scope else f"registry={config.base_url}",
-        "document": layout.packument_path(name),
+        # The URL clients ask for, which every host serves (an object store has no
+        # NAME/index.json: its document is at the key NAME).
+        "document": layout.package_dir(name),
         "dist_tags": [
             {"tag": t, "version": v, "page": page_of[v], "anchor": layout.version_anchor(v)}
             for t, v in package.dist_tags.items()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from urllib.parse import urljoin
 
 import pytest
 
@@ -56,6 +58,12 @@ def test_deploy_uploads_in_order_skips_unchanged_and_deletes_only_when_asked(scr
     status, headers, body = fetch(url + "-/web/package/demo-utils/")
     assert (status, headers["content-type"]) == (200, "text/html; charset=utf-8")
     assert body == (registry / "-/web/package/demo-utils/index.html").read_bytes()
+    for name in ("demo-utils", "@demo/greet"):  # the package page's link to its document, followed
+        page = f"-/web/package/{name}/"
+        href = re.search(r'<a href="([^"]+)">Package document \(JSON\)</a>', fetch(url + page)[2].decode())[1]
+        status, headers, body = fetch(urljoin(url + page, href))
+        assert (status, headers["content-type"]) == (200, "application/json")
+        assert body == (registry / name / "index.json").read_bytes()
     assert fetch(url)[2] == (registry / "index.html").read_bytes()
 
     again = hosts.staticreg_deploy(registry, moto)
