@@ -531,3 +531,18 @@ def test_the_fast_path_reads_what_npm_pack_makes_and_leaves_the_rest(tarballs, m
     assert read(plain) == streamed["plain.tgz"]
     with pytest.raises(AssertionError, match="streaming"):
         read(pax)
+
+
+def test_a_tarball_that_inflates_past_the_fast_path_s_limit_is_streamed_without_inflating_it_twice(
+    tarballs, monkeypatch
+):
+    big = make_tarball(tarballs, MANIFEST, {"big.bin": bytes(reader.WHOLE_MAX_UNPACKED + 1)})
+    data = big.read_bytes()
+    assert len(data) <= reader.WHOLE_MAX_BYTES  # small enough to be read whole, too big to inflate whole
+    assert read(big).unpacked_size > reader.WHOLE_MAX_UNPACKED  # the streaming reader reads it
+
+    def no_inflate():
+        raise AssertionError("inflated in the fast path")
+
+    monkeypatch.setattr(reader, "gunzip", no_inflate)  # gzip's trailer says the size first
+    assert reader._read_whole(data, big.name, 0.0, None) is None
