@@ -259,19 +259,16 @@ def bench_build(corpus: Path, work: Path, runs: int, base_url: str, rebuilds: bo
     read_floor(files, workers)
 
     floors, colds, write_floors, least_floors = [], [], [], []
-    tree = least = None
+    tree = least = None  # the first cold build's output, and its least part: what every write floor writes
     for _ in range(runs):
         floors.append(read_floor(files, workers))
-        if tree is not None and least is not None:  # from the second run on: the first cold build's output
-            write_floors.append(write_floor(tree, work / "write-floor"))
-            least_floors.append(write_floor(least, work / "write-floor"))
         clean_output(work)
         colds.append(run_staticreg(config))
-        if tree is None or least is None:
+        if tree is None:
             tree = load_tree(work / "out")
             least = least_of(tree)
-            write_floors.append(write_floor(tree, work / "write-floor"))
-            least_floors.append(write_floor(least, work / "write-floor"))
+        write_floors.append(write_floor(tree, work / "write-floor"))
+        least_floors.append(write_floor(least, work / "write-floor"))
         log(
             f"{count}: read floor {floors[-1]:.2f} s, write floor {write_floors[-1]:.2f} s "
             f"(tarballs and package documents alone {least_floors[-1]:.2f} s), cold build "
